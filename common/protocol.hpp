@@ -1,0 +1,52 @@
+// Wire protocols: JSON lines, one object per line (docs/protocol.md).
+//
+// Worker -> supervisor on the report fd: hello, progress, checkpoint, eval, oom, done, error.
+// Supervisor -> worker on the command fd: checkpoint, checkpoint_and_stop.
+// Client <-> supervisor on control.sock: {"cmd": ...} -> {"ok": true|false, ...}.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace smartcash::protocol {
+
+using Json = nlohmann::json;
+
+inline constexpr int version = 1;
+/// Longest line either side accepts; longer lines are rejected (and the connection closed).
+inline constexpr std::size_t max_line_bytes = 64 * 1024;
+
+/// Environment variables through which the supervisor hands the worker its channel fds.
+inline constexpr const char* report_fd_env = "SMARTCASH_REPORT_FD";
+inline constexpr const char* command_fd_env = "SMARTCASH_COMMAND_FD";
+
+/// Serialises one message as a single line ending in '\n'.
+std::string encode(const Json& message);
+
+/// Parses one line (without its '\n'). Returns nullopt and sets *error on malformed input,
+/// on a line longer than max_line_bytes, or when the value is not an object with a string "type"
+/// (worker channel) / "cmd" (control channel) field named by `key`.
+std::optional<Json> decode(std::string_view line, std::string* error, const char* key = "type");
+
+/// Splits a byte stream into lines. Feed bytes; take complete lines. A line longer than
+/// max_line_bytes sets overflowed() and discards the buffered bytes up to the next newline.
+class LineSplitter {
+public:
+    void feed(const char* data, std::size_t size);
+    /// Next complete line (without '\n'), or nullopt.
+    std::optional<std::string> next();
+    bool overflowed() const { return m_overflowed; }
+
+private:
+    std::string m_buffer;
+    std::size_t m_scan = 0;
+    bool m_discarding = false;
+    bool m_overflowed = false;
+};
+
+}  // namespace smartcash::protocol
