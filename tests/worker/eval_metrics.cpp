@@ -14,8 +14,8 @@ namespace {
 using smartcash::eval::average_precision;
 using smartcash::eval::Box;
 using smartcash::eval::Detection;
-using smartcash::eval::evaluate;
 using smartcash::eval::EvalResult;
+using smartcash::eval::evaluate;
 using smartcash::eval::GroundTruth;
 using smartcash::eval::LayerGroup;
 
@@ -129,9 +129,8 @@ TEST(EvalMetrics, HigherScoredFalsePositiveHalvesPrecision) {
     // Points 0 .. 0.50 (51 of them) reach rank 0 -> 1; points 0.51 .. 1 (50) reach rank 2 -> 2/3.
     // AP = (51 + 50 * 2/3) / 101 = 0.834983...
     const std::vector<GroundTruth> two{{0, 0, square(0, 0)}, {0, 0, square(20, 0)}};
-    const std::vector<Detection> ranked{{0, 0, 0.9F, square(0, 0)},
-                                        {0, 0, 0.8F, square(60, 60)},
-                                        {0, 0, 0.7F, square(20, 0)}};
+    const std::vector<Detection> ranked{
+        {0, 0, 0.9F, square(0, 0)}, {0, 0, 0.8F, square(60, 60)}, {0, 0, 0.7F, square(20, 0)}};
     r = evaluate(ranked, two, {"a"}, {});
     EXPECT_NEAR(r.classes[0].ap50, (51.0 + 50.0 * 2.0 / 3.0) / 101.0, kTol);
     // F1 at the three cuts: 2/3, 1/2, 4/5 -> the last: P 2/3, R 1.
@@ -144,9 +143,8 @@ TEST(EvalMetrics, DuplicatesAreFalsePositives) {
     // Ranked [TP, FP (duplicate), TP]: the same list as above, AP = (51 + 100/3) / 101.
     // Were the duplicate a hit, AP would be 1.
     const std::vector<GroundTruth> truths{{0, 0, square(0, 0)}, {1, 0, square(0, 0)}};
-    const std::vector<Detection> dets{{0, 0, 0.9F, square(0, 0)},
-                                      {0, 0, 0.8F, square(0, 0)},
-                                      {1, 0, 0.7F, square(0, 0)}};
+    const std::vector<Detection> dets{
+        {0, 0, 0.9F, square(0, 0)}, {0, 0, 0.8F, square(0, 0)}, {1, 0, 0.7F, square(0, 0)}};
     const EvalResult r = evaluate(dets, truths, {"a"}, {});
     EXPECT_NEAR(r.classes[0].ap50, (51.0 + 50.0 * 2.0 / 3.0) / 101.0, kTol);
     EXPECT_EQ(r.classes[0].num_det, 3);

@@ -22,7 +22,7 @@ TEST(EvalIou, KnownOverlaps) {
     EXPECT_FLOAT_EQ(iou(a, Box{5, 0, 15, 10}), 1.0F / 3.0F);
     EXPECT_FLOAT_EQ(iou(a, Box{10, 0, 20, 10}), 0.0F);  // touching edges do not overlap
     EXPECT_FLOAT_EQ(iou(a, Box{20, 20, 30, 30}), 0.0F);
-    EXPECT_FLOAT_EQ(iou(a, Box{5, 5, 5, 5}), 0.0F);      // empty box
+    EXPECT_FLOAT_EQ(iou(a, Box{5, 5, 5, 5}), 0.0F);                // empty box
     EXPECT_FLOAT_EQ(iou(Box{3, 3, 1, 1}, Box{3, 3, 1, 1}), 0.0F);  // inverted box is empty
 }
 

@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 
 // Captures what a ProgressBar writes, through a real FILE*.
 class Capture {
-public:
+  public:
     Capture() : m_file(std::tmpfile()) {}
     ~Capture() { std::fclose(m_file); }
     Capture(const Capture&) = delete;
@@ -35,7 +35,7 @@ public:
         return out;
     }
 
-private:
+  private:
     std::FILE* m_file;
 };
 
@@ -66,9 +66,9 @@ std::size_t count(const std::string& text, char c) {
 TEST(UiProgress, WideLineShowsEveryField) {
     const std::string line = smartcash::ui::format_progress_line(sample(12, 1.23456), 200);
     EXPECT_LE(line.size(), 199U);
-    for (const char* field : {"ep 2/10 p1", " 12/100  12%", "loss 1.2346", "box 0.250",
-                              "obj 0.500", "cls 0.125", "12.3 img/s", "ETA 1m20s",
-                              "RSS 1.50 GiB", "dev 800.00 MiB", " cpu", "lr 1.00e-04", "[====>"}) {
+    for (const char* field : {"ep 2/10 p1", " 12/100  12%", "loss 1.2346", "box 0.250", "obj 0.500",
+                              "cls 0.125", "12.3 img/s", "ETA 1m20s", "RSS 1.50 GiB",
+                              "dev 800.00 MiB", " cpu", "lr 1.00e-04", "[====>"}) {
         EXPECT_NE(line.find(field), std::string::npos) << field << " in: " << line;
     }
 }
@@ -106,10 +106,10 @@ TEST(UiProgress, PlainModeWritesWholeLinesAtTheInterval) {
     const auto t0 = ProgressBar::Clock::time_point{};
     {
         ProgressBar bar(capture.file(), /*terminal=*/false, /*plain_interval_s=*/10.0);
-        bar.update_at(sample(1, 1.0), t0);         // first: shown
-        bar.update_at(sample(2, 2.0), t0 + 5s);    // too soon
-        bar.update_at(sample(3, 3.0), t0 + 10s);   // shown
-        bar.update_at(sample(4, 4.0), t0 + 15s);   // too soon, but the last: finish shows it
+        bar.update_at(sample(1, 1.0), t0);        // first: shown
+        bar.update_at(sample(2, 2.0), t0 + 5s);   // too soon
+        bar.update_at(sample(3, 3.0), t0 + 10s);  // shown
+        bar.update_at(sample(4, 4.0), t0 + 15s);  // too soon, but the last: finish shows it
         bar.finish();
     }
     const std::string text = capture.text();
@@ -130,10 +130,10 @@ TEST(UiProgress, TerminalModeRedrawsOneLineThrottled) {
     const auto t0 = ProgressBar::Clock::time_point{};
     ProgressBar bar(capture.file(), /*terminal=*/true);
     bar.set_width(150);
-    bar.update_at(sample(1, 1.0), t0);           // first: drawn
-    bar.update_at(sample(2, 2.0), t0 + 50ms);    // throttled
-    bar.update_at(sample(3, 3.0), t0 + 150ms);   // drawn
-    bar.update_at(sample(100, 4.0), t0 + 160ms); // last step of the epoch: always drawn
+    bar.update_at(sample(1, 1.0), t0);            // first: drawn
+    bar.update_at(sample(2, 2.0), t0 + 50ms);     // throttled
+    bar.update_at(sample(3, 3.0), t0 + 150ms);    // drawn
+    bar.update_at(sample(100, 4.0), t0 + 160ms);  // last step of the epoch: always drawn
     bar.finish();
     const std::string text = capture.text();
     EXPECT_EQ(count(text, '\r'), 3U) << text;

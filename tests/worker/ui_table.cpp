@@ -68,8 +68,7 @@ TEST(UiTable, EmptyRowIsARuleAndShortRowsArePadded) {
 }
 
 TEST(UiTable, MixedColumnStaysLeftAligned) {
-    const std::string table =
-        render_table({"k"}, {{"12"}, {"sign"}, {"1"}}, TableStyle::ascii);
+    const std::string table = render_table({"k"}, {{"12"}, {"sign"}, {"1"}}, TableStyle::ascii);
     EXPECT_NE(table.find("| 1    |"), std::string::npos) << table;
 }
 

@@ -1,13 +1,13 @@
 #include "worker/eval/metrics.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 namespace smartcash::eval {
 
@@ -181,8 +181,8 @@ EvalResult evaluate(const std::vector<Detection>& detections,
         if (layer.first_class < 0 || layer.num_classes < 0 ||
             layer.first_class + layer.num_classes > num_classes) {
             throw std::invalid_argument(fmt::format(
-                "evaluate: layer {} covers classes [{}, {}) outside the {} class names",
-                layer.name, layer.first_class, layer.first_class + layer.num_classes, num_classes));
+                "evaluate: layer {} covers classes [{}, {}) outside the {} class names", layer.name,
+                layer.first_class, layer.first_class + layer.num_classes, num_classes));
         }
     }
 
@@ -196,8 +196,8 @@ EvalResult evaluate(const std::vector<Detection>& detections,
         });
         const ClassTruths& ct = truths_by_class[uc];
 
-        ClassMetrics cm{c, class_names[uc], ct.count, static_cast<int>(dets.size()),
-                        kNaN, kNaN, kNaN, kNaN};
+        ClassMetrics cm{
+            c, class_names[uc], ct.count, static_cast<int>(dets.size()), kNaN, kNaN, kNaN, kNaN};
         if (ct.count > 0) {
             const auto ious = overlaps(dets, ct);
             double ap_sum = 0.0;

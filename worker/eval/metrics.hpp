@@ -25,10 +25,9 @@
 // * A layer's numbers are the means over its classes that have ground truth; the overall numbers
 //   are the means over all classes that have ground truth. A mean over no class is NaN.
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "worker/eval/boxes.hpp"
 

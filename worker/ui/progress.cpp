@@ -1,5 +1,6 @@
 #include "worker/ui/progress.hpp"
 
+#include <fmt/format.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "common/units.hpp"
 
@@ -32,17 +31,16 @@ std::string step_text(const ProgressState& s) {
     }
     // Pad the step to the total's width so the line does not jitter as digits are added.
     const std::string total = fmt::format("{}", s.steps_in_epoch);
-    const double pct = 100.0 * static_cast<double>(s.step_in_epoch) /
-                       static_cast<double>(s.steps_in_epoch);
+    const double pct =
+        100.0 * static_cast<double>(s.step_in_epoch) / static_cast<double>(s.steps_in_epoch);
     return fmt::format("{:>{}}/{} {:3.0f}%", s.step_in_epoch, total.size(), total, pct);
 }
 
 std::string bar_text(const ProgressState& s, std::size_t inner) {
     std::size_t filled = 0;
     if (s.steps_in_epoch > 0) {
-        const double frac = std::clamp(static_cast<double>(s.step_in_epoch) /
-                                           static_cast<double>(s.steps_in_epoch),
-                                       0.0, 1.0);
+        const double frac = std::clamp(
+            static_cast<double>(s.step_in_epoch) / static_cast<double>(s.steps_in_epoch), 0.0, 1.0);
         filled = static_cast<std::size_t>(std::floor(frac * static_cast<double>(inner)));
     }
     std::string bar = "[";
@@ -111,9 +109,9 @@ std::string format_progress_line(const ProgressState& s, int width) {
     };
     // Drop parts, least useful first, until a bar of the minimum width fits.
     while (text_width() + kMinBarInner + 2 > avail) {
-        auto victim = std::max_element(parts.begin(), parts.end(), [](const Part& a, const Part& b) {
-            return a.drop_rank < b.drop_rank;
-        });
+        auto victim = std::max_element(
+            parts.begin(), parts.end(),
+            [](const Part& a, const Part& b) { return a.drop_rank < b.drop_rank; });
         if (victim == parts.end() || victim->drop_rank == 0) {
             break;
         }

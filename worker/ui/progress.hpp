@@ -56,7 +56,7 @@ std::string format_progress_plain(const ProgressState& state);
 /// so a log file gets a steady, readable record. In both modes the last state is always shown by
 /// finish(). The bar does not own `out`.
 class ProgressBar {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
 
     ProgressBar(std::FILE* out, bool terminal, double plain_interval_s = 10.0);
@@ -77,7 +77,7 @@ public:
     /// Forces the terminal width instead of asking the terminal (tests, fixed-width logs).
     void set_width(int width) { m_fixed_width = width; }
 
-private:
+  private:
     void draw(const ProgressState& state, Clock::time_point now);
 
     std::FILE* m_out;
@@ -85,7 +85,7 @@ private:
     Clock::duration m_plain_interval;
     std::optional<ProgressState> m_last;  // last state given, shown or not
     bool m_last_shown = false;
-    bool m_line_open = false;             // terminal: a bar line without its newline yet
+    bool m_line_open = false;  // terminal: a bar line without its newline yet
     std::optional<Clock::time_point> m_last_draw;
     int m_drawn_epoch = -1;
     int m_drawn_phase = -1;

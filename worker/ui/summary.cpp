@@ -48,8 +48,8 @@ std::string format_eval_table(const eval::EvalResult& result, TableStyle style) 
     long total_det = 0;
     for (const eval::ClassMetrics& c : result.classes) {
         rows.push_back({c.name, fmt::format("{}", c.num_gt), fmt::format("{}", c.num_det),
-                        format_metric(c.precision), format_metric(c.recall),
-                        format_metric(c.ap50), format_metric(c.ap50_95)});
+                        format_metric(c.precision), format_metric(c.recall), format_metric(c.ap50),
+                        format_metric(c.ap50_95)});
         total_gt += c.num_gt;
         total_det += c.num_det;
     }

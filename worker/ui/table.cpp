@@ -1,10 +1,10 @@
 #include "worker/ui/table.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-
-#include <fmt/format.h>
 
 namespace smartcash::ui {
 
@@ -38,7 +38,7 @@ bool looks_numeric(const std::string& cell) {
 struct Rules {
     const char* horizontal;
     const char* vertical;
-    const char* top[3];     // left, cross, right
+    const char* top[3];  // left, cross, right
     const char* middle[3];
     const char* bottom[3];
 };
@@ -96,7 +96,7 @@ std::string render_table(const std::vector<std::string>& header,
         right[c] = any && numeric;
     }
 
-    const auto rule = [&](const char* const (&ends)[3]) {
+    const auto rule = [&](const char* const(&ends)[3]) {
         std::string line = ends[0];
         for (std::size_t c = 0; c < columns; ++c) {
             line += repeat(r.horizontal, widths[c] + 2);
