@@ -1,0 +1,220 @@
+// The supervisor's tier state machine: one pure function from (state, event) to (state, actions).
+//
+// Nothing in here does I/O or reads a clock: time arrives inside each event, the machine's
+// devices and the config arrive in the context, and everything the supervisor should do comes
+// back as a list of actions that the shell (supervisor.cpp) performs. This is where a worker's
+// end is classified and where the next tier is chosen; docs/supervisor.md describes the rules.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/config.hpp"
+#include "common/protocol.hpp"
+
+namespace smartcash::daemon {
+
+using Json = protocol::Json;
+
+/// Which devices this machine has. `auto` tiers are always present (they pick the best one).
+struct DevicePresence {
+    bool cuda = false;
+    bool mps = false;
+};
+
+/// The job as a whole, as persisted in state.json.
+enum class JobStatus { running, paused, stopped, done, failed };
+
+/// What the supervisor is doing with the worker right now (not persisted).
+enum class WorkerPhase {
+    idle,         ///< no worker and nothing pending (paused, or finished)
+    spawning,     ///< a Launch was issued; waiting for WorkerStarted or SpawnFailed
+    running,      ///< worker alive
+    stopping,     ///< checkpoint_and_stop sent; waiting for it to exit
+    terminating,  ///< SIGTERM sent; waiting out the grace period
+    killing,      ///< SIGKILL sent; waiting for the exit
+    backoff,      ///< between a crash and the next launch
+};
+
+/// The class of one worker end (DESIGN.md, worker exit contract).
+enum class ExitClass { done, oom, oom_killed, requested, fatal, crash, hang };
+
+/// Why the supervisor asked the worker to checkpoint and stop.
+enum class StopReason { none, memory, promotion, pause, stop, tier, shutdown };
+
+enum class TimerKind { heartbeat, stop, grace, backoff };
+
+enum class ControlCommand { stop, pause, resume, checkpoint, tier };
+
+/// What one tier did during this job; kept per tier name in state.json.
+struct TierRecord {
+    std::uint64_t peak_rss = 0;         ///< highest worker-tree RSS sampled at this tier
+    std::uint64_t peak_device_mem = 0;  ///< highest device memory the worker reported
+    int launches = 0;
+    std::string last_outcome;  ///< class name of the last end at this tier ("" while none)
+};
+
+struct SupervisorState {
+    // --- persisted (state.json) ---
+    JobStatus status = JobStatus::running;
+    int tier = 0;                       ///< index into Config::tiers
+    int launches = 0;                   ///< every launch of this job, all tiers
+    int failures_without_progress = 0;  ///< consecutive crashed launches with no new checkpoint
+    std::string last_checkpoint;        ///< path of the newest checkpoint the worker reported
+    std::int64_t last_checkpoint_step = -1;
+    std::string message;                ///< why the job is failed / paused / stopped, for people
+    std::map<std::string, TierRecord> tier_records;
+    double promotion_wait = 0;  ///< current stable time before a promotion (0: stable_seconds)
+
+    // --- runtime only ---
+    WorkerPhase phase = WorkerPhase::idle;
+    int pid = 0;
+    double backoff = 0;              ///< next crash backoff (0: the floor)
+    double launched_at = 0;
+    double tier_since = 0;           ///< when the current tier was entered
+    std::uint64_t peak_rss_at_tier = 0;  ///< since tier_since; decides promotion headroom
+    std::uint64_t peak_rss_launch = 0;   ///< during the current launch
+    bool progress_since_launch = false;
+    StopReason stop_reason = StopReason::none;  ///< the reason sent with checkpoint_and_stop
+    int stop_target = -1;  ///< tier to launch after a requested stop (memory, promotion, tier)
+    /// What to do once the worker is gone instead of launching again: none, pause, stop or
+    /// shutdown. Kept apart from stop_reason so a pending tier move is still recorded.
+    StopReason hold = StopReason::none;
+    bool watchdog_kill = false;  ///< the supervisor SIGKILLed the worker for its memory
+    bool hang = false;           ///< the heartbeat ran out for this launch
+    std::optional<double> pressure_since;
+    bool soft_limit_noted = false;  ///< "soft limit at the last tier" journaled for this launch
+    int promoted_from = -1;          ///< tier we came up from, while a promotion is on trial
+    double promoted_at = 0;
+    std::string last_error;  ///< message of the worker's last error/oom report
+
+    // --- the latest figures, for status ---
+    std::int64_t step = -1;
+    std::int64_t total_steps = 0;
+    int epoch = 0;
+    std::optional<double> loss;
+    std::optional<double> map50;
+    std::uint64_t rss = 0;
+    std::uint64_t device_mem = 0;
+    std::optional<std::uint64_t> available;
+    std::string device;  ///< as the worker's hello named it
+};
+
+// ---- events ----
+
+/// The supervisor started (fresh or from state.json). Launches unless done or paused.
+struct StartJob {};
+struct WorkerStarted {
+    int pid = 0;
+};
+/// The worker could not be started (exec failed, pipes could not be made...).
+struct SpawnFailed {
+    std::string message;
+};
+struct WorkerExited {
+    std::optional<int> exit_code;  ///< set when it exited
+    std::optional<int> signal;     ///< set when a signal ended it
+    bool memory_near_limit = false;  ///< the shell saw the system near its memory end
+    bool cgroup_oom_kill = false;    ///< the kernel's cgroup oom killer fired during the launch
+    bool made_progress = false;      ///< a new checkpoint appeared since launch
+};
+/// One message from the worker's report channel (decoded, has a string "type").
+struct Report {
+    Json message;
+};
+struct MemorySample {
+    std::uint64_t rss = 0;  ///< worker process tree
+    std::optional<std::uint64_t> available;
+    std::optional<double> pressure;  ///< PSI some avg10, percent
+};
+struct TimerExpired {
+    TimerKind kind = TimerKind::heartbeat;
+};
+struct ControlRequest {
+    ControlCommand command = ControlCommand::stop;
+    std::string tier;  ///< for ControlCommand::tier
+};
+/// SIGINT/SIGTERM/SIGQUIT to the supervisor. A second one (force) kills at once.
+struct Shutdown {
+    bool force = false;
+};
+
+using EventBody = std::variant<StartJob, WorkerStarted, SpawnFailed, WorkerExited, Report,
+                               MemorySample, TimerExpired, ControlRequest, Shutdown>;
+
+struct Event {
+    double now = 0;  ///< monotonic seconds
+    EventBody body;
+};
+
+// ---- actions ----
+
+struct Launch {
+    int tier = 0;
+};
+struct SendCommand {
+    std::string cmd;  ///< "checkpoint" or "checkpoint_and_stop"
+    std::string reason;
+};
+struct SignalWorker {
+    int signal = 0;  ///< SIGTERM or SIGKILL, to the worker's process group
+};
+/// (Re)arms the timer of this kind; an armed one is replaced.
+struct StartTimer {
+    TimerKind kind = TimerKind::heartbeat;
+    double seconds = 0;
+};
+struct CancelTimer {
+    TimerKind kind = TimerKind::heartbeat;
+};
+/// One journal line; the shell adds the time.
+struct JournalEntry {
+    Json entry;
+};
+struct SaveState {};
+/// The job is over for this supervisor: done, failed, stopped, or paused at shutdown.
+struct Finish {
+    JobStatus status = JobStatus::done;
+    std::string message;
+};
+
+using Action = std::variant<Launch, SendCommand, SignalWorker, StartTimer, CancelTimer,
+                            JournalEntry, SaveState, Finish>;
+
+struct Decision {
+    SupervisorState state;
+    std::vector<Action> actions;
+    bool ok = true;     ///< for a ControlRequest: accepted?
+    std::string error;  ///< for a ControlRequest: why not
+};
+
+struct DecideContext {
+    const Config* config = nullptr;
+    DevicePresence devices;
+};
+
+/// The state machine. Pure: the same inputs always give the same decision.
+Decision decide(const SupervisorState& state, const Event& event, const DecideContext& context);
+
+/// Classifies one worker end given what the supervisor knew about the launch.
+ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
+                   const DecideContext& context);
+
+/// Whether a tier's device exists on this machine.
+bool tier_present(const TierConfig& tier, const DevicePresence& devices);
+
+/// "oom-killed", "done", ...
+const char* to_string(ExitClass c);
+const char* to_string(JobStatus s);
+const char* to_string(StopReason r);
+const char* to_string(WorkerPhase p);
+std::optional<JobStatus> job_status_from_string(const std::string& s);
+
+/// "exit code 75 (oom)", "signal 9 (SIGKILL)".
+std::string describe_exit(const WorkerExited& exited);
+
+}  // namespace smartcash::daemon
