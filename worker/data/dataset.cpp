@@ -125,6 +125,8 @@ Split load_yaml_split(const YAML::Node& doc, const std::string& key, const fs::p
     }
     for (const auto& value : values) {
         auto where = resolve_split_path(base, value);
+        // Exports list val and test even when that split was left empty and not written.
+        if (!where && !required) continue;
         if (!where)
             throw DataError(yaml_file, yaml_line(node),
                             fmt::format("{} path '{}' not found (relative to {})", key, value,

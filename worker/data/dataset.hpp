@@ -35,8 +35,9 @@ const std::vector<std::string>& default_class_names();
 /// Opens a dataset. `path` is a data.yaml, a directory holding one, or a directory in the plain
 /// layout images/{train,valid|val,test} + labels/{...}. Bad label lines either throw DataError
 /// (policy fail: the first issue and how many others) or are dropped and recorded (policy skip).
-/// Throws DataError when nc differs from `expected_classes`, names has the wrong length, a split
-/// path does not exist, or the train split is empty.
+/// Throws DataError when nc differs from `expected_classes`, names has the wrong length, the
+/// train path does not exist, or the train split is empty. A val or test path that does not
+/// exist gives an empty split.
 Dataset open_dataset(const std::string& path, BadLabelPolicy policy, int expected_classes = 17);
 
 }  // namespace smartcash::data
