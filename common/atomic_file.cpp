@@ -1,13 +1,13 @@
 #include "common/atomic_file.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace smartcash {
 namespace {
@@ -47,7 +47,7 @@ int fsync_retry(int fd) {
 
 /// Closes a file descriptor on scope exit unless released.
 class FdGuard {
-public:
+  public:
     explicit FdGuard(int fd) : m_fd(fd) {}
     ~FdGuard() {
         if (m_fd >= 0) ::close(m_fd);
@@ -63,7 +63,7 @@ public:
         return ::close(fd) == 0 ? 0 : errno;
     }
 
-private:
+  private:
     int m_fd;
 };
 

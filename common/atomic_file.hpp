@@ -11,14 +11,14 @@ namespace smartcash {
 /// A failed file-system operation: the path, the errno and what was being done. what() reads
 /// like "cannot write /run/state.json: No space left on device".
 class IoError : public std::runtime_error {
-public:
+  public:
     /// `operation` is a short phrase such as "cannot write"; the message adds the path and
     /// strerror(error_code).
     IoError(std::string path, int error_code, const std::string& operation);
     const std::string& path() const { return m_path; }
     int error_code() const { return m_error_code; }  ///< the errno value
 
-private:
+  private:
     std::string m_path;
     int m_error_code;
 };

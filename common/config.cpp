@@ -1,5 +1,8 @@
 #include "common/config.hpp"
 
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -12,9 +15,6 @@
 #include <numeric>
 #include <set>
 #include <utility>
-
-#include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include "common/atomic_file.hpp"
 #include "common/sha256.hpp"
@@ -126,10 +126,14 @@ std::string lower(std::string s) {
 /// How a node looks, for "expected X, got Y" messages.
 std::string describe(const YAML::Node& node) {
     switch (node.Type()) {
-        case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Map: return "a map";
-        default: return "nothing";
+        case YAML::NodeType::Scalar:
+            return "'" + node.Scalar() + "'";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Map:
+            return "a map";
+        default:
+            return "nothing";
     }
 }
 
@@ -192,7 +196,7 @@ std::vector<TierConfig> default_tiers() {
 /// Turns a parsed YAML document into a validated Config, failing with ConfigError at the first
 /// problem.
 class Loader {
-public:
+  public:
     Loader(std::string file, std::filesystem::path base_dir)
         : m_file(std::move(file)), m_base_dir(std::move(base_dir)) {}
 
@@ -212,8 +216,8 @@ public:
                  "expected a map of sections (model, data, training, tiers, supervisor), got " +
                      describe(root));
         }
-        Section top = section(root, "", {1, 1},
-                              {"model", "data", "training", "tiers", "supervisor"});
+        Section top =
+            section(root, "", {1, 1}, {"model", "data", "training", "tiers", "supervisor"});
         if (const Entry* e = top.get("model")) read_model(*e, config.model);
         if (const Entry* e = top.get("data")) read_data(*e, config.data);
         if (const Entry* e = top.get("training")) read_training(*e, config.training);
@@ -228,7 +232,7 @@ public:
         return finish(config, explicit_tiers);
     }
 
-private:
+  private:
     [[noreturn]] void fail(Where at, const std::string& path, const std::string& message) const {
         throw ConfigError(m_file, at.line, at.column, path, message);
     }
@@ -291,23 +295,26 @@ private:
     }
 
     std::string scalar(const Entry& e, const char* expected) const {
-        if (!e.value.IsScalar()) fail(e.at, e.path, std::string("expected ") + expected + ", got " + describe(e.value));
+        if (!e.value.IsScalar())
+            fail(e.at, e.path, std::string("expected ") + expected + ", got " + describe(e.value));
         return e.value.Scalar();
     }
 
     long long integer(const Entry& e, long long min, long long max = INT_MAX) const {
         std::string text = scalar(e, "an integer");
         std::size_t i = (text.size() > 1 && (text[0] == '-' || text[0] == '+')) ? 1 : 0;
-        bool digits = i < text.size() &&
-                      std::all_of(text.begin() + static_cast<std::ptrdiff_t>(i), text.end(),
-                                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+        bool digits =
+            i < text.size() &&
+            std::all_of(text.begin() + static_cast<std::ptrdiff_t>(i), text.end(),
+                        [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
         if (!digits) fail(e.at, e.path, "expected an integer, got '" + text + "'");
         errno = 0;
         long long v = std::strtoll(text.c_str(), nullptr, 10);
         if (errno == ERANGE || v < min || v > max) {
             fail(e.at, e.path,
-                 max == INT_MAX ? fmt::format("{} is out of range: must be >= {}", text, min)
-                                : fmt::format("{} is out of range: must be in [{}, {}]", text, min, max));
+                 max == INT_MAX
+                     ? fmt::format("{} is out of range: must be >= {}", text, min)
+                     : fmt::format("{} is out of range: must be in [{}, {}]", text, min, max));
         }
         return v;
     }
@@ -383,7 +390,8 @@ private:
             fail(e->at, e->path, error.what());
         }
         if (!range.contains(out)) {
-            fail(e->at, e->path, fmt::format("{} is out of range: {} seconds", text, range.describe()));
+            fail(e->at, e->path,
+                 fmt::format("{} is out of range: {} seconds", text, range.describe()));
         }
     }
 
@@ -405,8 +413,8 @@ private:
     }
 
     void read_model(const Entry& entry, ModelConfig& m) {
-        Section s = section(entry, {"backbone", "width_multiple", "depth_multiple", "img_size",
-                                    "drop_connect"});
+        Section s = section(
+            entry, {"backbone", "width_multiple", "depth_multiple", "img_size", "drop_connect"});
         read_enum(s, "backbone", m.backbone, backbone_names);
         read(s, "width_multiple", m.width_multiple, above(0));
         read(s, "depth_multiple", m.depth_multiple, above(0));
@@ -414,13 +422,15 @@ private:
         if (m.img_size % 32 != 0) {
             const Entry* e = s.get("img_size");
             fail(e->at, e->path,
-                 fmt::format("{} is not a multiple of 32 (the network's largest stride)", m.img_size));
+                 fmt::format("{} is not a multiple of 32 (the network's largest stride)",
+                             m.img_size));
         }
         read(s, "drop_connect", m.drop_connect, closed_open(0, 1));
     }
 
     void read_data(const Entry& entry, DataConfig& d) {
-        Section s = section(entry, {"dataset", "synthetic", "bad_labels", "cache_images", "augment"});
+        Section s =
+            section(entry, {"dataset", "synthetic", "bad_labels", "cache_images", "augment"});
         if (const Entry* e = s.get("dataset")) {
             std::string text = scalar(*e, "'synthetic' or a path");
             if (text.empty()) fail(e->at, e->path, "expected 'synthetic' or a path, got ''");
@@ -441,8 +451,8 @@ private:
         read_enum(s, "bad_labels", d.bad_labels, bad_label_names);
         read(s, "cache_images", d.cache_images, 0);
         if (const Entry* e = s.get("augment")) {
-            Section a = section(*e, {"flip", "hsv_h", "hsv_s", "hsv_v", "degrees", "translate",
-                                     "scale"});
+            Section a =
+                section(*e, {"flip", "hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale"});
             read(a, "flip", d.augment.flip, closed(0, 1));
             read(a, "hsv_h", d.augment.hsv_h, closed(0, 1));
             read(a, "hsv_s", d.augment.hsv_s, closed(0, 1));
@@ -467,10 +477,10 @@ private:
     }
 
     void read_training(const Entry& entry, TrainingConfig& t) {
-        Section s = section(entry, {"effective_batch", "seed", "deterministic", "phase1", "phase2",
-                                    "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip",
-                                    "beta1", "beta2", "loss", "eval", "early_stopping",
-                                    "checkpoint_every_steps", "keep_checkpoints"});
+        Section s = section(
+            entry, {"effective_batch", "seed", "deterministic", "phase1", "phase2", "weight_decay",
+                    "warmup_steps", "min_lr_ratio", "grad_clip", "beta1", "beta2", "loss", "eval",
+                    "early_stopping", "checkpoint_every_steps", "keep_checkpoints"});
         read(s, "effective_batch", t.effective_batch, 1);
         read(s, "seed", t.seed);
         read(s, "deterministic", t.deterministic);
@@ -484,7 +494,8 @@ private:
         read(s, "beta2", t.beta2, closed_open(0, 1));
         if (const Entry* e = s.get("loss")) read_loss(*e, t.loss);
         if (const Entry* e = s.get("eval")) {
-            Section ev = section(*e, {"conf_threshold", "nms_iou", "max_detections", "every_epochs"});
+            Section ev =
+                section(*e, {"conf_threshold", "nms_iou", "max_detections", "every_epochs"});
             read(ev, "conf_threshold", t.eval.conf_threshold, closed(0, 1));
             read(ev, "nms_iou", t.eval.nms_iou, open_closed(0, 1));
             read(ev, "max_detections", t.eval.max_detections, 1);
@@ -500,8 +511,8 @@ private:
     }
 
     void read_loss(const Entry& entry, LossConfig& l) {
-        Section s = section(entry, {"box", "obj", "cls", "obj_balance", "layer_weights",
-                                    "anchor_threshold"});
+        Section s = section(
+            entry, {"box", "obj", "cls", "obj_balance", "layer_weights", "anchor_threshold"});
         read(s, "box", l.box, at_least(0));
         read(s, "obj", l.obj, at_least(0));
         read(s, "cls", l.cls, at_least(0));
@@ -557,7 +568,8 @@ private:
             });
             if (!simple) {
                 fail(name->at, name->path,
-                     "'" + tier.name + "': a tier name may use only letters, digits, '-', '_' and '.'");
+                     "'" + tier.name +
+                         "': a tier name may use only letters, digits, '-', '_' and '.'");
             }
             if (auto seen = first_line.find(tier.name); seen != first_line.end()) {
                 fail(name->at, name->path,
@@ -623,10 +635,10 @@ private:
     }
 
     void read_supervisor(const Entry& entry, SupervisorConfig& c) {
-        Section s = section(entry, {"poll_interval", "soft_limit_fraction", "min_available",
-                                    "pressure_threshold", "pressure_duration", "heartbeat_timeout",
-                                    "stop_grace", "backoff_floor", "backoff_cap", "retry_budget",
-                                    "promotion"});
+        Section s = section(
+            entry, {"poll_interval", "soft_limit_fraction", "min_available", "pressure_threshold",
+                    "pressure_duration", "heartbeat_timeout", "stop_grace", "backoff_floor",
+                    "backoff_cap", "retry_budget", "promotion"});
         read_duration(s, "poll_interval", c.poll_interval_seconds, above(0));
         read(s, "soft_limit_fraction", c.soft_limit_fraction, open_closed(0, 1));
         read_size(s, "min_available", c.min_available);
@@ -679,7 +691,8 @@ private:
                                      tier.micro_batch, t.effective_batch));
                 }
                 int common = 1;
-                for (const TierConfig& other : config.tiers) common = std::lcm(common, other.micro_batch);
+                for (const TierConfig& other : config.tiers)
+                    common = std::lcm(common, other.micro_batch);
                 fail(locate("training.effective_batch"), "training.effective_batch",
                      fmt::format("{} is not a multiple of micro_batch {} of the default tier '{}' "
                                  "(accumulation must be a whole number); use a multiple of {} or "
@@ -730,7 +743,8 @@ Config load_config(const std::string& path) {
     try {
         text = read_file(path);
     } catch (const IoError& e) {
-        throw ConfigError(path, 0, 0, "", std::string("cannot read: ") + std::strerror(e.error_code()));
+        throw ConfigError(path, 0, 0, "",
+                          std::string("cannot read: ") + std::strerror(e.error_code()));
     }
     std::filesystem::path absolute = std::filesystem::absolute(path).lexically_normal();
     Loader loader(path, absolute.parent_path());
@@ -749,7 +763,9 @@ Config parse_config(const std::string& text, const std::string& name) {
 
 std::string dump_config(const Config& c) {
     YAML::Emitter out;
-    auto key = [&](const char* k) -> YAML::Emitter& { return out << YAML::Key << k << YAML::Value; };
+    auto key = [&](const char* k) -> YAML::Emitter& {
+        return out << YAML::Key << k << YAML::Value;
+    };
     auto num = [](double v) { return number_text(v); };
     auto quoted = [&](const std::string& s) { out << YAML::DoubleQuoted << s; };
     auto lr = [&](const GroupLr& g) {
@@ -798,7 +814,8 @@ std::string dump_config(const Config& c) {
     key("effective_batch") << t.effective_batch;
     key("seed") << std::to_string(t.seed);
     key("deterministic") << (t.deterministic ? "true" : "false");
-    for (const auto& [name, phase] : {std::pair{"phase1", &t.phase1}, std::pair{"phase2", &t.phase2}}) {
+    for (const auto& [name, phase] :
+         {std::pair{"phase1", &t.phase1}, std::pair{"phase2", &t.phase2}}) {
         key(name) << YAML::BeginMap;
         key("epochs") << phase->epochs;
         key("lr");

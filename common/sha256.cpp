@@ -1,11 +1,11 @@
 #include "common/sha256.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "common/atomic_file.hpp"
 

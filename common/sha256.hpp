@@ -13,7 +13,7 @@ namespace smartcash {
 /// Incremental SHA-256. Feed bytes with update(); hex_digest() finishes the hash. After
 /// hex_digest() the object starts over as if newly constructed.
 class Sha256 {
-public:
+  public:
     Sha256();
 
     /// Adds `size` bytes at `data` to the message.
@@ -28,7 +28,7 @@ public:
     /// Finishes the message and returns the 32-byte digest; then resets.
     std::array<std::uint8_t, 32> digest();
 
-private:
+  private:
     void reset();
     void compress(const std::uint8_t* block);
 

@@ -1,12 +1,12 @@
 #include "common/units.hpp"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 namespace smartcash {
 namespace {
@@ -85,16 +85,26 @@ std::uint64_t parse_size(std::string_view original) {
     if (!s.empty()) throw bad(size_forms, original);
 
     std::uint64_t multiplier = 0;
-    if (unit.empty() || unit == "b") multiplier = 1;
-    else if (unit == "kib") multiplier = 1ull << 10;
-    else if (unit == "mib") multiplier = 1ull << 20;
-    else if (unit == "gib") multiplier = 1ull << 30;
-    else if (unit == "tib") multiplier = 1ull << 40;
-    else if (unit == "kb") multiplier = 1000ull;
-    else if (unit == "mb") multiplier = 1000ull * 1000;
-    else if (unit == "gb") multiplier = 1000ull * 1000 * 1000;
-    else if (unit == "tb") multiplier = 1000ull * 1000 * 1000 * 1000;
-    else throw bad(size_forms, original, "unknown unit");
+    if (unit.empty() || unit == "b")
+        multiplier = 1;
+    else if (unit == "kib")
+        multiplier = 1ull << 10;
+    else if (unit == "mib")
+        multiplier = 1ull << 20;
+    else if (unit == "gib")
+        multiplier = 1ull << 30;
+    else if (unit == "tib")
+        multiplier = 1ull << 40;
+    else if (unit == "kb")
+        multiplier = 1000ull;
+    else if (unit == "mb")
+        multiplier = 1000ull * 1000;
+    else if (unit == "gb")
+        multiplier = 1000ull * 1000 * 1000;
+    else if (unit == "tb")
+        multiplier = 1000ull * 1000 * 1000 * 1000;
+    else
+        throw bad(size_forms, original, "unknown unit");
 
     constexpr auto max = std::numeric_limits<std::uint64_t>::max();
     if (!number.has_fraction) {

@@ -1,9 +1,9 @@
 #include "common/config.hpp"
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "common/atomic_file.hpp"
 
@@ -131,8 +131,8 @@ TEST(Config, UnknownKeyListsValidKeys) {
 }
 
 TEST(Config, UnknownNestedKeyHasFullPath) {
-    expect_error({"training:\n  loss:\n    layer_weights:\n      layer_1: 1\n      layer_4: 2\n",
-                  5, 7, "training.loss.layer_weights.layer_4", "layer_1, layer_2, layer_3"});
+    expect_error({"training:\n  loss:\n    layer_weights:\n      layer_1: 1\n      layer_4: 2\n", 5,
+                  7, "training.loss.layer_weights.layer_4", "layer_1, layer_2, layer_3"});
     expect_error({"modle:\n  img_size: 320\n", 1, 1, "modle",
                   "valid keys at the top level are: model, data, training, tiers, supervisor"});
     expect_error({"tiers:\n  - name: a\n    gpu: true\n", 3, 5, "tiers[0].gpu", "unknown key"});
@@ -156,8 +156,8 @@ TEST(Config, WrongTypeNamesExpectedAndGot) {
 TEST(Config, BadSizeAndDuration) {
     expect_error({"tiers:\n  - name: a\n    memory_limit: 12XB\n", 3, 5, "tiers[0].memory_limit",
                   "unknown unit; expected a byte size such as"});
-    expect_error({"supervisor:\n  min_available: lots\n", 2, 3, "supervisor.min_available",
-                  "'lots'"});
+    expect_error(
+        {"supervisor:\n  min_available: lots\n", 2, 3, "supervisor.min_available", "'lots'"});
     expect_error({"supervisor:\n  poll_interval: soon\n", 2, 3, "supervisor.poll_interval",
                   "expected a duration such as 30s, 250ms"});
     expect_error({"supervisor:\n  heartbeat_timeout: 0s\n", 2, 3, "supervisor.heartbeat_timeout",
@@ -177,18 +177,18 @@ TEST(Config, BadEnumListsValidValues) {
 
 TEST(Config, AccumulationMustBeWhole) {
     const std::string yaml =
-        "# demo\n"                   // 1
-        "training:\n"                // 2
-        "  effective_batch: 16\n"    // 3
-        "tiers:\n"                   // 4
-        "  - name: accelerated\n"    // 5
-        "    device: auto\n"         // 6
-        "    micro_batch: 8\n"       // 7
-        "    threads: 2\n"           // 8
-        "  - name: cpu\n"            // 9
-        "    device: cpu\n"          // 10
-        "    threads: 2\n"           // 11
-        "    micro_batch: 3\n";      // 12
+        "# demo\n"                 // 1
+        "training:\n"              // 2
+        "  effective_batch: 16\n"  // 3
+        "tiers:\n"                 // 4
+        "  - name: accelerated\n"  // 5
+        "    device: auto\n"       // 6
+        "    micro_batch: 8\n"     // 7
+        "    threads: 2\n"         // 8
+        "  - name: cpu\n"          // 9
+        "    device: cpu\n"        // 10
+        "    threads: 2\n"         // 11
+        "    micro_batch: 3\n";    // 12
     ConfigError e = parse_error(yaml, "demo.yaml");
     EXPECT_STREQ(e.what(),
                  "demo.yaml:12:5: tiers[1].micro_batch: 3 does not divide training.effective_batch "
@@ -208,8 +208,7 @@ TEST(Config, RangeChecks) {
         {"model:\n  img_size: 100\n", 2, 3, "model.img_size", "not a multiple of 32"},
         {"model:\n  img_size: 32\n", 2, 3, "model.img_size", "must be >= 64"},
         {"model:\n  width_multiple: 0\n", 2, 3, "model.width_multiple", "must be > 0"},
-        {"tiers:\n  - name: a\n    micro_batch: 0\n", 3, 5, "tiers[0].micro_batch",
-         "must be >= 1"},
+        {"tiers:\n  - name: a\n    micro_batch: 0\n", 3, 5, "tiers[0].micro_batch", "must be >= 1"},
         {"tiers:\n  - name: a\n    threads: 0\n", 3, 5, "tiers[0].threads", "must be >= 1"},
         {"supervisor:\n  soft_limit_fraction: 0\n", 2, 3, "supervisor.soft_limit_fraction",
          "must be in (0, 1]"},
@@ -221,12 +220,11 @@ TEST(Config, RangeChecks) {
         {"training:\n  phase2:\n    lr:\n      head: -0.1\n", 4, 7, "training.phase2.lr.head",
          "must be >= 0"},
         {"training:\n  effective_batch: 0\n", 2, 3, "training.effective_batch", "must be >= 1"},
-        {"training:\n  keep_checkpoints: 0\n", 2, 3, "training.keep_checkpoints",
-         "must be >= 1"},
+        {"training:\n  keep_checkpoints: 0\n", 2, 3, "training.keep_checkpoints", "must be >= 1"},
         {"training:\n  loss:\n    obj_balance: [1, 2]\n", 3, 5, "training.loss.obj_balance",
          "exactly 3 numbers"},
-        {"training:\n  loss:\n    obj_balance: [1, 2, x]\n", 3, 25,
-         "training.loss.obj_balance[2]", "expected a number, got 'x'"},
+        {"training:\n  loss:\n    obj_balance: [1, 2, x]\n", 3, 25, "training.loss.obj_balance[2]",
+         "expected a number, got 'x'"},
         {"supervisor:\n  backoff_floor: 10s\n  backoff_cap: 5s\n", 3, 3, "supervisor.backoff_cap",
          "below supervisor.backoff_floor"},
     };
@@ -239,23 +237,24 @@ TEST(Config, TierListChecks) {
                   "duplicate tier name 'a' (first used at line 2)"});
     expect_error({"tiers:\n  - name: \"\"\n", 2, 5, "tiers[0].name", "must not be empty"});
     expect_error({"tiers:\n  - device: cpu\n", 2, 5, "tiers[0]", "needs a name"});
-    expect_error({"tiers:\n  - name: my tier\n", 2, 5, "tiers[0].name",
-                  "only letters, digits"});
+    expect_error({"tiers:\n  - name: my tier\n", 2, 5, "tiers[0].name", "only letters, digits"});
 }
 
 TEST(Config, MpsWatermarksMustBeOrdered) {
-    expect_error({"tiers:\n"
-                  "  - name: mps\n"
-                  "    env:\n"
-                  "      PYTORCH_MPS_HIGH_WATERMARK_RATIO: \"0.5\"\n"
-                  "      PYTORCH_MPS_LOW_WATERMARK_RATIO: \"0.8\"\n",
-                  5, 7, "tiers[0].env.PYTORCH_MPS_LOW_WATERMARK_RATIO",
-                  "0.8 must not exceed PYTORCH_MPS_HIGH_WATERMARK_RATIO 0.5"});
-    expect_error({"tiers:\n"
-                  "  - name: mps\n"
-                  "    env:\n"
-                  "      PYTORCH_MPS_HIGH_WATERMARK_RATIO: high\n",
-                  4, 7, "tiers[0].env.PYTORCH_MPS_HIGH_WATERMARK_RATIO", "expected a number"});
+    expect_error(
+        {"tiers:\n"
+         "  - name: mps\n"
+         "    env:\n"
+         "      PYTORCH_MPS_HIGH_WATERMARK_RATIO: \"0.5\"\n"
+         "      PYTORCH_MPS_LOW_WATERMARK_RATIO: \"0.8\"\n",
+         5, 7, "tiers[0].env.PYTORCH_MPS_LOW_WATERMARK_RATIO",
+         "0.8 must not exceed PYTORCH_MPS_HIGH_WATERMARK_RATIO 0.5"});
+    expect_error(
+        {"tiers:\n"
+         "  - name: mps\n"
+         "    env:\n"
+         "      PYTORCH_MPS_HIGH_WATERMARK_RATIO: high\n",
+         4, 7, "tiers[0].env.PYTORCH_MPS_HIGH_WATERMARK_RATIO", "expected a number"});
     // Equal ratios and one ratio alone are fine.
     Config c = parse_config(
         "tiers:\n  - name: a\n    env: {PYTORCH_MPS_HIGH_WATERMARK_RATIO: 0.6, "
@@ -460,7 +459,8 @@ TEST(Config, ShippedConfigsLoad) {
         EXPECT_EQ(full.tiers[i].micro_batch, builtin.tiers[i].micro_batch);
         EXPECT_EQ(full.tiers[i].threads, builtin.tiers[i].threads);
         EXPECT_EQ(full.tiers[i].memory_limit, builtin.tiers[i].memory_limit);
-        EXPECT_EQ(full.tiers[i].activation_checkpointing, builtin.tiers[i].activation_checkpointing);
+        EXPECT_EQ(full.tiers[i].activation_checkpointing,
+                  builtin.tiers[i].activation_checkpointing);
         EXPECT_EQ(full.tiers[i].cleanup, builtin.tiers[i].cleanup);
         EXPECT_EQ(full.tiers[i].env, builtin.tiers[i].env);
     }

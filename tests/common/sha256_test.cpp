@@ -1,8 +1,8 @@
 #include "common/sha256.hpp"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "common/atomic_file.hpp"
 

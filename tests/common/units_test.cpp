@@ -1,9 +1,9 @@
 #include "common/units.hpp"
 
+#include <gtest/gtest.h>
+
 #include <stdexcept>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace smartcash {
 namespace {
