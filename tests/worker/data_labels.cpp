@@ -14,8 +14,7 @@ const std::string k_roboflow_yaml =
     " 'l2_010', 'l2_020', 'l2_050', 'l2_100', 'l3_sign', 'l3_text', 'l3_thread']\n";
 
 /// A one-image Roboflow dataset whose only label file holds `labels`; returns the label path.
-fs::path one_image_dataset(const fs::path& dir, const std::string& labels)
-{
+fs::path one_image_dataset(const fs::path& dir, const std::string& labels) {
     write_text(dir / "data.yaml", k_roboflow_yaml);
     write_image(dir / "train" / "images" / "a.png", 40, 20);
     const fs::path label = dir / "train" / "labels" / "a.txt";
@@ -33,8 +32,7 @@ void PrintTo(const BadLine& bad, std::ostream* os) { *os << bad.kind; }
 
 class LabelErrors : public ::testing::TestWithParam<BadLine> {};
 
-TEST_P(LabelErrors, FailPolicyNamesFileAndLine)
-{
+TEST_P(LabelErrors, FailPolicyNamesFileAndLine) {
     const fs::path dir = scratch_dir();
     // The bad line is line 4: a good line, a blank line, a good line, then it.
     const fs::path label = one_image_dataset(
@@ -51,10 +49,10 @@ TEST_P(LabelErrors, FailPolicyNamesFileAndLine)
     }
 }
 
-TEST_P(LabelErrors, SkipPolicyDropsTheLineAndCountsIt)
-{
+TEST_P(LabelErrors, SkipPolicyDropsTheLineAndCountsIt) {
     const fs::path dir = scratch_dir();
-    one_image_dataset(dir, std::string("0 0.5 0.5 0.2 0.1\n") + GetParam().line + "\n6 0.5 0.5 1 1\n");
+    one_image_dataset(dir,
+                      std::string("0 0.5 0.5 0.2 0.1\n") + GetParam().line + "\n6 0.5 0.5 1 1\n");
     const Dataset ds = open_dataset(dir.string(), BadLabelPolicy::skip);
     EXPECT_EQ(ds.skipped, 1);
     ASSERT_EQ(ds.issues.size(), 1u);
@@ -70,7 +68,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BadLine{"too_few_fields", "1 0.5 0.5 0.2", "expected 5 fields"},
                       BadLine{"too_many_fields", "1 0.5 0.5 0.2 0.2 0.9", "expected 5 fields"},
                       BadLine{"non_numeric", "1 0.5 abc 0.2 0.2", "not a number"},
-                      BadLine{"class_too_big", "21 0.5 0.5 0.2 0.2", "class 21 out of range [0, 17)"},
+                      BadLine{"class_too_big", "21 0.5 0.5 0.2 0.2",
+                              "class 21 out of range [0, 17)"},
                       BadLine{"class_negative", "-1 0.5 0.5 0.2 0.2", "out of range"},
                       BadLine{"class_fraction", "1.5 0.5 0.5 0.2 0.2", "not an integer"},
                       BadLine{"cx_above_one", "1 1.2 0.5 0.2 0.2", "cx = 1.2 outside [0, 1]"},
@@ -80,8 +79,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadLine{"nan", "1 nan 0.5 0.2 0.2", "not a number"}),
     [](const ::testing::TestParamInfo<BadLine>& info) { return std::string(info.param.kind); });
 
-TEST(Labels, ClassOutOfRangeMessageIsExact)
-{
+TEST(Labels, ClassOutOfRangeMessageIsExact) {
     std::vector<LabelIssue> issues;
     parse_labels("21 0.5 0.5 0.2 0.2\n", "path/to/x.txt", 17, issues);
     ASSERT_EQ(issues.size(), 1u);
@@ -90,10 +88,10 @@ TEST(Labels, ClassOutOfRangeMessageIsExact)
                  "path/to/x.txt:1: class 21 out of range [0, 17)");
 }
 
-TEST(Labels, TinySlackAndWhitespaceAreAccepted)
-{
+TEST(Labels, TinySlackAndWhitespaceAreAccepted) {
     std::vector<LabelIssue> issues;
-    const auto labels = parse_labels("  16\t1.0000005 -0.0000005   0.5 1\r\n\n\n2 0.1 0.2 0.3 0.4", "f", 17, issues);
+    const auto labels = parse_labels("  16\t1.0000005 -0.0000005   0.5 1\r\n\n\n2 0.1 0.2 0.3 0.4",
+                                     "f", 17, issues);
     EXPECT_TRUE(issues.empty()) << (issues.empty() ? "" : format_issue(issues[0]));
     ASSERT_EQ(labels.size(), 2u);
     EXPECT_EQ(labels[0].cls, 16);
@@ -102,16 +100,17 @@ TEST(Labels, TinySlackAndWhitespaceAreAccepted)
     EXPECT_FLOAT_EQ(labels[1].h, 0.4f);
 }
 
-TEST(Labels, FailReportsTheFirstIssueAndHowManyOthers)
-{
+TEST(Labels, FailReportsTheFirstIssueAndHowManyOthers) {
     const fs::path dir = scratch_dir();
-    const fs::path label = one_image_dataset(dir, "0 0.5 0.5 0.2\n0 0.5 0.5 0.2 0.2\n30 0 0 1 1\n0 2 0 1 1\n");
+    const fs::path label =
+        one_image_dataset(dir, "0 0.5 0.5 0.2\n0 0.5 0.5 0.2 0.2\n30 0 0 1 1\n0 2 0 1 1\n");
     try {
         open_dataset(dir.string(), BadLabelPolicy::fail);
         FAIL() << "no DataError";
     } catch (const DataError& e) {
         EXPECT_EQ(e.line(), 1);
-        EXPECT_NE(std::string(e.what()).find("(and 2 more label issues)"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("(and 2 more label issues)"), std::string::npos)
+            << e.what();
     }
     const Dataset ds = open_dataset(dir.string(), BadLabelPolicy::skip);
     EXPECT_EQ(ds.skipped, 3);
@@ -123,15 +122,13 @@ TEST(Labels, FailReportsTheFirstIssueAndHowManyOthers)
     ASSERT_EQ(ds.train.labels[0].size(), 1u);
 }
 
-TEST(Labels, LabelPathReplacesTheLastImagesComponent)
-{
+TEST(Labels, LabelPathReplacesTheLastImagesComponent) {
     EXPECT_EQ(label_path_for("/d/images/train/images/x.y.jpg"), "/d/images/train/labels/x.y.txt");
     EXPECT_EQ(label_path_for("/d/images/valid/a.PNG"), "/d/labels/valid/a.txt");
     EXPECT_EQ(label_path_for("images/train/b.jpeg"), "labels/train/b.txt");
 }
 
-TEST(Dataset, RoboflowLayoutWithParentRelativePaths)
-{
+TEST(Dataset, RoboflowLayoutWithParentRelativePaths) {
     const fs::path dir = scratch_dir() / "export";
     write_text(dir / "data.yaml", k_roboflow_yaml);
     write_image(dir / "train" / "images" / "b.jpg", 40, 20);
@@ -160,19 +157,18 @@ TEST(Dataset, RoboflowLayoutWithParentRelativePaths)
     }
 }
 
-TEST(Dataset, RoboflowPathsThatResolveLiterallyWin)
-{
+TEST(Dataset, RoboflowPathsThatResolveLiterallyWin) {
     // data.yaml one level down, folders beside its parent: "../train/images" is literal here.
     const fs::path dir = scratch_dir();
     write_text(dir / "meta" / "data.yaml", k_roboflow_yaml);
     write_image(dir / "train" / "images" / "x.png", 10, 10);
     const Dataset ds = open_dataset((dir / "meta" / "data.yaml").string(), BadLabelPolicy::fail);
     ASSERT_EQ(ds.train.images.size(), 1u);
-    EXPECT_EQ(fs::path(ds.train.images[0]), (dir / "train" / "images" / "x.png").lexically_normal());
+    EXPECT_EQ(fs::path(ds.train.images[0]),
+              (dir / "train" / "images" / "x.png").lexically_normal());
 }
 
-TEST(Dataset, PlainLayoutWithValFolder)
-{
+TEST(Dataset, PlainLayoutWithValFolder) {
     const fs::path dir = scratch_dir();
     write_image(dir / "images" / "train" / "t1.jpg", 30, 30);
     write_image(dir / "images" / "train" / "t0.jpg", 30, 30);
@@ -193,8 +189,7 @@ TEST(Dataset, PlainLayoutWithValFolder)
     EXPECT_EQ(ds.test.size(), 1u);
 }
 
-TEST(Dataset, WrongClassCountNamesDataYaml)
-{
+TEST(Dataset, WrongClassCountNamesDataYaml) {
     const fs::path dir = scratch_dir();
     write_text(dir / "data.yaml", "train: train/images\nnc: 3\nnames: ['a', 'b', 'c']\n");
     write_image(dir / "train" / "images" / "x.png", 10, 10);
@@ -210,16 +205,14 @@ TEST(Dataset, WrongClassCountNamesDataYaml)
     EXPECT_EQ(open_dataset(dir.string(), BadLabelPolicy::fail, 3).names.size(), 3u);
 }
 
-TEST(Dataset, NamesMustMatchNc)
-{
+TEST(Dataset, NamesMustMatchNc) {
     const fs::path dir = scratch_dir();
     write_text(dir / "data.yaml", "train: train/images\nnc: 17\nnames: ['a', 'b']\n");
     write_image(dir / "train" / "images" / "x.png", 10, 10);
     EXPECT_THROW(open_dataset(dir.string(), BadLabelPolicy::fail), DataError);
 }
 
-TEST(Dataset, EmptyTrainSplitIsAnError)
-{
+TEST(Dataset, EmptyTrainSplitIsAnError) {
     const fs::path dir = scratch_dir();
     write_text(dir / "data.yaml", k_roboflow_yaml);
     fs::create_directories(dir / "train" / "images");
@@ -231,8 +224,7 @@ TEST(Dataset, EmptyTrainSplitIsAnError)
     }
 }
 
-TEST(Dataset, MissingTrainPathNamesTheKeyMissingValIsEmpty)
-{
+TEST(Dataset, MissingTrainPathNamesTheKeyMissingValIsEmpty) {
     const fs::path dir = scratch_dir();
     write_image(dir / "train" / "images" / "x.png", 10, 10);
     const std::string names = "nc: 17\nnames: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]\n";
@@ -242,7 +234,8 @@ TEST(Dataset, MissingTrainPathNamesTheKeyMissingValIsEmpty)
         FAIL() << "no DataError";
     } catch (const DataError& e) {
         EXPECT_EQ(e.line(), 2);
-        EXPECT_NE(std::string(e.what()).find("train path '../nowhere/images' not found"), std::string::npos)
+        EXPECT_NE(std::string(e.what()).find("train path '../nowhere/images' not found"),
+                  std::string::npos)
             << e.what();
     }
     write_text(dir / "data.yaml", "val: ../valid/images\ntrain: ../train/images\n" + names);
@@ -251,8 +244,7 @@ TEST(Dataset, MissingTrainPathNamesTheKeyMissingValIsEmpty)
     EXPECT_TRUE(ds.valid.empty());
 }
 
-TEST(Dataset, NotADatasetDirectory)
-{
+TEST(Dataset, NotADatasetDirectory) {
     const fs::path dir = scratch_dir();
     EXPECT_THROW(open_dataset(dir.string(), BadLabelPolicy::fail), DataError);
     EXPECT_THROW(open_dataset((dir / "missing").string(), BadLabelPolicy::fail), DataError);

@@ -1,7 +1,7 @@
 // Letterbox geometry, sample loading and seeded augmentation.
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -11,21 +11,18 @@
 namespace smartcash::data::test {
 namespace {
 
-AugmentConfig no_augment()
-{
+AugmentConfig no_augment() {
     AugmentConfig a;
     a.flip = a.hsv_h = a.hsv_s = a.hsv_v = a.degrees = a.translate = a.scale = 0.0;
     return a;
 }
 
-bool same_image(const cv::Mat& a, const cv::Mat& b)
-{
+bool same_image(const cv::Mat& a, const cv::Mat& b) {
     return a.size() == b.size() && a.type() == b.type() && cv::norm(a, b, cv::NORM_INF) == 0;
 }
 
 /// A textured 200x100 image with a red block, and its split entry with a box around the block.
-Split textured_split(const fs::path& dir)
-{
+Split textured_split(const fs::path& dir) {
     cv::Mat image(100, 200, CV_8UC3);
     cv::randu(image, cv::Scalar::all(0), cv::Scalar::all(255));
     cv::rectangle(image, cv::Rect(40, 20, 40, 20), cv::Scalar(0, 0, 255), cv::FILLED);
@@ -39,8 +36,7 @@ Split textured_split(const fs::path& dir)
     return split;
 }
 
-TEST(Letterbox, WideImageIntoSquare)
-{
+TEST(Letterbox, WideImageIntoSquare) {
     cv::Mat wide(100, 200, CV_8UC3, cv::Scalar(10, 20, 30));
     float scale = 0;
     int pad_x = -1, pad_y = -1;
@@ -57,8 +53,7 @@ TEST(Letterbox, WideImageIntoSquare)
     EXPECT_EQ(out.at<cv::Vec3b>(48, 32), cv::Vec3b(114, 114, 114));
 }
 
-TEST(Letterbox, TallAndEnlargedImages)
-{
+TEST(Letterbox, TallAndEnlargedImages) {
     float scale = 0;
     int pad_x = -1, pad_y = -1;
     cv::Mat tall(200, 100, CV_8UC3, cv::Scalar(1, 2, 3));
@@ -75,8 +70,7 @@ TEST(Letterbox, TallAndEnlargedImages)
     EXPECT_EQ(out.at<cv::Vec3b>(32, 32), cv::Vec3b(1, 2, 3));
 }
 
-TEST(Sample, WithoutAugmentationMapsBoxesThroughTheLetterbox)
-{
+TEST(Sample, WithoutAugmentationMapsBoxesThroughTheLetterbox) {
     const Split split = textured_split(scratch_dir());
     const Sample s = load_sample(split, 0, 64, nullptr, 0);
     ASSERT_EQ(s.image.size(), cv::Size(64, 64));
@@ -99,8 +93,7 @@ TEST(Sample, WithoutAugmentationMapsBoxesThroughTheLetterbox)
     EXPECT_TRUE(same_image(s.image, load_sample(split, 0, 64, nullptr, 99).image));
 }
 
-TEST(Sample, AugmentationIsAFunctionOfTheSeed)
-{
+TEST(Sample, AugmentationIsAFunctionOfTheSeed) {
     const Split split = textured_split(scratch_dir());
     const AugmentConfig augment;  // defaults: every kind on
     const Sample a = load_sample(split, 0, 96, &augment, 1234);
@@ -116,8 +109,7 @@ TEST(Sample, AugmentationIsAFunctionOfTheSeed)
     EXPECT_FALSE(same_image(a.image, c.image));
 }
 
-TEST(Sample, AugmentedBoxesStayInsideTheImage)
-{
+TEST(Sample, AugmentedBoxesStayInsideTheImage) {
     const Split split = textured_split(scratch_dir());
     AugmentConfig strong;
     strong.degrees = 30;
@@ -143,8 +135,7 @@ TEST(Sample, AugmentedBoxesStayInsideTheImage)
     EXPECT_TRUE(changed);  // and they do move
 }
 
-TEST(Sample, FlipOnlyMirrorsImageAndBoxes)
-{
+TEST(Sample, FlipOnlyMirrorsImageAndBoxes) {
     const Split split = textured_split(scratch_dir());
     AugmentConfig flip = no_augment();
     flip.flip = 1.0;
@@ -167,8 +158,7 @@ TEST(Sample, FlipOnlyMirrorsImageAndBoxes)
     EXPECT_TRUE(same_image(load_sample(split, 0, 64, &off, 5).image, plain.image));
 }
 
-TEST(Sample, UndecodableImageNamesTheFile)
-{
+TEST(Sample, UndecodableImageNamesTheFile) {
     const fs::path dir = scratch_dir();
     const fs::path bad = dir / "images" / "broken.jpg";
     write_text(bad, "\xff\xd8\xff this is not a jpeg");

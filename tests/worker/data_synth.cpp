@@ -1,7 +1,7 @@
 // The synthetic dataset: determinism, validity and the keep/regenerate rules.
-#include <map>
-
 #include <gtest/gtest.h>
+
+#include <map>
 #include <opencv2/imgcodecs.hpp>
 
 #include "data_test_util.hpp"
@@ -13,8 +13,7 @@ namespace smartcash::data::test {
 namespace {
 
 /// Every file under `dir` (hidden ones included) by relative path, with its bytes.
-std::map<std::string, std::string> tree(const fs::path& dir)
-{
+std::map<std::string, std::string> tree(const fs::path& dir) {
     std::map<std::string, std::string> files;
     for (const auto& entry : fs::recursive_directory_iterator(dir))
         if (entry.is_regular_file())
@@ -22,8 +21,7 @@ std::map<std::string, std::string> tree(const fs::path& dir)
     return files;
 }
 
-SynthOptions small(const fs::path& out, std::uint64_t seed)
-{
+SynthOptions small(const fs::path& out, std::uint64_t seed) {
     SynthOptions o;
     o.out = out.string();
     o.images = 30;
@@ -32,8 +30,7 @@ SynthOptions small(const fs::path& out, std::uint64_t seed)
     return o;
 }
 
-TEST(Synth, SameSeedSameBytesOtherSeedOtherBytes)
-{
+TEST(Synth, SameSeedSameBytesOtherSeedOtherBytes) {
     const fs::path dir = scratch_dir();
     synthesize(small(dir / "a", 11));
     synthesize(small(dir / "b", 11));
@@ -49,8 +46,7 @@ TEST(Synth, SameSeedSameBytesOtherSeedOtherBytes)
     EXPECT_FALSE(fs::exists(dir / "a.partial"));
 }
 
-TEST(Synth, LabelsAreValidAndEveryClassIsInTrain)
-{
+TEST(Synth, LabelsAreValidAndEveryClassIsInTrain) {
     const fs::path dir = scratch_dir() / "ds";
     synthesize(small(dir, 7));
     const Dataset ds = open_dataset(dir.string(), BadLabelPolicy::fail);
@@ -84,14 +80,14 @@ TEST(Synth, LabelsAreValidAndEveryClassIsInTrain)
     for (const Label& l : first) {
         bool inside_a_note = false;
         for (const Label& note : first)
-            if (note.cls < 7 && std::abs(l.cx - note.cx) <= note.w / 2 && std::abs(l.cy - note.cy) <= note.h / 2)
+            if (note.cls < 7 && std::abs(l.cx - note.cx) <= note.w / 2 &&
+                std::abs(l.cy - note.cy) <= note.h / 2)
                 inside_a_note = true;
         EXPECT_TRUE(inside_a_note) << "class " << l.cls;
     }
 }
 
-TEST(Synth, CompleteOutputIsKeptIncompleteIsRegenerated)
-{
+TEST(Synth, CompleteOutputIsKeptIncompleteIsRegenerated) {
     const fs::path dir = scratch_dir() / "ds";
     const SynthOptions options = small(dir, 3);
     synthesize(options);
@@ -122,8 +118,7 @@ TEST(Synth, CompleteOutputIsKeptIncompleteIsRegenerated)
     EXPECT_EQ(tree(dir).size(), 2u * 10 + 2);
 }
 
-TEST(Synth, RefusesToOverwriteOtherData)
-{
+TEST(Synth, RefusesToOverwriteOtherData) {
     const fs::path dir = scratch_dir() / "mine";
     write_text(dir / "thesis.tex", "precious");
     EXPECT_THROW(synthesize(small(dir, 1)), DataError);
@@ -133,8 +128,7 @@ TEST(Synth, RefusesToOverwriteOtherData)
     EXPECT_THROW(synthesize(bad), DataError);
 }
 
-TEST(Synth, SamplesLoadAndAugment)
-{
+TEST(Synth, SamplesLoadAndAugment) {
     const fs::path dir = scratch_dir() / "ds";
     synthesize(small(dir, 5));
     const Dataset ds = open_dataset((dir / "data.yaml").string(), BadLabelPolicy::fail);

@@ -1,13 +1,13 @@
 #include "worker/data/dataset.hpp"
 
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <optional>
-
-#include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 namespace smartcash::data {
 
@@ -15,30 +15,26 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_image_file(const fs::path& path)
-{
+bool is_image_file(const fs::path& path) {
     std::string ext = path.extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
 }
 
-bool is_dir(const fs::path& path)
-{
+bool is_dir(const fs::path& path) {
     std::error_code ec;
     return fs::is_directory(path, ec);
 }
 
-bool is_file(const fs::path& path)
-{
+bool is_file(const fs::path& path) {
     std::error_code ec;
     return fs::is_regular_file(path, ec);
 }
 
 // Images of one folder (not recursive, as exports are flat), sorted so that the order, and with it
 // the seeded data order of a run, does not depend on the file system.
-std::vector<std::string> list_images(const fs::path& dir)
-{
+std::vector<std::string> list_images(const fs::path& dir) {
     std::vector<std::string> images;
     std::error_code ec;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -51,8 +47,7 @@ std::vector<std::string> list_images(const fs::path& dir)
 }
 
 // A split given as a text file: one image path per line, relative to the dataset root.
-std::vector<std::string> read_image_list(const fs::path& list, const fs::path& root)
-{
+std::vector<std::string> read_image_list(const fs::path& list, const fs::path& root) {
     std::ifstream in(list);
     if (!in) throw DataError(list.string(), 0, "cannot read image list");
     std::vector<std::string> images;
@@ -70,23 +65,18 @@ std::vector<std::string> read_image_list(const fs::path& list, const fs::path& r
     return images;
 }
 
-void read_split_labels(Split& split, int num_classes, std::vector<LabelIssue>& issues)
-{
+void read_split_labels(Split& split, int num_classes, std::vector<LabelIssue>& issues) {
     split.labels.clear();
     split.labels.reserve(split.images.size());
     for (const auto& image : split.images)
         split.labels.push_back(read_label_file(label_path_for(image), num_classes, issues));
 }
 
-int yaml_line(const YAML::Node& node)
-{
-    return node.Mark().is_null() ? 0 : node.Mark().line + 1;
-}
+int yaml_line(const YAML::Node& node) { return node.Mark().is_null() ? 0 : node.Mark().line + 1; }
 
 // Resolves a split path of data.yaml. Roboflow writes "../train/images" although the folders sit
 // next to data.yaml, so when the literal path does not exist the leading "../" is dropped.
-std::optional<fs::path> resolve_split_path(const fs::path& base, const std::string& value)
-{
+std::optional<fs::path> resolve_split_path(const fs::path& base, const std::string& value) {
     fs::path literal = fs::path(value).is_absolute() ? fs::path(value) : base / value;
     if (fs::exists(literal)) return literal.lexically_normal();
     if (value.rfind("../", 0) == 0) {
@@ -96,8 +86,7 @@ std::optional<fs::path> resolve_split_path(const fs::path& base, const std::stri
     return std::nullopt;
 }
 
-std::vector<std::string> images_of(const fs::path& where, const fs::path& root)
-{
+std::vector<std::string> images_of(const fs::path& where, const fs::path& root) {
     if (is_dir(where)) return list_images(where);
     if (where.extension() == ".txt") return read_image_list(where, root);
     if (is_image_file(where)) return {where.string()};
@@ -105,13 +94,11 @@ std::vector<std::string> images_of(const fs::path& where, const fs::path& root)
 }
 
 Split load_yaml_split(const YAML::Node& doc, const std::string& key, const fs::path& base,
-                      const std::string& yaml_file, bool required)
-{
+                      const std::string& yaml_file, bool required) {
     Split split;
     YAML::Node node = doc[key];
     if (!node || node.IsNull()) {
-        if (required)
-            throw DataError(yaml_file, 0, fmt::format("'{}' is missing", key));
+        if (required) throw DataError(yaml_file, 0, fmt::format("'{}' is missing", key));
         return split;
     }
     std::vector<std::string> values;
@@ -128,24 +115,24 @@ Split load_yaml_split(const YAML::Node& doc, const std::string& key, const fs::p
         // Exports list val and test even when that split was left empty and not written.
         if (!where && !required) continue;
         if (!where)
-            throw DataError(yaml_file, yaml_line(node),
-                            fmt::format("{} path '{}' not found (relative to {})", key, value,
-                                        base.string()));
+            throw DataError(
+                yaml_file, yaml_line(node),
+                fmt::format("{} path '{}' not found (relative to {})", key, value, base.string()));
         auto images = images_of(*where, base);
         split.images.insert(split.images.end(), images.begin(), images.end());
     }
     return split;
 }
 
-std::vector<std::string> read_names(const YAML::Node& names, const std::string& yaml_file)
-{
+std::vector<std::string> read_names(const YAML::Node& names, const std::string& yaml_file) {
     std::vector<std::string> result;
     if (names.IsSequence()) {
         for (const auto& name : names) result.push_back(name.as<std::string>());
     } else if (names.IsMap()) {
         // Some exporters write {0: name, 1: name, ...}.
         std::vector<std::pair<int, std::string>> entries;
-        for (const auto& kv : names) entries.emplace_back(kv.first.as<int>(), kv.second.as<std::string>());
+        for (const auto& kv : names)
+            entries.emplace_back(kv.first.as<int>(), kv.second.as<std::string>());
         std::sort(entries.begin(), entries.end());
         for (std::size_t i = 0; i < entries.size(); ++i) {
             if (entries[i].first != static_cast<int>(i))
@@ -158,8 +145,7 @@ std::vector<std::string> read_names(const YAML::Node& names, const std::string& 
     return result;
 }
 
-Dataset open_yaml(const fs::path& yaml_path, int expected_classes)
-{
+Dataset open_yaml(const fs::path& yaml_path, int expected_classes) {
     const std::string yaml_file = yaml_path.string();
     YAML::Node doc;
     try {
@@ -169,7 +155,8 @@ Dataset open_yaml(const fs::path& yaml_path, int expected_classes)
     } catch (const YAML::Exception& e) {
         throw DataError(yaml_file, e.mark.is_null() ? 0 : e.mark.line + 1, e.msg);
     }
-    if (!doc.IsMap()) throw DataError(yaml_file, 0, "expected a mapping with names, nc, train, val");
+    if (!doc.IsMap())
+        throw DataError(yaml_file, 0, "expected a mapping with names, nc, train, val");
 
     Dataset dataset;
     fs::path base = yaml_path.parent_path();
@@ -188,14 +175,14 @@ Dataset open_yaml(const fs::path& yaml_path, int expected_classes)
         if (doc["nc"]) {
             nc = doc["nc"].as<int>();
             if (static_cast<int>(dataset.names.size()) != nc)
-                throw DataError(yaml_file, yaml_line(doc["names"]),
-                                fmt::format("names has {} entries but nc is {}",
-                                            dataset.names.size(), nc));
+                throw DataError(
+                    yaml_file, yaml_line(doc["names"]),
+                    fmt::format("names has {} entries but nc is {}", dataset.names.size(), nc));
         }
         if (nc != expected_classes)
-            throw DataError(yaml_file, doc["nc"] ? yaml_line(doc["nc"]) : yaml_line(doc["names"]),
-                            fmt::format("nc is {} but the model has {} classes", nc,
-                                        expected_classes));
+            throw DataError(
+                yaml_file, doc["nc"] ? yaml_line(doc["nc"]) : yaml_line(doc["names"]),
+                fmt::format("nc is {} but the model has {} classes", nc, expected_classes));
 
         dataset.train = load_yaml_split(doc, "train", base, yaml_file, /*required=*/true);
         dataset.valid = load_yaml_split(doc, doc["val"] ? "val" : "valid", base, yaml_file,
@@ -209,8 +196,7 @@ Dataset open_yaml(const fs::path& yaml_path, int expected_classes)
 
 // The plain layout images/{train,valid|val,test} with labels/ beside images/, or a Roboflow
 // export whose data.yaml was lost: {train,valid,test}/images.
-Dataset open_plain(const fs::path& dir)
-{
+Dataset open_plain(const fs::path& dir) {
     Dataset dataset;
     dataset.root = dir.lexically_normal().string();
     dataset.names = default_class_names();
@@ -233,16 +219,15 @@ Dataset open_plain(const fs::path& dir)
 
 }  // namespace
 
-const std::vector<std::string>& default_class_names()
-{
+const std::vector<std::string>& default_class_names() {
     static const std::vector<std::string> names = {
-        "001",    "002",    "005",    "010",    "020",    "050",     "100",     "l2_001", "l2_002",
-        "l2_005", "l2_010", "l2_020", "l2_050", "l2_100", "l3_sign", "l3_text", "l3_thread"};
+        "001",    "002",    "005",     "010",     "020",      "050",
+        "100",    "l2_001", "l2_002",  "l2_005",  "l2_010",   "l2_020",
+        "l2_050", "l2_100", "l3_sign", "l3_text", "l3_thread"};
     return names;
 }
 
-Dataset open_dataset(const std::string& path, BadLabelPolicy policy, int expected_classes)
-{
+Dataset open_dataset(const std::string& path, BadLabelPolicy policy, int expected_classes) {
     fs::path where(path);
     std::error_code ec;
     if (!fs::exists(where, ec)) throw DataError(path, 0, "dataset not found");

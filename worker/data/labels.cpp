@@ -1,13 +1,13 @@
 #include "worker/data/labels.hpp"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <system_error>
-
-#include <fmt/format.h>
 
 namespace smartcash::data {
 
@@ -16,16 +16,14 @@ namespace {
 // Exported coordinates are often rounded a hair past the edge; that is not an error.
 constexpr double k_coord_slack = 1e-6;
 
-std::string locate(const std::string& file, int line, const std::string& message)
-{
+std::string locate(const std::string& file, int line, const std::string& message) {
     if (file.empty()) return message;
     if (line > 0) return fmt::format("{}:{}: {}", file, line, message);
     return fmt::format("{}: {}", file, message);
 }
 
 // from_chars is locale-independent, unlike strtod, so a German locale cannot break parsing.
-bool parse_number(const std::string& token, double& value)
-{
+bool parse_number(const std::string& token, double& value) {
     const char* first = token.data();
     const char* last = first + token.size();
     if (first != last && *first == '+') ++first;
@@ -38,18 +36,14 @@ bool parse_number(const std::string& token, double& value)
 DataError::DataError(const std::string& message) : std::runtime_error(message) {}
 
 DataError::DataError(const std::string& file, int line, const std::string& message)
-    : std::runtime_error(locate(file, line, message)), m_file(file), m_line(line)
-{
-}
+    : std::runtime_error(locate(file, line, message)), m_file(file), m_line(line) {}
 
-std::string format_issue(const LabelIssue& issue)
-{
+std::string format_issue(const LabelIssue& issue) {
     return locate(issue.file, issue.line, issue.message);
 }
 
 std::vector<Label> parse_labels(const std::string& text, const std::string& file, int num_classes,
-                                std::vector<LabelIssue>& issues)
-{
+                                std::vector<LabelIssue>& issues) {
     static const char* const k_field_names[] = {"cx", "cy", "w", "h"};
     std::vector<Label> labels;
     std::istringstream lines(text);
@@ -104,8 +98,7 @@ std::vector<Label> parse_labels(const std::string& text, const std::string& file
 }
 
 std::vector<Label> read_label_file(const std::string& path, int num_classes,
-                                   std::vector<LabelIssue>& issues)
-{
+                                   std::vector<LabelIssue>& issues) {
     std::error_code ec;
     // A missing label file is an image with no objects; an existing unreadable one is not.
     if (!std::filesystem::exists(path, ec)) return {};
@@ -119,8 +112,7 @@ std::vector<Label> read_label_file(const std::string& path, int num_classes,
     return parse_labels(text.str(), path, num_classes, issues);
 }
 
-std::string label_path_for(const std::string& image_path)
-{
+std::string label_path_for(const std::string& image_path) {
     std::string path = image_path;
     const std::string images = "/images/";
     auto pos = path.rfind(images);
@@ -131,8 +123,7 @@ std::string label_path_for(const std::string& image_path)
     }
     auto slash = path.find_last_of('/');
     auto dot = path.find_last_of('.');
-    if (dot != std::string::npos && (slash == std::string::npos || dot > slash))
-        path.erase(dot);
+    if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) path.erase(dot);
     return path + ".txt";
 }
 

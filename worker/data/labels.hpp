@@ -22,13 +22,13 @@ struct LabelIssue {
 
 /// A user-caused dataset problem. what() reads "path/to/x.txt:3: class 21 out of range [0, 17)".
 class DataError : public std::runtime_error {
-public:
+  public:
     explicit DataError(const std::string& message);
     DataError(const std::string& file, int line, const std::string& message);
     const std::string& file() const { return m_file; }  ///< empty when not tied to a file
     int line() const { return m_line; }                 ///< 1-based; 0 when unknown or whole file
 
-private:
+  private:
     std::string m_file;
     int m_line = 0;
 };

@@ -10,7 +10,7 @@
 namespace smartcash::data {
 
 class Random {
-public:
+  public:
     explicit Random(std::uint64_t seed) : m_engine(seed) {}
 
     /// Uniform in [0, 1), 53 bits.
@@ -24,8 +24,7 @@ public:
     /// True with probability p.
     bool chance(double p) { return uniform() < p; }
     /// Standard normal (Box-Muller; one value per call keeps the stream simple).
-    double normal()
-    {
+    double normal() {
         double u1 = uniform();
         double u2 = uniform();
         return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(6.283185307179586 * u2);
@@ -33,14 +32,13 @@ public:
 
     std::uint64_t next() { return m_engine(); }
 
-private:
+  private:
     std::mt19937_64 m_engine;
 };
 
 /// Mixes a seed with a stream number (splitmix64 finaliser), so neighbouring indices give
 /// unrelated streams.
-inline std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream)
-{
+inline std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream) {
     std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;

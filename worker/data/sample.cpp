@@ -1,13 +1,13 @@
 #include "worker/data/sample.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <stdexcept>
-
-#include <fmt/format.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <stdexcept>
 
 #include "worker/data/random.hpp"
 
@@ -19,8 +19,7 @@ constexpr int k_pad_grey = 114;
 constexpr double k_min_area_kept = 0.2;  // of the box area before clipping
 constexpr double k_min_side_px = 2.0;
 
-void hsv_jitter(cv::Mat& bgr, double gain_h, double gain_s, double gain_v)
-{
+void hsv_jitter(cv::Mat& bgr, double gain_h, double gain_s, double gain_v) {
     if (gain_h == 1.0 && gain_s == 1.0 && gain_v == 1.0) return;
     cv::Mat hsv;
     cv::cvtColor(bgr, hsv, cv::COLOR_BGR2HSV);
@@ -28,9 +27,9 @@ void hsv_jitter(cv::Mat& bgr, double gain_h, double gain_s, double gain_v)
     cv::Mat lut(1, 256, CV_8UC3);
     for (int i = 0; i < 256; ++i) {
         int h = (static_cast<int>(std::lround(i * gain_h)) % 180 + 180) % 180;
-        lut.at<cv::Vec3b>(0, i) = cv::Vec3b(
-            static_cast<uchar>(h), cv::saturate_cast<uchar>(i * gain_s),
-            cv::saturate_cast<uchar>(i * gain_v));
+        lut.at<cv::Vec3b>(0, i) =
+            cv::Vec3b(static_cast<uchar>(h), cv::saturate_cast<uchar>(i * gain_s),
+                      cv::saturate_cast<uchar>(i * gain_v));
     }
     cv::LUT(hsv, lut, hsv);
     cv::cvtColor(hsv, bgr, cv::COLOR_HSV2BGR);
@@ -42,8 +41,7 @@ struct Fit {
     int width, height, left, top;
 };
 
-Fit fit_into(int cols, int rows, int size)
-{
+Fit fit_into(int cols, int rows, int size) {
     Fit fit{};
     fit.scale = std::min(static_cast<double>(size) / cols, static_cast<double>(size) / rows);
     fit.width = std::clamp(static_cast<int>(std::lround(cols * fit.scale)), 1, size);
@@ -55,8 +53,7 @@ Fit fit_into(int cols, int rows, int size)
 
 }  // namespace
 
-cv::Mat letterbox(const cv::Mat& bgr, int size, float* scale, int* pad_x, int* pad_y)
-{
+cv::Mat letterbox(const cv::Mat& bgr, int size, float* scale, int* pad_x, int* pad_y) {
     if (bgr.empty() || size <= 0) throw std::invalid_argument("letterbox: empty image or size");
     const Fit fit = fit_into(bgr.cols, bgr.rows, size);
     const double s = fit.scale;
@@ -76,8 +73,7 @@ cv::Mat letterbox(const cv::Mat& bgr, int size, float* scale, int* pad_x, int* p
 }
 
 void augment_sample(cv::Mat& bgr, std::vector<Label>& labels, const AugmentConfig& augment,
-                    std::uint64_t seed)
-{
+                    std::uint64_t seed) {
     Random rng(seed);
     // Every draw is made whatever the settings, so one knob never shifts the others' values.
     const double gain_h = 1.0 + rng.uniform(-1.0, 1.0) * augment.hsv_h;
@@ -99,8 +95,8 @@ void augment_sample(cv::Mat& bgr, std::vector<Label>& labels, const AugmentConfi
     if (angle == 0.0 && zoom == 1.0 && shift_x == 0.0 && shift_y == 0.0) return;
 
     const double w = bgr.cols, h = bgr.rows;
-    cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(static_cast<float>(w / 2), static_cast<float>(h / 2)),
-                                        angle, zoom);
+    cv::Mat m = cv::getRotationMatrix2D(
+        cv::Point2f(static_cast<float>(w / 2), static_cast<float>(h / 2)), angle, zoom);
     m.at<double>(0, 2) += shift_x;
     m.at<double>(1, 2) += shift_y;
     cv::Mat warped;
@@ -115,8 +111,8 @@ void augment_sample(cv::Mat& bgr, std::vector<Label>& labels, const AugmentConfi
     for (const auto& label : labels) {
         const double x0 = (label.cx - label.w / 2) * w, x1 = (label.cx + label.w / 2) * w;
         const double y0 = (label.cy - label.h / 2) * h, y1 = (label.cy + label.h / 2) * h;
-        const std::array<cv::Point2d, 4> corners = {
-            cv::Point2d(x0, y0), cv::Point2d(x1, y0), cv::Point2d(x0, y1), cv::Point2d(x1, y1)};
+        const std::array<cv::Point2d, 4> corners = {cv::Point2d(x0, y0), cv::Point2d(x1, y0),
+                                                    cv::Point2d(x0, y1), cv::Point2d(x1, y1)};
         double lo_x = 1e18, lo_y = 1e18, hi_x = -1e18, hi_y = -1e18;
         for (const auto& p : corners) {
             const double x = a * p.x + b * p.y + c, y = d * p.x + e * p.y + f;
@@ -137,10 +133,10 @@ void augment_sample(cv::Mat& bgr, std::vector<Label>& labels, const AugmentConfi
 }
 
 Sample load_sample(const Split& split, std::size_t index, int img_size,
-                   const AugmentConfig* augment, std::uint64_t seed)
-{
+                   const AugmentConfig* augment, std::uint64_t seed) {
     if (index >= split.images.size())
-        throw std::out_of_range(fmt::format("sample {} of a split of {}", index, split.images.size()));
+        throw std::out_of_range(
+            fmt::format("sample {} of a split of {}", index, split.images.size()));
     const std::string& path = split.images[index];
     cv::Mat bgr;
     try {

@@ -1,19 +1,23 @@
 #include "worker/data/synth.hpp"
 
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <vector>
 
-#include <fmt/format.h>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
+#include "common/atomic_file.hpp"
 #include "worker/data/dataset.hpp"
 #include "worker/data/labels.hpp"
 #include "worker/data/random.hpp"
@@ -58,8 +62,7 @@ struct Box {
     double area() const { return std::max(0.0, x1 - x0) * std::max(0.0, y1 - y0); }
 };
 
-double overlap_area(const Box& a, const Box& b)
-{
+double overlap_area(const Box& a, const Box& b) {
     const double w = std::min(a.x1, b.x1) - std::max(a.x0, b.x0);
     const double h = std::min(a.y1, b.y1) - std::max(a.y0, b.y0);
     return w > 0 && h > 0 ? w * h : 0.0;
@@ -67,25 +70,21 @@ double overlap_area(const Box& a, const Box& b)
 
 cv::Scalar to_scalar(const std::array<int, 3>& c) { return cv::Scalar(c[0], c[1], c[2]); }
 
-cv::Scalar shade(const cv::Scalar& c, double factor)
-{
+cv::Scalar shade(const cv::Scalar& c, double factor) {
     return cv::Scalar(std::clamp(c[0] * factor, 0.0, 255.0), std::clamp(c[1] * factor, 0.0, 255.0),
                       std::clamp(c[2] * factor, 0.0, 255.0));
 }
 
-cv::Scalar mix(const cv::Scalar& a, const cv::Scalar& b, double t)
-{
+cv::Scalar mix(const cv::Scalar& a, const cv::Scalar& b, double t) {
     return cv::Scalar(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t);
 }
 
-cv::Scalar random_colour(Random& rng, int lo, int hi)
-{
+cv::Scalar random_colour(Random& rng, int lo, int hi) {
     return cv::Scalar(rng.between(lo, hi), rng.between(lo, hi), rng.between(lo, hi));
 }
 
 /// Paints `colour` into `canvas` through an 8-bit coverage mask (anti-aliased edges blend).
-void stamp(cv::Mat& canvas, const cv::Mat& mask, const cv::Scalar& colour)
-{
+void stamp(cv::Mat& canvas, const cv::Mat& mask, const cv::Scalar& colour) {
     for (int y = 0; y < canvas.rows; ++y) {
         const uchar* m = mask.ptr<uchar>(y);
         cv::Vec3b* p = canvas.ptr<cv::Vec3b>(y);
@@ -93,14 +92,14 @@ void stamp(cv::Mat& canvas, const cv::Mat& mask, const cv::Scalar& colour)
             if (!m[x]) continue;
             const int a = m[x];
             for (int c = 0; c < 3; ++c)
-                p[x][c] = static_cast<uchar>((p[x][c] * (255 - a) + static_cast<int>(colour[c]) * a + 127) / 255);
+                p[x][c] = static_cast<uchar>(
+                    (p[x][c] * (255 - a) + static_cast<int>(colour[c]) * a + 127) / 255);
         }
     }
 }
 
 /// The tight box of what a mask covers (faint anti-aliasing fringe excluded).
-std::optional<cv::Rect> covered(const cv::Mat& mask)
-{
+std::optional<cv::Rect> covered(const cv::Mat& mask) {
     cv::Mat solid;
     cv::threshold(mask, solid, 96, 255, cv::THRESH_BINARY);
     std::vector<cv::Point> points;
@@ -112,9 +111,8 @@ std::optional<cv::Rect> covered(const cv::Mat& mask)
 /// Draws `text` with its glyph height `height` px (or narrower to fit `max_width`), anchored at
 /// the bottom-left `origin`; returns its tight box.
 std::optional<cv::Rect> draw_text(cv::Mat& canvas, const std::string& text, cv::Point origin,
-                                  double height, double max_width, int font, const cv::Scalar& colour,
-                                  double weight)
-{
+                                  double height, double max_width, int font,
+                                  const cv::Scalar& colour, double weight) {
     int baseline = 0;
     const cv::Size unit = cv::getTextSize(text, font, 1.0, 1, &baseline);
     double scale = height / unit.height;
@@ -131,8 +129,7 @@ struct Note {
     std::vector<Box> parts;  // layer_2 and layer_3 objects in note coordinates
 };
 
-Note render_note(Random& rng, int denom, int width)
-{
+Note render_note(Random& rng, int denom, int width) {
     const int height = std::max(8, static_cast<int>(std::lround(width / k_note_aspect)));
     const double w = width, h = height;
     cv::Scalar base = to_scalar(k_denominations[denom].bgr);
@@ -149,8 +146,7 @@ Note render_note(Random& rng, int denom, int width)
         for (int x = 0; x < width; ++x) {
             const double t = light_right ? x / w : 1.0 - x / w;
             const double f = 0.88 + 0.24 * t;
-            for (int c = 0; c < 3; ++c)
-                p[x][c] = cv::saturate_cast<uchar>(base[c] * f);
+            for (int c = 0; c < 3; ++c) p[x][c] = cv::saturate_cast<uchar>(base[c] * f);
         }
     }
 
@@ -161,7 +157,8 @@ Note render_note(Random& rng, int denom, int width)
         const double amp = rng.uniform(0.05, 0.18) * h;
         const double phase = rng.uniform(0.0, 6.283);
         const int lines = rng.between(4, 7);
-        const cv::Scalar colour = rng.chance(0.5) ? shade(base, 0.7) : mix(base, cv::Scalar(255, 255, 255), 0.35);
+        const cv::Scalar colour =
+            rng.chance(0.5) ? shade(base, 0.7) : mix(base, cv::Scalar(255, 255, 255), 0.35);
         for (int l = 0; l < lines; ++l) {
             const double y_mid = h * (0.15 + 0.7 * l / std::max(1, lines - 1));
             std::vector<cv::Point> curve;
@@ -176,19 +173,23 @@ Note render_note(Random& rng, int denom, int width)
     // Rosette on the left: rotated ellipses around one centre.
     const cv::Point rosette(static_cast<int>(0.22 * w), static_cast<int>(0.45 * h));
     const int petals = rng.between(6, 10);
-    const cv::Size petal(std::max(2, static_cast<int>(0.13 * h)), std::max(1, static_cast<int>(0.05 * h)));
+    const cv::Size petal(std::max(2, static_cast<int>(0.13 * h)),
+                         std::max(1, static_cast<int>(0.05 * h)));
     for (int i = 0; i < petals; ++i)
-        cv::ellipse(note.image, rosette, petal, 180.0 * i / petals, 0, 360, shade(base, 0.62), 1, cv::LINE_AA);
+        cv::ellipse(note.image, rosette, petal, 180.0 * i / petals, 0, 360, shade(base, 0.62), 1,
+                    cv::LINE_AA);
 
     // Frame.
     const int inset = std::max(1, static_cast<int>(0.03 * h));
-    cv::rectangle(note.image, cv::Point(inset, inset), cv::Point(width - 1 - inset, height - 1 - inset),
-                  shade(base, 0.6), std::max(1, height / 45), cv::LINE_AA);
+    cv::rectangle(note.image, cv::Point(inset, inset),
+                  cv::Point(width - 1 - inset, height - 1 - inset), shade(base, 0.6),
+                  std::max(1, height / 45), cv::LINE_AA);
 
     // Portrait: a pale oval with a head-and-shoulders silhouette.
-    const cv::Point face(static_cast<int>((0.76 + rng.uniform(-0.02, 0.02)) * w), static_cast<int>(0.42 * h));
-    cv::ellipse(note.image, face, cv::Size(static_cast<int>(0.12 * w), static_cast<int>(0.32 * h)), 0, 0, 360,
-                light, cv::FILLED, cv::LINE_AA);
+    const cv::Point face(static_cast<int>((0.76 + rng.uniform(-0.02, 0.02)) * w),
+                         static_cast<int>(0.42 * h));
+    cv::ellipse(note.image, face, cv::Size(static_cast<int>(0.12 * w), static_cast<int>(0.32 * h)),
+                0, 0, 360, light, cv::FILLED, cv::LINE_AA);
     cv::ellipse(note.image, cv::Point(face.x, face.y + static_cast<int>(0.22 * h)),
                 cv::Size(static_cast<int>(0.085 * w), static_cast<int>(0.11 * h)), 0, 180, 360,
                 shade(base, 0.55), cv::FILLED, cv::LINE_AA);
@@ -197,20 +198,23 @@ Note render_note(Random& rng, int denom, int width)
                 shade(base, 0.5), cv::FILLED, cv::LINE_AA);
 
     auto add_part = [&](int cls, const std::optional<cv::Rect>& r) {
-        if (r) note.parts.push_back({cls, double(r->x), double(r->y), double(r->x + r->width), double(r->y + r->height)});
+        if (r)
+            note.parts.push_back({cls, double(r->x), double(r->y), double(r->x + r->width),
+                                  double(r->y + r->height)});
     };
 
     // Large numeral, bottom left (layer_2).
     {
         const cv::Point origin(static_cast<int>((0.06 + rng.uniform(0.0, 0.02)) * w),
                                static_cast<int>((0.87 + rng.uniform(-0.02, 0.01)) * h));
-        add_part(7 + denom, draw_text(note.image, k_denominations[denom].numeral, origin, 0.26 * h, 0.40 * w,
-                                      cv::FONT_HERSHEY_DUPLEX, dark, 2.0));
+        add_part(7 + denom, draw_text(note.image, k_denominations[denom].numeral, origin, 0.26 * h,
+                                      0.40 * w, cv::FONT_HERSHEY_DUPLEX, dark, 2.0));
     }
 
     // "BANK INDONESIA", top left (l3_text).
     {
-        const cv::Point origin(static_cast<int>(0.08 * w), static_cast<int>((0.2 + rng.uniform(0.0, 0.03)) * h));
+        const cv::Point origin(static_cast<int>(0.08 * w),
+                               static_cast<int>((0.2 + rng.uniform(0.0, 0.03)) * h));
         add_part(k_class_text, draw_text(note.image, "BANK INDONESIA", origin, 0.08 * h, 0.36 * w,
                                          cv::FONT_HERSHEY_SIMPLEX, shade(base, 0.35), 1.2));
     }
@@ -218,14 +222,17 @@ Note render_note(Random& rng, int denom, int width)
     // Signature squiggle under the portrait (l3_sign).
     {
         cv::Mat mask = cv::Mat::zeros(note.image.size(), CV_8U);
-        const double x0 = (0.58 + rng.uniform(0.0, 0.04)) * w, span = (0.18 + rng.uniform(0.0, 0.04)) * w;
+        const double x0 = (0.58 + rng.uniform(0.0, 0.04)) * w,
+                     span = (0.18 + rng.uniform(0.0, 0.04)) * w;
         const double yc = 0.86 * h, amp = 0.06 * h;
-        const double f1 = rng.uniform(2.0, 4.0), f2 = rng.uniform(5.0, 9.0), ph = rng.uniform(0.0, 6.283);
+        const double f1 = rng.uniform(2.0, 4.0), f2 = rng.uniform(5.0, 9.0),
+                     ph = rng.uniform(0.0, 6.283);
         std::vector<cv::Point> stroke;
         for (int i = 0; i <= 48; ++i) {
             const double t = i / 48.0;
             const double x = x0 + span * t + 0.03 * w * std::sin(6.283 * f2 * t + ph);
-            const double y = yc + amp * std::sin(6.283 * f1 * t + ph) * (0.6 + 0.4 * std::cos(6.283 * t));
+            const double y =
+                yc + amp * std::sin(6.283 * f1 * t + ph) * (0.6 + 0.4 * std::cos(6.283 * t));
             stroke.emplace_back(static_cast<int>(std::lround(x)), static_cast<int>(std::lround(y)));
         }
         cv::polylines(mask, stroke, false, cv::Scalar(255), std::max(1, height / 50), cv::LINE_AA);
@@ -252,8 +259,7 @@ Note render_note(Random& rng, int denom, int width)
     return note;
 }
 
-void paint_background(cv::Mat& image, Random& rng)
-{
+void paint_background(cv::Mat& image, Random& rng) {
     const int size = image.cols;
     const cv::Scalar a = random_colour(rng, 30, 225), b = random_colour(rng, 30, 225);
     const double angle = rng.uniform(0.0, 6.283);
@@ -261,7 +267,8 @@ void paint_background(cv::Mat& image, Random& rng)
     for (int y = 0; y < size; ++y) {
         cv::Vec3b* p = image.ptr<cv::Vec3b>(y);
         for (int x = 0; x < size; ++x) {
-            const double t = std::clamp(0.5 + ((x - size / 2.0) * dx + (y - size / 2.0) * dy) / size, 0.0, 1.0);
+            const double t =
+                std::clamp(0.5 + ((x - size / 2.0) * dx + (y - size / 2.0) * dy) / size, 0.0, 1.0);
             for (int c = 0; c < 3; ++c) p[x][c] = static_cast<uchar>(a[c] + (b[c] - a[c]) * t);
         }
     }
@@ -272,20 +279,24 @@ void paint_background(cv::Mat& image, Random& rng)
         const cv::Point p1(rng.below(size), rng.below(size)), p2(rng.below(size), rng.below(size));
         const int thickness = rng.chance(0.4) ? cv::FILLED : rng.between(1, std::max(1, size / 60));
         switch (rng.below(4)) {
-        case 0:
-            cv::circle(image, p1, rng.between(size / 40 + 1, size / 6), colour, thickness, cv::LINE_AA);
-            break;
-        case 1: {
-            const int side = rng.between(size / 20 + 1, size / 5);
-            cv::rectangle(image, p1, p1 + cv::Point(side, side + rng.between(-side / 3, side / 3)), colour, thickness);
-            break;
-        }
-        case 2:
-            cv::line(image, p1, p2, colour, std::max(1, thickness == cv::FILLED ? 2 : thickness), cv::LINE_AA);
-            break;
-        default:
-            cv::ellipse(image, p1, cv::Size(rng.between(2, size / 6), rng.between(2, size / 6)),
-                        rng.uniform(0.0, 180.0), 0, 360, colour, thickness, cv::LINE_AA);
+            case 0:
+                cv::circle(image, p1, rng.between(size / 40 + 1, size / 6), colour, thickness,
+                           cv::LINE_AA);
+                break;
+            case 1: {
+                const int side = rng.between(size / 20 + 1, size / 5);
+                cv::rectangle(image, p1,
+                              p1 + cv::Point(side, side + rng.between(-side / 3, side / 3)), colour,
+                              thickness);
+                break;
+            }
+            case 2:
+                cv::line(image, p1, p2, colour,
+                         std::max(1, thickness == cv::FILLED ? 2 : thickness), cv::LINE_AA);
+                break;
+            default:
+                cv::ellipse(image, p1, cv::Size(rng.between(2, size / 6), rng.between(2, size / 6)),
+                            rng.uniform(0.0, 180.0), 0, 360, colour, thickness, cv::LINE_AA);
         }
     }
     cv::GaussianBlur(image, image, cv::Size(5, 5), 0);
@@ -293,11 +304,11 @@ void paint_background(cv::Mat& image, Random& rng)
 
 /// Blends the upright note into the image through rotation `angle` about its centre placed at
 /// `centre`; returns the affine that maps note edge coordinates to image edge coordinates.
-cv::Matx23d place_note(cv::Mat& image, const cv::Mat& note, double angle, cv::Point2d centre)
-{
+cv::Matx23d place_note(cv::Mat& image, const cv::Mat& note, double angle, cv::Point2d centre) {
     const cv::Point2d half(note.cols / 2.0, note.rows / 2.0);
     cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(0.f, 0.f), angle, 1.0);
-    cv::Matx23d edge(m.at<double>(0, 0), m.at<double>(0, 1), 0.0, m.at<double>(1, 0), m.at<double>(1, 1), 0.0);
+    cv::Matx23d edge(m.at<double>(0, 0), m.at<double>(0, 1), 0.0, m.at<double>(1, 0),
+                     m.at<double>(1, 1), 0.0);
     // Edge coordinates: rotate about the note's centre, then move it to `centre`.
     edge(0, 2) = centre.x - (edge(0, 0) * half.x + edge(0, 1) * half.y);
     edge(1, 2) = centre.y - (edge(1, 0) * half.x + edge(1, 1) * half.y);
@@ -323,10 +334,10 @@ cv::Matx23d place_note(cv::Mat& image, const cv::Mat& note, double angle, cv::Po
     return edge;
 }
 
-Box transform_box(const cv::Matx23d& m, int cls, double x0, double y0, double x1, double y1)
-{
+Box transform_box(const cv::Matx23d& m, int cls, double x0, double y0, double x1, double y1) {
     Box out{cls, 1e18, 1e18, -1e18, -1e18};
-    for (const auto& p : {cv::Point2d(x0, y0), cv::Point2d(x1, y0), cv::Point2d(x0, y1), cv::Point2d(x1, y1)}) {
+    for (const auto& p :
+         {cv::Point2d(x0, y0), cv::Point2d(x1, y0), cv::Point2d(x0, y1), cv::Point2d(x1, y1)}) {
         const double x = m(0, 0) * p.x + m(0, 1) * p.y + m(0, 2);
         const double y = m(1, 0) * p.x + m(1, 1) * p.y + m(1, 2);
         out.x0 = std::min(out.x0, x), out.x1 = std::max(out.x1, x);
@@ -336,8 +347,7 @@ Box transform_box(const cv::Matx23d& m, int cls, double x0, double y0, double x1
 }
 
 /// Camera look over the whole frame: uneven light and sensor noise, sometimes a little blur.
-void finish_photo(cv::Mat& image, Random& rng)
-{
+void finish_photo(cv::Mat& image, Random& rng) {
     const int size = image.cols;
     const double light = rng.uniform(0.85, 1.12), slope = rng.uniform(-0.15, 0.15);
     const double angle = rng.uniform(0.0, 6.283), dx = std::cos(angle), dy = std::sin(angle);
@@ -349,7 +359,8 @@ void finish_photo(cv::Mat& image, Random& rng)
             std::uint64_t bits = rng.next();
             for (int c = 0; c < 3; ++c) {
                 // Two 10-bit uniforms summed: a cheap bell-shaped noise in [-noise, noise].
-                const int u = static_cast<int>(bits & 1023) + static_cast<int>((bits >> 10) & 1023) - 1023;
+                const int u =
+                    static_cast<int>(bits & 1023) + static_cast<int>((bits >> 10) & 1023) - 1023;
                 bits >>= 20;
                 p[x][c] = cv::saturate_cast<uchar>(p[x][c] * f + u * noise / 1023.0);
             }
@@ -363,8 +374,7 @@ struct Generated {
     std::vector<Box> boxes;
 };
 
-Generated generate_image(std::uint64_t seed, int index, int size)
-{
+Generated generate_image(std::uint64_t seed, int index, int size) {
     Random rng(mix_seed(seed, static_cast<std::uint64_t>(index)));
     Generated out;
     out.image.create(size, size, CV_8UC3);
@@ -373,7 +383,8 @@ Generated generate_image(std::uint64_t seed, int index, int size)
     const bool two = rng.chance(0.4);
     std::vector<Box> note_boxes;
     // Cycle the first note through the series so that every class is well represented.
-    int denom = static_cast<int>((static_cast<std::uint64_t>(index) + seed) % k_denominations.size());
+    int denom =
+        static_cast<int>((static_cast<std::uint64_t>(index) + seed) % k_denominations.size());
     for (int n = 0; n < (two ? 2 : 1); ++n) {
         if (n > 0) denom = rng.below(static_cast<int>(k_denominations.size()));
         const double frac = two ? rng.uniform(0.35, 0.5) : rng.uniform(0.35, 0.8);
@@ -384,25 +395,30 @@ Generated generate_image(std::uint64_t seed, int index, int size)
         const double bw = width * std::abs(std::cos(rad)) + height * std::abs(std::sin(rad));
         const double bh = width * std::abs(std::sin(rad)) + height * std::abs(std::cos(rad));
         const double margin = 2.0;
-        // Draw the placement even if it ends up unused, so later draws do not depend on it.
         bool placed = false;
         cv::Point2d centre;
         for (int attempt = 0; attempt < 30 && !placed; ++attempt) {
-            centre.x = rng.uniform(bw / 2 + margin, std::max(bw / 2 + margin, size - bw / 2 - margin));
-            centre.y = rng.uniform(bh / 2 + margin, std::max(bh / 2 + margin, size - bh / 2 - margin));
-            const Box candidate{0, centre.x - bw / 2, centre.y - bh / 2, centre.x + bw / 2, centre.y + bh / 2};
+            centre.x =
+                rng.uniform(bw / 2 + margin, std::max(bw / 2 + margin, size - bw / 2 - margin));
+            centre.y =
+                rng.uniform(bh / 2 + margin, std::max(bh / 2 + margin, size - bh / 2 - margin));
+            const Box candidate{0, centre.x - bw / 2, centre.y - bh / 2, centre.x + bw / 2,
+                                centre.y + bh / 2};
             placed = std::all_of(note_boxes.begin(), note_boxes.end(), [&](const Box& other) {
-                return overlap_area(candidate, other) <= 0.1 * std::min(candidate.area(), other.area());
+                return overlap_area(candidate, other) <=
+                       0.1 * std::min(candidate.area(), other.area());
             });
         }
+        if (!placed) break;  // no room for a second note: this image keeps one
         const Note note = render_note(rng, denom, width);
-        if (!placed) break;
         const cv::Matx23d m = place_note(out.image, note.image, angle, centre);
         const Box note_box = transform_box(m, denom, 0, 0, note.image.cols, note.image.rows);
         // A later note covers parts of an earlier one: drop the parts it hides.
-        out.boxes.erase(std::remove_if(out.boxes.begin(), out.boxes.end(), [&](const Box& b) {
-                            return b.cls >= 7 && overlap_area(b, note_box) > 0.25 * b.area();
-                        }),
+        out.boxes.erase(std::remove_if(out.boxes.begin(), out.boxes.end(),
+                                       [&](const Box& b) {
+                                           return b.cls >= 7 &&
+                                                  overlap_area(b, note_box) > 0.25 * b.area();
+                                       }),
                         out.boxes.end());
         note_boxes.push_back(note_box);
         out.boxes.push_back(note_box);
@@ -413,34 +429,72 @@ Generated generate_image(std::uint64_t seed, int index, int size)
     return out;
 }
 
-std::string marker_text(const SynthOptions& options)
-{
+std::string marker_text(const SynthOptions& options) {
     return fmt::format("smartcash synthetic dataset v{}\nimages: {}\nsize: {}\nseed: {}\n",
                        k_generator_version, options.images, options.size, options.seed);
 }
 
-std::string data_yaml(const SynthOptions& options)
-{
+std::string data_yaml(const SynthOptions& options) {
     std::string names;
-    for (const auto& name : default_class_names()) names += (names.empty() ? "'" : ", '") + name + "'";
+    for (const auto& name : default_class_names())
+        names += (names.empty() ? "'" : ", '") + name + "'";
     return fmt::format(
         "# Synthetic SmartCash banknotes: {} images of {} px, seed {}.\n"
         "train: train/images\nval: valid/images\ntest: test/images\n\nnc: {}\nnames: [{}]\n",
         options.images, options.size, options.seed, default_class_names().size(), names);
 }
 
-void write_file(const fs::path& path, const void* data, std::size_t size)
-{
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
-    out.close();
-    if (!out) throw std::runtime_error("cannot write " + path.string());
+// Every file must reach the disk before the marker does, so that a marker found after a power
+// cut vouches for complete files. Linux flushes the whole file system once (syncfs) before the
+// marker; elsewhere each file is synced as it is written.
+#ifdef __linux__
+constexpr bool k_sync_each_file = false;
+#else
+constexpr bool k_sync_each_file = true;
+#endif
+
+void sync_tree(const fs::path& dir) {
+#ifdef __linux__
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw IoError(dir.string(), errno, "cannot open");
+    const int rc = ::syncfs(fd);
+    const int error = errno;
+    ::close(fd);
+    if (rc != 0) throw IoError(dir.string(), error, "cannot sync");
+#else
+    (void)dir;
+#endif
 }
 
-void write_file(const fs::path& path, const std::string& text) { write_file(path, text.data(), text.size()); }
+void write_file(const fs::path& path, const void* data, std::size_t size, bool sync) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw IoError(path.string(), errno, "cannot create");
+    const char* p = static_cast<const char*>(data);
+    std::size_t left = size;
+    while (left > 0) {
+        const ssize_t n = ::write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int error = n < 0 ? errno : EIO;
+            ::close(fd);
+            throw IoError(path.string(), error, "cannot write");
+        }
+        p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+    if (sync && ::fsync(fd) != 0) {
+        const int error = errno;
+        ::close(fd);
+        throw IoError(path.string(), error, "cannot sync");
+    }
+    if (::close(fd) != 0) throw IoError(path.string(), errno, "cannot close");
+}
 
-std::string read_small_file(const fs::path& path)
-{
+void write_file(const fs::path& path, const std::string& text, bool sync) {
+    write_file(path, text.data(), text.size(), sync);
+}
+
+std::string read_small_file(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return {};
     std::ostringstream text;
@@ -448,16 +502,14 @@ std::string read_small_file(const fs::path& path)
     return text.str();
 }
 
-fs::path clean_out_path(const std::string& out)
-{
+fs::path clean_out_path(const std::string& out) {
     fs::path path = fs::path(out).lexically_normal();
     if (path.has_filename()) return path;
     return path.parent_path();
 }
 
 // Only what this generator writes may be removed: a typo in --out must never wipe other data.
-bool looks_generated(const fs::path& dir)
-{
+bool looks_generated(const fs::path& dir) {
     static const std::set<std::string> ours = {"data.yaml", "train", "valid", "test", k_marker};
     std::error_code ec;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
@@ -467,23 +519,25 @@ bool looks_generated(const fs::path& dir)
 
 }  // namespace
 
-bool synthetic_complete(const SynthOptions& options)
-{
+bool synthetic_complete(const SynthOptions& options) {
     return read_small_file(clean_out_path(options.out) / k_marker) == marker_text(options);
 }
 
-void synthesize(const SynthOptions& options)
-{
+void synthesize(const SynthOptions& options) {
     if (options.out.empty()) throw DataError("synthetic dataset: no output directory");
-    if (options.images < 1) throw DataError(fmt::format("synthetic dataset: images must be at least 1 (got {})", options.images));
+    if (options.images < 1)
+        throw DataError(
+            fmt::format("synthetic dataset: images must be at least 1 (got {})", options.images));
     if (options.size < 64 || options.size > 8192)
-        throw DataError(fmt::format("synthetic dataset: size must be in [64, 8192] (got {})", options.size));
+        throw DataError(
+            fmt::format("synthetic dataset: size must be in [64, 8192] (got {})", options.size));
     if (synthetic_complete(options)) return;
 
     const fs::path out = clean_out_path(options.out);
     std::error_code ec;
     if (fs::exists(out, ec) && (!fs::is_directory(out, ec) || !looks_generated(out)))
-        throw DataError(out.string(), 0, "exists and is not a synthetic dataset; refusing to overwrite it");
+        throw DataError(out.string(), 0,
+                        "exists and is not a synthetic dataset; refusing to overwrite it");
 
     // Build beside the target and rename it into place, so a killed run leaves no half dataset
     // under the final name.
@@ -508,7 +562,8 @@ void synthesize(const SynthOptions& options)
             const std::string stem = fmt::format("synth_{:05d}", index);
             if (!cv::imencode(".jpg", g.image, jpeg, jpeg_params))
                 throw std::runtime_error("cannot encode a synthetic image");
-            write_file(staging / split / "images" / (stem + ".jpg"), jpeg.data(), jpeg.size());
+            write_file(staging / split / "images" / (stem + ".jpg"), jpeg.data(), jpeg.size(),
+                       k_sync_each_file);
             std::string labels;
             const double s = options.size;
             for (const Box& b : g.boxes) {
@@ -518,15 +573,23 @@ void synthesize(const SynthOptions& options)
                 labels += fmt::format("{} {:.6f} {:.6f} {:.6f} {:.6f}\n", b.cls, (x0 + x1) / 2 / s,
                                       (y0 + y1) / 2 / s, (x1 - x0) / s, (y1 - y0) / s);
             }
-            write_file(staging / split / "labels" / (stem + ".txt"), labels);
+            write_file(staging / split / "labels" / (stem + ".txt"), labels, k_sync_each_file);
         }
     }
-    write_file(staging / "data.yaml", data_yaml(options));
+    write_file(staging / "data.yaml", data_yaml(options), k_sync_each_file);
     // The marker goes last: its presence means every other file is complete.
-    write_file(staging / k_marker, marker_text(options));
+    sync_tree(staging);
+    for (const auto& split : splits) {
+        fsync_directory((staging / split.first / "images").string());
+        fsync_directory((staging / split.first / "labels").string());
+        fsync_directory((staging / split.first).string());
+    }
+    write_file(staging / k_marker, marker_text(options), /*sync=*/true);
+    fsync_directory(staging.string());
 
     if (fs::exists(out, ec)) fs::remove_all(out);
     fs::rename(staging, out);
+    fsync_directory(out.parent_path().empty() ? "." : out.parent_path().string());
 }
 
 }  // namespace smartcash::data

@@ -8,9 +8,9 @@
 namespace smartcash::data {
 
 struct SynthOptions {
-    std::string out;          ///< dataset directory (Roboflow layout with data.yaml)
-    int images = 240;         ///< total images, split 80/10/10 into train/valid/test
-    int size = 320;           ///< square image side in pixels
+    std::string out;   ///< dataset directory (Roboflow layout with data.yaml)
+    int images = 240;  ///< total images, split 80/10/10 into train/valid/test
+    int size = 320;    ///< square image side in pixels
     std::uint64_t seed = 7;
 };
 
