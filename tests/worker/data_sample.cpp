@@ -158,6 +158,17 @@ TEST(Sample, FlipOnlyMirrorsImageAndBoxes) {
     EXPECT_TRUE(same_image(load_sample(split, 0, 64, &off, 5).image, plain.image));
 }
 
+TEST(Sample, ThreadCountDoesNotChangeTheSample) {
+    const Split split = textured_split(scratch_dir());
+    const AugmentConfig augment;
+    set_image_threads(1);
+    EXPECT_EQ(cv::getNumThreads(), 1);
+    const Sample one = load_sample(split, 0, 96, &augment, 77);
+    set_image_threads(4);
+    const Sample four = load_sample(split, 0, 96, &augment, 77);
+    EXPECT_TRUE(same_image(one.image, four.image));
+}
+
 TEST(Sample, UndecodableImageNamesTheFile) {
     const fs::path dir = scratch_dir();
     const fs::path bad = dir / "images" / "broken.jpg";

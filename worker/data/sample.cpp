@@ -170,4 +170,6 @@ Sample load_sample(const Split& split, std::size_t index, int img_size,
     return sample;
 }
 
+void set_image_threads(int threads) { cv::setNumThreads(std::max(1, threads)); }
+
 }  // namespace smartcash::data

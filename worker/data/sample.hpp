@@ -34,4 +34,8 @@ cv::Mat letterbox(const cv::Mat& bgr, int size, float* scale, int* pad_x, int* p
 void augment_sample(cv::Mat& bgr, std::vector<Label>& labels, const AugmentConfig& augment,
                     std::uint64_t seed);
 
+/// Caps the threads OpenCV uses inside one decode, resize or warp (the tier's thread budget;
+/// 1 for the minimal tier). Results do not depend on it.
+void set_image_threads(int threads);
+
 }  // namespace smartcash::data

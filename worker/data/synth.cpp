@@ -569,7 +569,7 @@ void synthesize(const SynthOptions& options) {
             for (const Box& b : g.boxes) {
                 const double x0 = std::clamp(b.x0, 0.0, s), x1 = std::clamp(b.x1, 0.0, s);
                 const double y0 = std::clamp(b.y0, 0.0, s), y1 = std::clamp(b.y1, 0.0, s);
-                if (x1 - x0 < 1.0 || y1 - y0 < 1.0) continue;
+                if (x1 - x0 < 2.0 || y1 - y0 < 2.0) continue;  // too small to learn
                 labels += fmt::format("{} {:.6f} {:.6f} {:.6f} {:.6f}\n", b.cls, (x0 + x1) / 2 / s,
                                       (y0 + y1) / 2 / s, (x1 - x0) / s, (y1 - y0) / s);
             }
