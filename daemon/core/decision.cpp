@@ -535,6 +535,9 @@ void Machine::on(const Report& e) {
         auto it = m.find(key);
         return it != m.end() && it->is_string() ? it->get<std::string>() : std::string();
     };
+    auto i64 = [&](const char* key, std::int64_t fallback) {
+        return static_cast<std::int64_t>(num(key, static_cast<double>(fallback)));
+    };
     auto u64 = [&](const char* key) {
         const double v = num(key, 0);
         return v > 0 ? static_cast<std::uint64_t>(v) : std::uint64_t{0};
@@ -570,8 +573,8 @@ void Machine::on(const Report& e) {
     } else if (type == "eval") {
         if (m.contains("map50") && m["map50"].is_number()) m_s.map50 = m["map50"].get<double>();
         journal(Json{{"event", "eval"},
-                     {"epoch", num("epoch", m_s.epoch)},
-                     {"step", num("step", static_cast<double>(m_s.step))},
+                     {"epoch", i64("epoch", m_s.epoch)},
+                     {"step", i64("step", m_s.step)},
                      {"map50", m_s.map50 ? Json(*m_s.map50) : Json()},
                      {"map50_95", m.value("map50_95", Json())}});
     } else if (type == "epoch_end") {
@@ -580,7 +583,7 @@ void Machine::on(const Report& e) {
         journal(Json{{"event", "epoch_end"},
                      {"tier", tier(m_s.tier).name},
                      {"epoch", m_s.epoch},
-                     {"step", num("step", static_cast<double>(m_s.step))},
+                     {"step", i64("step", m_s.step)},
                      {"peak_rss", m_s.peak_rss_at_tier},
                      {"peak_device_mem", record.peak_device_mem}});
         maybe_promote();
@@ -589,14 +592,14 @@ void Machine::on(const Report& e) {
         journal(Json{{"event", "worker-oom"},
                      {"tier", tier(m_s.tier).name},
                      {"message", m_s.last_error},
-                     {"step", num("step", -1)},
+                     {"step", i64("step", -1)},
                      {"checkpoint", str("checkpoint")}});
     } else if (type == "error") {
         m_s.last_error = str("kind") + " error: " + str("message");
         journal(Json{{"event", "worker-error"}, {"kind", str("kind")}, {"message", str("message")}});
     } else if (type == "stopping") {
         journal(Json{{"event", "worker-stopping"}, {"reason", str("reason")},
-                     {"step", num("step", -1)}, {"checkpoint", str("checkpoint")}});
+                     {"step", i64("step", -1)}, {"checkpoint", str("checkpoint")}});
     } else if (type == "done") {
         m_s.step = static_cast<std::int64_t>(num("step", static_cast<double>(m_s.step)));
         if (m.contains("best_map50") && m["best_map50"].is_number())

@@ -1,0 +1,59 @@
+// The supervisor's hold on a run directory: the lock that makes it the only supervisor there,
+// the frozen config, and the journal (events.jsonl).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/config.hpp"
+#include "common/protocol.hpp"
+
+namespace smartcash::daemon {
+
+/// An exclusive flock on RUN_DIR/lock, held for the object's life. The fd is close-on-exec so a
+/// worker never inherits it.
+class RunLock {
+public:
+    /// Takes the lock without waiting. On failure returns nullopt and sets *error to a message
+    /// naming the run directory (and the pid recorded by the holder, when readable).
+    static std::optional<RunLock> acquire(const std::string& run_dir, std::string* error);
+    RunLock(RunLock&& other) noexcept : m_fd(other.m_fd) { other.m_fd = -1; }
+    RunLock& operator=(RunLock&&) = delete;
+    RunLock(const RunLock&) = delete;
+    ~RunLock();
+    /// Records this process's pid in the lock file (after a daemonising fork, the new pid).
+    void write_pid(int pid) const;
+
+private:
+    explicit RunLock(int fd) : m_fd(fd) {}
+    int m_fd = -1;
+};
+
+/// Result of preparing a run directory for a supervisor.
+struct PreparedRun {
+    Config config;
+    std::string warning;  ///< non-empty when the given config differs from the frozen one
+};
+
+/// Creates RUN_DIR (and logs/, checkpoints/), then loads the job's config: on the first start
+/// `config_file` is loaded, resolved and frozen into RUN_DIR/config.yaml; later starts load the
+/// frozen file and warn when `config_file` (if given) says something else. Throws ConfigError
+/// for a bad config and IoError for file problems; std::runtime_error when there is no config
+/// at all.
+PreparedRun prepare_run(const std::string& config_file, const std::string& run_dir);
+
+/// Appends one event to RUN_DIR/events.jsonl with its time ("t", ISO 8601 UTC) first.
+class Journal {
+public:
+    explicit Journal(std::string run_dir);
+    /// Returns the line written (without '\n'). Throws IoError.
+    std::string append(const protocol::Json& event);
+
+private:
+    std::string m_path;
+};
+
+/// "2024-05-01T12:00:00.123Z" for now.
+std::string iso_time_now();
+
+}  // namespace smartcash::daemon

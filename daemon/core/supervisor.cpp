@@ -1,0 +1,336 @@
+#include "daemon/core/supervisor.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "common/atomic_file.hpp"
+#include "common/run_dir.hpp"
+#include "common/units.hpp"
+#include "daemon/core/control_server.hpp"
+#include "daemon/core/devices.hpp"
+#include "daemon/core/memory_probe.hpp"
+#include "daemon/core/run_files.hpp"
+#include "daemon/core/state_file.hpp"
+#include "daemon/core/worker_process.hpp"
+
+namespace smartcash::daemon {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+std::string resolve_worker_path(const std::string& flag) {
+    if (!flag.empty()) return flag;
+    if (const char* env = std::getenv("SMARTCASH_WORKER"); env && *env) return env;
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) return (self.parent_path() / "smartcash-worker").string();
+    return "smartcash-worker";
+}
+
+struct Supervisor::Impl {
+    Impl(Config c, SupervisorOptions o)
+        : config(std::move(c)),
+          options(std::move(o)),
+          journal(options.run_dir),
+          signals(io, SIGINT, SIGTERM, SIGQUIT),
+          poll_timer(io),
+          control(io, [this](const Json& request) { return on_control(request); }),
+          probe(make_memory_probe()),
+          started(Clock::now()) {
+        context.config = &config;
+        context.devices = detect_devices();
+        for (auto& t : timers) t = std::make_unique<TimerSlot>(io);
+    }
+
+    struct TimerSlot {
+        explicit TimerSlot(asio::io_context& io) : timer(io) {}
+        asio::steady_timer timer;
+        std::uint64_t generation = 0;
+    };
+
+    Config config;
+    SupervisorOptions options;
+    Journal journal;
+    asio::io_context io;
+    asio::signal_set signals;
+    asio::steady_timer poll_timer;
+    ControlServer control;
+    std::unique_ptr<MemoryProbe> probe;
+    Clock::time_point started;
+    DecideContext context;
+    SupervisorState state;
+    std::array<std::unique_ptr<TimerSlot>, 4> timers;
+    std::shared_ptr<WorkerProcess> worker;
+    std::uint64_t launch_generation = 0;
+    std::optional<std::uint64_t> oom_kills_at_launch;
+    bool system_short = false;  // the last reading saw the system itself short of memory
+    std::filesystem::file_time_type launch_file_time;
+    int shutdown_signals = 0;
+    std::optional<int> exit_code;
+
+    double now() const { return std::chrono::duration<double>(Clock::now() - started).count(); }
+
+    void log(const std::string& line) {
+        if (options.log_to_stderr) std::cerr << "smartcashd: " << line << std::endl;
+    }
+
+    Decision dispatch(EventBody body) {
+        Decision d = decide(state, Event{now(), std::move(body)}, context);
+        state = d.state;
+        for (const Action& a : d.actions) std::visit([this](const auto& x) { perform(x); }, a);
+        return d;
+    }
+
+    // ---- actions ----
+
+    void perform(const Launch& a) {
+        const TierConfig& tier = config.tiers[static_cast<std::size_t>(a.tier)];
+        LaunchSpec spec;
+        spec.executable = options.worker_path;
+        spec.args = {"train", "--config", run_dir::config(options.run_dir), "--run-dir", options.run_dir,
+                     "--tier", tier.name};
+        spec.env = tier.env;
+        spec.log_path = run_dir::logs(options.run_dir) + "/worker-" + std::to_string(state.launches) + ".log";
+        oom_kills_at_launch = probe->oom_kill_count();
+        system_short = false;
+        launch_file_time = std::filesystem::file_time_type::clock::now();
+        const std::uint64_t generation = ++launch_generation;
+        auto process = std::make_shared<WorkerProcess>(io);
+        auto error = process->start(
+            spec,
+            [this, generation](const Json& message) {
+                if (generation == launch_generation) dispatch(Report{message});
+            },
+            [this, generation](const std::string& why) {
+                if (generation == launch_generation) log("worker sent a bad report line: " + why);
+            },
+            [this, generation](const ProcessEnd& end) {
+                if (generation == launch_generation) on_worker_exit(end);
+            });
+        // Results come back as events from the loop, never from inside this action list.
+        if (error) {
+            worker.reset();
+            asio::post(io, [this, msg = *error] { dispatch(SpawnFailed{msg}); });
+            return;
+        }
+        worker = process;
+        log("launched worker pid " + std::to_string(process->pid()) + " at tier " + tier.name + ", log " +
+            spec.log_path);
+        asio::post(io, [this, pid = process->pid()] { dispatch(WorkerStarted{pid}); });
+    }
+
+    void perform(const SendCommand& a) {
+        if (worker) worker->send(Json{{"v", protocol::version}, {"cmd", a.cmd}, {"reason", a.reason}});
+    }
+
+    void perform(const SignalWorker& a) {
+        if (worker) worker->signal(a.signal);
+    }
+
+    void perform(const StartTimer& a) {
+        TimerSlot& slot = *timers[static_cast<std::size_t>(a.kind)];
+        const std::uint64_t generation = ++slot.generation;
+        slot.timer.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.seconds)));
+        const TimerKind kind = a.kind;
+        slot.timer.async_wait([this, &slot, generation, kind](const boost::system::error_code& ec) {
+            // A timer re-armed or cancelled after it fired must not deliver a stale event.
+            if (ec || generation != slot.generation) return;
+            dispatch(TimerExpired{kind});
+        });
+    }
+
+    void perform(const CancelTimer& a) {
+        TimerSlot& slot = *timers[static_cast<std::size_t>(a.kind)];
+        ++slot.generation;
+        slot.timer.cancel();
+    }
+
+    void perform(const JournalEntry& a) {
+        try {
+            const std::string line = journal.append(a.entry);
+            log(line);
+        } catch (const std::exception& e) {
+            log(std::string("cannot write the journal: ") + e.what());
+        }
+    }
+
+    void perform(const SaveState&) {
+        try {
+            save_state_file(options.run_dir, state, config);
+        } catch (const std::exception& e) {
+            log(std::string("cannot write state.json: ") + e.what());
+        }
+    }
+
+    void perform(const Finish& a) {
+        log(std::string("job ") + to_string(a.status) + (a.message.empty() ? "" : ": " + a.message));
+        switch (a.status) {
+            case JobStatus::done: exit_code = supervisor_exit::done; break;
+            case JobStatus::failed: exit_code = supervisor_exit::failed; break;
+            default: exit_code = supervisor_exit::stopped; break;
+        }
+        // Leave the loop once the current handler returns; no worker is alive at this point.
+        asio::post(io, [this] { shut_down_loop(); });
+    }
+
+    // ---- events from the outside ----
+
+    void on_worker_exit(const ProcessEnd& end) {
+        WorkerExited e;
+        e.exit_code = end.exit_code;
+        e.signal = end.signal;
+        e.memory_near_limit = system_short;
+        if (oom_kills_at_launch) {
+            auto after = probe->oom_kill_count();
+            e.cgroup_oom_kill = after && *after > *oom_kills_at_launch;
+        }
+        e.made_progress = new_checkpoint_since_launch();
+        worker.reset();
+        dispatch(e);
+    }
+
+    bool new_checkpoint_since_launch() const {
+        std::error_code ec;
+        std::filesystem::recursive_directory_iterator it(run_dir::checkpoints(options.run_dir), ec), end;
+        for (; !ec && it != end; it.increment(ec)) {
+            if (!it->is_regular_file(ec)) continue;
+            if (it->last_write_time(ec) > launch_file_time) return true;
+        }
+        return false;
+    }
+
+    void poll_memory() {
+        if (worker && !worker->exited()) {
+            MemoryReading r = probe->read(worker->pid());
+            system_short = r.available && *r.available < config.supervisor.min_available;
+            dispatch(MemorySample{r.rss, r.available, r.pressure});
+        }
+        poll_timer.expires_after(std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(std::max(0.01, config.supervisor.poll_interval_seconds))));
+        poll_timer.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) poll_memory();
+        });
+    }
+
+    void wait_signals() {
+        signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            ++shutdown_signals;
+            log(std::string("received ") + (sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGQUIT") +
+                (shutdown_signals > 1 ? "; stopping the worker now" : "; asking the worker to checkpoint and stop"));
+            dispatch(Shutdown{shutdown_signals > 1});
+            wait_signals();
+        });
+    }
+
+    Json status_json() const {
+        const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
+        const TierConfig* tier = tier_ok ? &config.tiers[static_cast<std::size_t>(state.tier)] : nullptr;
+        auto opt = [](const auto& v) { return v ? Json(*v) : Json(); };
+        return Json{{"ok", true},
+                    {"state", to_string(state.status)},
+                    {"phase", to_string(state.phase)},
+                    {"tier", tier ? tier->name : std::string()},
+                    {"tier_device", tier ? to_string(tier->device) : ""},
+                    {"device", state.device},
+                    {"memory_limit", tier ? tier->memory_limit : 0},
+                    {"step", state.step},
+                    {"total_steps", state.total_steps},
+                    {"epoch", state.epoch},
+                    {"loss", opt(state.loss)},
+                    {"map50", opt(state.map50)},
+                    {"rss", state.rss},
+                    {"device_mem", state.device_mem},
+                    {"pid", state.pid},
+                    {"launches", state.launches},
+                    {"failures_without_progress", state.failures_without_progress},
+                    {"last_checkpoint", state.last_checkpoint},
+                    {"last_checkpoint_step", state.last_checkpoint_step},
+                    {"message", state.message},
+                    {"run_dir", options.run_dir},
+                    {"supervisor_pid", static_cast<int>(::getpid())}};
+    }
+
+    Json on_control(const Json& request) {
+        const std::string cmd = request.value("cmd", "");
+        ControlRequest r;
+        if (cmd == "status") return status_json();
+        if (cmd == "stop")
+            r.command = ControlCommand::stop;
+        else if (cmd == "pause")
+            r.command = ControlCommand::pause;
+        else if (cmd == "resume")
+            r.command = ControlCommand::resume;
+        else if (cmd == "checkpoint")
+            r.command = ControlCommand::checkpoint;
+        else if (cmd == "tier") {
+            r.command = ControlCommand::tier;
+            auto it = request.find("tier");
+            if (it == request.end() || !it->is_string())
+                return Json{{"ok", false}, {"error", "tier needs a string field \"tier\""}};
+            r.tier = it->get<std::string>();
+        } else {
+            return Json{{"ok", false}, {"error", "unknown command \"" + cmd + "\""}};
+        }
+        Decision d = dispatch(r);
+        if (!d.ok) return Json{{"ok", false}, {"error", d.error}};
+        return Json{{"ok", true}, {"state", to_string(state.status)}, {"phase", to_string(state.phase)}};
+    }
+
+    void shut_down_loop() {
+        control.close();
+        signals.cancel();
+        poll_timer.cancel();
+        for (auto& t : timers) t->timer.cancel();
+        io.stop();
+    }
+
+    int run() {
+        try {
+            if (load_state_file(options.run_dir, config, &state))
+                log(std::string("continuing the job from state.json (") + to_string(state.status) + ", tier " +
+                    (state.tier < static_cast<int>(config.tiers.size())
+                         ? config.tiers[static_cast<std::size_t>(state.tier)].name
+                         : std::string("?")) +
+                    ")");
+        } catch (const std::exception& e) {
+            if (options.on_startup_error) options.on_startup_error(e.what());
+            log(e.what());
+            return supervisor_exit::failed;
+        }
+        if (auto error = control.listen(run_dir::socket(options.run_dir))) {
+            if (options.on_startup_error) options.on_startup_error(*error);
+            log(*error);
+            return supervisor_exit::failed;
+        }
+        ::signal(SIGPIPE, SIG_IGN);  // a vanished client or worker is an error code, not a death
+        wait_signals();
+        poll_memory();
+        log("supervising " + options.run_dir + " with worker " + options.worker_path + ", socket " +
+            run_dir::socket(options.run_dir));
+        if (options.on_ready) options.on_ready();
+        asio::post(io, [this] { dispatch(StartJob{}); });
+        io.run();
+        return exit_code.value_or(supervisor_exit::stopped);
+    }
+};
+
+Supervisor::Supervisor(Config config, SupervisorOptions options)
+    : m_impl(std::make_unique<Impl>(std::move(config), std::move(options))) {}
+
+Supervisor::~Supervisor() = default;
+
+int Supervisor::run() { return m_impl->run(); }
+
+}  // namespace smartcash::daemon

@@ -1,0 +1,285 @@
+#include "daemon/core/worker_process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/process/args.hpp>
+#include <boost/process/async.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/env.hpp>
+#include <boost/process/environment.hpp>
+#include <boost/process/error.hpp>
+#include <boost/process/exe.hpp>
+#include <boost/process/extend.hpp>
+#include <boost/process/io.hpp>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace bp = boost::process;
+
+namespace smartcash::daemon {
+
+ProcessEnd decode_wait_status(int status) {
+    ProcessEnd end;
+    if (WIFEXITED(status))
+        end.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+        end.signal = WTERMSIG(status);
+    return end;
+}
+
+namespace {
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+// Runs in the child between fork and exec (only async-signal-safe calls), and in the parent
+// when the exec failed.
+struct ChildSetup : bp::extend::handler {
+    int report_fd;
+    int command_fd;
+    pid_t parent;
+
+    template <class Executor>
+    void on_exec_setup(Executor&) const {
+        ::setpgid(0, 0);
+#ifdef __linux__
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        // The supervisor may have died before prctl took effect.
+        if (::getppid() != parent) ::_exit(127);
+#endif
+        ::signal(SIGPIPE, SIG_DFL);  // the supervisor ignores it; the worker should not inherit that
+        // Everything the supervisor holds (lock, control socket, event loop fds) is closed on
+        // exec; only the two channel fds survive. Boost's own exec-error pipe is already
+        // close-on-exec, so a failed exec can still report.
+        bool marked = false;
+#ifdef SYS_close_range
+        marked = ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0;
+#endif
+        if (!marked) {
+            rlimit lim{};
+            long top = 4096;
+            if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+                top = static_cast<long>(lim.rlim_cur < 65536 ? lim.rlim_cur : 65536);
+            for (long fd = 3; fd < top; ++fd) {
+                const int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+                if (flags >= 0) ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+            }
+        }
+        ::fcntl(report_fd, F_SETFD, 0);
+        ::fcntl(command_fd, F_SETFD, 0);
+    }
+
+    template <class Executor>
+    void on_error(Executor& exec, const std::error_code&) const {
+        // Boost.Process leaves a child whose exec failed unreaped; it has already exited.
+        if (exec.pid > 0) {
+            int status = 0;
+            while (::waitpid(exec.pid, &status, 0) < 0 && errno == EINTR) {
+            }
+        }
+    }
+};
+
+struct Pipe {
+    int read = -1;
+    int write = -1;
+    ~Pipe() {
+        if (read >= 0) ::close(read);
+        if (write >= 0) ::close(write);
+    }
+    bool open() {
+        int fds[2];
+#ifdef __linux__
+        if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+#else
+        if (::pipe(fds) != 0) return false;
+        ::fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+        ::fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+#endif
+        read = fds[0];
+        write = fds[1];
+        return true;
+    }
+    int release_read() {
+        const int fd = read;
+        read = -1;
+        return fd;
+    }
+    int release_write() {
+        const int fd = write;
+        write = -1;
+        return fd;
+    }
+};
+
+}  // namespace
+
+WorkerProcess::WorkerProcess(boost::asio::io_context& io)
+    : m_io(io), m_report(io), m_command(io), m_drain_timer(io) {}
+
+WorkerProcess::~WorkerProcess() {
+    if (m_child) {
+        // Never kill from a destructor by accident: the supervisor decides when a worker dies.
+        m_child->detach();
+    }
+}
+
+std::optional<std::string> WorkerProcess::start(const LaunchSpec& spec, ReportHandler on_report,
+                                                 LineErrorHandler on_bad_line, ExitHandler on_exit) {
+    m_on_report = std::move(on_report);
+    m_on_bad_line = std::move(on_bad_line);
+    m_on_exit = std::move(on_exit);
+
+    Pipe report, command;
+    if (!report.open() || !command.open()) return std::string("cannot create pipes: ") + std::strerror(errno);
+
+    bp::environment env = boost::this_process::environment();
+    for (const auto& [key, value] : spec.env) env[key] = value;
+    env[protocol::report_fd_env] = std::to_string(report.write);
+    env[protocol::command_fd_env] = std::to_string(command.read);
+
+    ChildSetup setup;
+    setup.report_fd = report.write;
+    setup.command_fd = command.read;
+    setup.parent = ::getpid();
+
+    std::error_code ec;
+    auto self = weak_from_this();
+    m_child = std::make_unique<bp::child>(
+        bp::exe = spec.executable, bp::args = spec.args, env,
+        bp::std_in < boost::filesystem::path("/dev/null"),
+        (bp::std_out & bp::std_err) > boost::filesystem::path(spec.log_path), m_io,
+        bp::on_exit =
+            [self](int, const std::error_code& wait_error) {
+                auto me = self.lock();
+                if (!me) return;
+                // The raw wait status is stored before this runs; the int argument folds exit
+                // codes and signal numbers together, so it is not used.
+                const int status = wait_error ? -1 : me->m_child->native_exit_code();
+                // This runs inside Boost.Process's SIGCHLD bookkeeping; starting the next worker
+                // from here would modify the list it is walking. Continue from the loop instead.
+                boost::asio::post(me->m_io, [me, status] { me->handle_exit(status); });
+            },
+        setup, bp::error = ec);
+    if (ec) {
+        m_child.reset();
+        return "cannot start " + spec.executable + ": " + ec.message();
+    }
+    m_pid = m_child->id();
+    // The child has its ends; ours are the report reader and the command writer.
+    ::close(report.release_write());
+    ::close(command.release_read());
+    m_report.assign(report.release_read());
+    const int command_fd = command.release_write();
+    ::fcntl(command_fd, F_SETFL, ::fcntl(command_fd, F_GETFL) | O_NONBLOCK);
+    m_command.assign(command_fd);
+    read_reports();
+    return std::nullopt;
+}
+
+void WorkerProcess::read_reports() {
+    auto self = shared_from_this();
+    m_report.async_read_some(boost::asio::buffer(m_read_buffer),
+                             [self](const boost::system::error_code& ec, std::size_t n) {
+                                 if (self->m_exited) return;
+                                 if (ec) {
+                                     self->m_report_eof = true;
+                                     if (self->m_end) self->finish();
+                                     return;
+                                 }
+                                 self->m_splitter.feed(self->m_read_buffer.data(), n);
+                                 while (auto line = self->m_splitter.next()) {
+                                     if (line->empty()) continue;
+                                     std::string error;
+                                     auto message = protocol::decode(*line, &error);
+                                     if (message)
+                                         self->m_on_report(*message);
+                                     else if (self->m_on_bad_line)
+                                         self->m_on_bad_line(error);
+                                     if (self->m_exited) return;
+                                 }
+                                 if (self->m_splitter.overflowed() && self->m_on_bad_line) {
+                                     self->m_splitter = protocol::LineSplitter();
+                                     self->m_on_bad_line("report line longer than the limit; dropped");
+                                 }
+                                 self->read_reports();
+                             });
+}
+
+void WorkerProcess::handle_exit(int native_status) {
+    if (m_exited || m_end) return;
+    m_end = native_status < 0 ? ProcessEnd{} : decode_wait_status(native_status);
+    if (m_report_eof) {
+        finish();
+        return;
+    }
+    // Reports written just before the exit may still be in the pipe: let the reader drain it so
+    // that a final checkpoint or error is seen before the exit is classified. A helper process
+    // that inherited the pipe could keep it open, so do not wait long.
+    auto self = shared_from_this();
+    m_drain_timer.expires_after(std::chrono::seconds(2));
+    m_drain_timer.async_wait([self](const boost::system::error_code& ec) {
+        if (!ec) self->finish();
+    });
+}
+
+void WorkerProcess::finish() {
+    if (m_exited || !m_end) return;
+    m_exited = true;
+    boost::system::error_code ignored;
+    m_drain_timer.cancel();
+    m_report.close(ignored);
+    m_command.close(ignored);
+    m_outbox.clear();
+    if (m_child) m_child->detach();
+    auto handler = std::move(m_on_exit);
+    m_on_report = nullptr;
+    m_on_bad_line = nullptr;
+    if (handler) handler(*m_end);
+}
+
+void WorkerProcess::signal(int sig) {
+    if (m_exited || m_pid <= 0) return;
+    if (::kill(-m_pid, sig) != 0) ::kill(m_pid, sig);
+}
+
+void WorkerProcess::send(const protocol::Json& command) {
+    if (m_exited) return;
+    m_outbox.push_back(protocol::encode(command));
+    if (!m_writing) write_next();
+}
+
+void WorkerProcess::write_next() {
+    if (m_outbox.empty() || m_exited) {
+        m_writing = false;
+        return;
+    }
+    m_writing = true;
+    auto self = shared_from_this();
+    boost::asio::async_write(m_command, boost::asio::buffer(m_outbox.front()),
+                             [self](const boost::system::error_code& ec, std::size_t) {
+                                 if (ec) {
+                                     // The worker closed its end; the exit handler follows.
+                                     self->m_outbox.clear();
+                                     self->m_writing = false;
+                                     return;
+                                 }
+                                 self->m_outbox.pop_front();
+                                 self->write_next();
+                             });
+}
+
+}  // namespace smartcash::daemon
