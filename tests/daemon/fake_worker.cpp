@@ -8,6 +8,7 @@
 //   FAKE_CHECKPOINT_EVERY  steps between checkpoints (default 5; 0: none)
 //   FAKE_EPOCH_STEPS     steps per epoch (default 10): epoch_end reports
 //   FAKE_ALLOC_MB        with FAKE_MODE=alloc: megabytes touched per step (default 16)
+//   FAKE_IGNORE_TERM     1: ignore SIGTERM (a worker that only SIGKILL ends)
 // Its checkpoint is RUN_DIR/checkpoints/fake-step.txt (the step number); it resumes from it.
 #include <dirent.h>
 #include <fcntl.h>
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
     struct sigaction sa {};
     sa.sa_handler = [](int) { g_term = 1; };
     ::sigaction(SIGTERM, &sa, nullptr);
+    if (env_int("FAKE_IGNORE_TERM", 0) == 1) ::signal(SIGTERM, SIG_IGN);
 
     const std::string mode = env_str("FAKE_MODE", "done");
     const int steps = env_int("FAKE_STEPS", 20);

@@ -1,0 +1,451 @@
+// smartcashd end to end with real processes: the fake worker (fake_worker.cpp) stands in for
+// smartcash-worker and misbehaves on request through each tier's env.
+#ifdef SMARTCASHD_PATH
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/protocol.hpp"
+#include "common/run_dir.hpp"
+#include "daemon/core/control_client.hpp"
+
+namespace smartcash::daemon {
+namespace {
+
+using protocol::Json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// Settings that keep every test to a few seconds.
+std::string supervisor_yaml(const std::string& heartbeat = "5s", int retry_budget = 3,
+                            const std::string& extra = "") {
+    return "supervisor:\n  poll_interval: 20ms\n  min_available: 0\n  heartbeat_timeout: " + heartbeat +
+           "\n  stop_grace: 500ms\n  backoff_floor: 50ms\n  backoff_cap: 200ms\n  retry_budget: " +
+           std::to_string(retry_budget) + "\n" + extra;
+}
+
+std::string tier(const std::string& name, const std::string& limit, const std::string& env) {
+    return "  - name: " + name + "\n    device: cpu\n    micro_batch: 1\n    memory_limit: " + limit +
+           "\n    env: {" + env + "}\n";
+}
+
+class Dir {
+public:
+    explicit Dir(const std::string& name) : m_path(std::string(SMARTCASH_TEST_TMP) + "/sd-" + name) {
+        fs::remove_all(m_path);
+        fs::create_directories(m_path);
+    }
+    std::string run() const { return m_path + "/run"; }
+    std::string file(const std::string& n) const { return m_path + "/" + n; }
+    std::string write_config(const std::string& tiers, const std::string& supervisor = supervisor_yaml()) const {
+        const std::string path = file("job.yaml");
+        std::ofstream(path) << "tiers:\n" << tiers << supervisor;
+        return path;
+    }
+
+private:
+    std::string m_path;
+};
+
+// Starts a program with stdout/stderr captured into files; returns its pid.
+pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file, const std::string& err_file) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        const int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        ::dup2(out, 1);
+        ::dup2(err, 2);
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
+pid_t start_daemon(const Dir& d, const std::string& config, const std::string& worker = FAKE_WORKER_PATH) {
+    return spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", d.run(), "--worker", worker},
+                 d.file("smartcashd.out"), d.file("smartcashd.err"));
+}
+
+// Waits for a child of the test; returns its wait status, or -1 on timeout (then kills it).
+int wait_child(pid_t pid, std::chrono::milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) return status;
+        std::this_thread::sleep_for(10ms);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return -1;
+}
+
+int exit_code_of(int status) { return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return pred();
+}
+
+std::vector<Json> events(const Dir& d) {
+    std::vector<Json> out;
+    std::ifstream in(run_dir::events(d.run()));
+    std::string line;
+    while (std::getline(in, line)) {
+        Json j = Json::parse(line, nullptr, false);
+        if (!j.is_discarded()) out.push_back(j);
+    }
+    return out;
+}
+
+std::vector<Json> events_named(const Dir& d, const std::string& name) {
+    std::vector<Json> out;
+    for (auto& e : events(d))
+        if (e.value("event", "") == name) out.push_back(e);
+    return out;
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+Json state_json(const Dir& d) { return Json::parse(slurp(run_dir::state(d.run())), nullptr, false); }
+
+std::optional<Json> status(const Dir& d) {
+    std::string error;
+    return control_request(run_dir::socket(d.run()), Json{{"cmd", "status"}}, &error, 2s);
+}
+
+// Gone, or a zombie nobody reaped yet: either way no longer running.
+bool process_gone(int pid) {
+    if (::kill(pid, 0) != 0) return true;
+    std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+    const auto close = stat.rfind(')');
+    return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' || stat[close + 2] == 'X';
+}
+
+std::string dump(const std::vector<Json>& v) {
+    std::string s;
+    for (auto& j : v) s += j.dump() + "\n";
+    return s;
+}
+
+TEST(SupervisorShell, SoftLimitMovesDownWithNoStepLostAndFinishes) {
+    Dir d("soft");
+    const std::string config =
+        d.write_config(tier("big", "96MiB", "FAKE_MODE: alloc, FAKE_STEP_MS: \"30\"") +
+                       tier("small", "0", "FAKE_MODE: done, FAKE_STEPS: \"20\""));
+    const pid_t pid = start_daemon(d, config);
+    EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 0) << slurp(d.file("smartcashd.err"));
+    auto all = events(d);
+    auto exits = events_named(d, "exit");
+    ASSERT_EQ(exits.size(), 2u) << dump(all);
+    EXPECT_EQ(exits[0].value("class", ""), "requested");
+    EXPECT_EQ(exits[0].value("stop_reason", ""), "memory");
+    EXPECT_EQ(exits[1].value("class", ""), "done");
+    auto moves = events_named(d, "tier-move");
+    ASSERT_EQ(moves.size(), 1u);
+    EXPECT_EQ(moves[0].value("reason", ""), "soft-limit");
+    EXPECT_EQ(moves[0].value("to", ""), "small");
+    // No step lost: the second launch resumes at the stop checkpoint's step.
+    auto hellos = events_named(d, "hello");
+    auto checkpoints = events_named(d, "checkpoint");
+    ASSERT_EQ(hellos.size(), 2u);
+    std::int64_t stop_step = -1;
+    for (auto& c : checkpoints)
+        if (c.value("kind", "") == "stop") stop_step = c.value("step", std::int64_t{-1});
+    EXPECT_GT(stop_step, 0);
+    EXPECT_EQ(hellos[1].value("resumed_step", std::int64_t{-2}), stop_step);
+    // One log per launch, and no supervisor fd leaked into the worker.
+    const std::string log1 = slurp(run_dir::logs(d.run()) + "/worker-1.log");
+    const std::string log2 = slurp(run_dir::logs(d.run()) + "/worker-2.log");
+    EXPECT_NE(log1.find("tier=big"), std::string::npos) << log1;
+    EXPECT_NE(log2.find("tier=small"), std::string::npos) << log2;
+    EXPECT_NE(log1.find("extra_fds=0"), std::string::npos) << log1;
+    Json st = state_json(d);
+    EXPECT_EQ(st.value("status", ""), "done");
+    EXPECT_EQ(st.value("tier", ""), "small");
+    EXPECT_GT(st["tiers"]["big"].value("peak_rss", std::uint64_t{0}), 80ull << 20);
+    EXPECT_FALSE(fs::exists(run_dir::socket(d.run())));
+}
+
+TEST(SupervisorShell, HardLimitKillIsOomKilledAndMovesDown) {
+    Dir d("hard");
+    // soft limit at 100%: only the watchdog's hard limit can act.
+    const std::string config = d.write_config(
+        tier("big", "64MiB", "FAKE_MODE: alloc, FAKE_ALLOC_MB: \"24\", FAKE_STEP_MS: \"60\"") +
+            tier("small", "0", "FAKE_MODE: done, FAKE_STEPS: \"10\""),
+        supervisor_yaml("5s", 3, "  soft_limit_fraction: 1.0\n"));
+    const pid_t pid = start_daemon(d, config);
+    EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 0) << slurp(d.file("smartcashd.err"));
+    auto all = events(d);
+    ASSERT_EQ(events_named(d, "watchdog-kill").size(), 1u) << dump(all);
+    auto exits = events_named(d, "exit");
+    ASSERT_EQ(exits.size(), 2u) << dump(all);
+    EXPECT_EQ(exits[0].value("class", ""), "oom-killed");
+    EXPECT_EQ(exits[0].value("signal", 0), SIGKILL);
+    EXPECT_EQ(exits[1].value("class", ""), "done");
+    EXPECT_EQ(events_named(d, "tier-move").at(0).value("reason", ""), "oom-killed");
+}
+
+TEST(SupervisorShell, CrashLoopStopsAfterTheRetryBudget) {
+    Dir d("crash");
+    const std::string config = d.write_config(tier("only", "0", "FAKE_MODE: segv, FAKE_STEPS: \"1\""));
+    const pid_t pid = start_daemon(d, config);
+    EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1) << slurp(d.file("smartcashd.err"));
+    auto exits = events_named(d, "exit");
+    ASSERT_EQ(exits.size(), 3u) << dump(events(d));
+    for (auto& e : exits) {
+        EXPECT_EQ(e.value("class", ""), "crash");
+        EXPECT_EQ(e.value("signal", 0), SIGSEGV);
+        EXPECT_EQ(e.value("tier", ""), "only");
+    }
+    EXPECT_EQ(events_named(d, "backoff").size(), 2u);
+    Json st = state_json(d);
+    EXPECT_EQ(st.value("status", ""), "failed");
+    EXPECT_NE(st.value("message", "").find("3 times in a row"), std::string::npos) << st.dump();
+}
+
+TEST(SupervisorShell, ConfigErrorIsFatalAfterOneLaunch) {
+    Dir d("fatal");
+    const std::string config = d.write_config(
+        tier("only", "0", "FAKE_MODE: exit, FAKE_STEPS: \"0\", FAKE_EXIT_CODE: \"78\", FAKE_ERROR_KIND: config"));
+    const pid_t pid = start_daemon(d, config);
+    EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1);
+    auto exits = events_named(d, "exit");
+    ASSERT_EQ(exits.size(), 1u) << dump(events(d));
+    EXPECT_EQ(exits[0].value("class", ""), "fatal");
+    Json st = state_json(d);
+    EXPECT_EQ(st.value("status", ""), "failed");
+    EXPECT_NE(st.value("message", "").find("fake config problem"), std::string::npos) << st.dump();
+}
+
+TEST(SupervisorShell, HangGetsTermThenKillAndCountsAsCrash) {
+    Dir d("hang");
+    const std::string config = d.write_config(
+        tier("only", "0", "FAKE_MODE: hang, FAKE_STEPS: \"2\", FAKE_IGNORE_TERM: \"1\", FAKE_CHECKPOINT_EVERY: \"0\""),
+        supervisor_yaml("400ms", 1));
+    const pid_t pid = start_daemon(d, config);
+    EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1) << slurp(d.file("smartcashd.err"));
+    auto all = events(d);
+    ASSERT_EQ(events_named(d, "hang").size(), 1u) << dump(all);
+    ASSERT_EQ(events_named(d, "kill").size(), 1u) << dump(all);
+    auto exits = events_named(d, "exit");
+    ASSERT_EQ(exits.size(), 1u);
+    EXPECT_EQ(exits[0].value("class", ""), "hang");
+    EXPECT_EQ(exits[0].value("signal", 0), SIGKILL);
+}
+
+TEST(SupervisorShell, MissingWorkerIsASpawnFailureNotAHang) {
+    Dir d("nospawn");
+    const std::string config = d.write_config(tier("only", "0", "FAKE_MODE: done"));
+    const pid_t pid = start_daemon(d, config, d.file("no-such-worker"));
+    EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1);
+    EXPECT_EQ(events_named(d, "spawn-failed").size(), 3u) << dump(events(d));
+    EXPECT_NE(state_json(d).value("message", "").find("no-such-worker"), std::string::npos);
+}
+
+TEST(SupervisorShell, LockSocketStatusAndBadClients) {
+    Dir d("socket");
+    const std::string config =
+        d.write_config(tier("only", "0", "FAKE_MODE: done, FAKE_STEPS: \"100000\", FAKE_STEP_MS: \"20\""));
+    const pid_t pid = start_daemon(d, config);
+    ASSERT_TRUE(wait_for(
+        [&] {
+            auto s = status(d);
+            return s && s->value("pid", 0) > 0 && s->value("step", std::int64_t{-1}) > 0;
+        },
+        10s))
+        << slurp(d.file("smartcashd.err"));
+
+    struct stat st {};
+    ASSERT_EQ(::stat(run_dir::socket(d.run()).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+    // A second supervisor on the same run directory is refused with a clear message.
+    const pid_t second = spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", d.run(), "--worker",
+                                FAKE_WORKER_PATH},
+                               d.file("second.out"), d.file("second.err"));
+    EXPECT_EQ(exit_code_of(wait_child(second, 10s)), 1);
+    EXPECT_NE(slurp(d.file("second.err")).find("another supervisor"), std::string::npos)
+        << slurp(d.file("second.err"));
+
+    auto s = status(d);
+    ASSERT_TRUE(s);
+    EXPECT_TRUE(s->value("ok", false));
+    EXPECT_EQ(s->value("state", ""), "running");
+    EXPECT_EQ(s->value("tier", ""), "only");
+    const int worker_pid = s->value("pid", 0);
+    EXPECT_GT(worker_pid, 0);
+    EXPECT_TRUE(s->contains("loss"));
+    EXPECT_TRUE(s->contains("map50"));
+    EXPECT_TRUE(s->contains("rss"));
+    EXPECT_TRUE(s->contains("message"));
+
+    const std::string sock = run_dir::socket(d.run());
+    std::string error;
+    // A client that connects and says nothing costs only its own connection.
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock.c_str());
+    const int silent = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_EQ(::connect(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+
+    auto garbage = control_exchange_raw(sock, "this is not json\n", &error, 3s);
+    ASSERT_TRUE(garbage) << error;
+    Json g = Json::parse(*garbage, nullptr, false);
+    ASSERT_FALSE(g.is_discarded()) << *garbage;
+    EXPECT_FALSE(g.value("ok", true));
+    EXPECT_FALSE(g.value("error", "").empty());
+
+    auto unknown = control_request(sock, Json{{"cmd", "launch-missiles"}}, &error, 3s);
+    ASSERT_TRUE(unknown) << error;
+    EXPECT_FALSE(unknown->value("ok", true));
+    EXPECT_NE(unknown->value("error", "").find("unknown command"), std::string::npos);
+
+    auto no_cmd = control_request(sock, Json{{"command", "status"}}, &error, 3s);
+    ASSERT_TRUE(no_cmd) << error;
+    EXPECT_FALSE(no_cmd->value("ok", true));
+
+    // Longer than the line limit: an error answer or a closed connection, never a stall.
+    const std::string huge(protocol::max_line_bytes + 1000, 'x');
+    auto big = control_exchange_raw(sock, huge + "\n", &error, 5s);
+    if (big && !big->empty()) {
+        Json b = Json::parse(big->substr(0, big->find('\n')), nullptr, false);
+        EXPECT_FALSE(b.value("ok", true)) << *big;
+    }
+
+    // The supervisor is still fine, with the silent client still connected.
+    auto again = status(d);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->value("state", ""), "running");
+    EXPECT_EQ(again->value("pid", 0), worker_pid);
+    ::close(silent);
+
+    // The command-line client, both ways.
+    const pid_t ctl = spawn({SMARTCASHCTL_PATH, "--run-dir", d.run(), "status"}, d.file("ctl.out"), d.file("ctl.err"));
+    EXPECT_EQ(exit_code_of(wait_child(ctl, 10s)), 0) << slurp(d.file("ctl.err"));
+    EXPECT_NE(slurp(d.file("ctl.out")).find("tier:"), std::string::npos) << slurp(d.file("ctl.out"));
+    const pid_t ctl_json = spawn({SMARTCASHCTL_PATH, "--socket", sock, "status", "--json"}, d.file("ctlj.out"),
+                                 d.file("ctlj.err"));
+    EXPECT_EQ(exit_code_of(wait_child(ctl_json, 10s)), 0);
+    Json cj = Json::parse(slurp(d.file("ctlj.out")), nullptr, false);
+    EXPECT_EQ(cj.value("tier", ""), "only") << slurp(d.file("ctlj.out"));
+
+    // stop: the worker checkpoints and exits; the supervisor reports "stopped".
+    auto stop = control_request(sock, Json{{"cmd", "stop"}}, &error, 3s);
+    ASSERT_TRUE(stop) << error;
+    EXPECT_TRUE(stop->value("ok", false));
+    EXPECT_EQ(exit_code_of(wait_child(pid, 20s)), 3) << slurp(d.file("smartcashd.err"));
+    auto exits = events_named(d, "exit");
+    ASSERT_EQ(exits.size(), 1u);
+    EXPECT_EQ(exits[0].value("class", ""), "requested");
+    EXPECT_EQ(state_json(d).value("status", ""), "stopped");
+    EXPECT_TRUE(process_gone(worker_pid));
+}
+
+TEST(SupervisorShell, SupervisorKilledLeavesNoOrphanAndRestartContinuesAtRecordedTier) {
+    Dir d("restart");
+    const std::string config =
+        d.write_config(tier("big", "96MiB", "FAKE_MODE: alloc, FAKE_STEP_MS: \"30\"") +
+                       tier("small", "0", "FAKE_MODE: done, FAKE_STEPS: \"120\", FAKE_STEP_MS: \"25\""));
+    const pid_t pid = start_daemon(d, config);
+    int worker_pid = 0;
+    ASSERT_TRUE(wait_for(
+        [&] {
+            auto s = status(d);
+            if (!s || s->value("tier", "") != "small" || s->value("step", std::int64_t{-1}) < 20) return false;
+            worker_pid = s->value("pid", 0);
+            return worker_pid > 0;
+        },
+        20s))
+        << slurp(d.file("smartcashd.err"));
+
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    // The worker notices its supervisor's death, checkpoints and stops on its own.
+    EXPECT_TRUE(wait_for([&] { return process_gone(worker_pid); }, 10s)) << "worker " << worker_pid << " outlived";
+    const std::size_t events_before = events(d).size();
+
+    const pid_t again = start_daemon(d, config);
+    EXPECT_EQ(exit_code_of(wait_child(again, 30s)), 0) << slurp(d.file("smartcashd.err"));
+    auto all = events(d);
+    std::vector<Json> after(all.begin() + static_cast<std::ptrdiff_t>(events_before), all.end());
+    ASSERT_FALSE(after.empty());
+    EXPECT_EQ(after[0].value("event", ""), "start");
+    EXPECT_EQ(after[0].value("tier", ""), "small");
+    std::vector<Json> launches;
+    for (auto& e : after)
+        if (e.value("event", "") == "launch") launches.push_back(e);
+    ASSERT_EQ(launches.size(), 1u) << dump(after);
+    EXPECT_EQ(launches[0].value("tier", ""), "small");
+    for (auto& e : after)
+        if (e.value("event", "") == "hello") {
+            EXPECT_GE(e.value("resumed_step", std::int64_t{0}), 20);
+        }
+    EXPECT_EQ(state_json(d).value("status", ""), "done");
+    EXPECT_TRUE(fs::exists(run_dir::logs(d.run()) + "/worker-3.log"));
+}
+
+TEST(SupervisorShell, StartDetachesAndPrintsPidAndSocket) {
+    Dir d("detach");
+    const std::string config =
+        d.write_config(tier("only", "0", "FAKE_MODE: done, FAKE_STEPS: \"100000\", FAKE_STEP_MS: \"20\""));
+    const pid_t starter = spawn({SMARTCASHD_PATH, "start", "--config", config, "--run-dir", d.run(), "--worker",
+                                 FAKE_WORKER_PATH},
+                                d.file("start.out"), d.file("start.err"));
+    ASSERT_EQ(exit_code_of(wait_child(starter, 10s)), 0) << slurp(d.file("start.err"));
+    const std::string out = slurp(d.file("start.out"));
+    EXPECT_NE(out.find("socket " + run_dir::socket(fs::absolute(d.run()).lexically_normal().string())),
+              std::string::npos)
+        << out;
+    const auto at = out.find("pid ");
+    ASSERT_NE(at, std::string::npos) << out;
+    const int daemon_pid = std::atoi(out.c_str() + at + 4);
+    ASSERT_GT(daemon_pid, 0);
+    auto s = status(d);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->value("supervisor_pid", 0), daemon_pid);
+    std::string error;
+    auto stop = control_request(run_dir::socket(d.run()), Json{{"cmd", "stop"}}, &error, 3s);
+    ASSERT_TRUE(stop) << error;
+    EXPECT_TRUE(wait_for([&] { return process_gone(daemon_pid); }, 20s));
+    EXPECT_EQ(state_json(d).value("status", ""), "stopped");
+}
+
+TEST(SupervisorShell, UsageErrorsExitTwo) {
+    Dir d("usage");
+    const pid_t p = spawn({SMARTCASHD_PATH, "frobnicate"}, d.file("u.out"), d.file("u.err"));
+    EXPECT_EQ(exit_code_of(wait_child(p, 10s)), 2);
+    EXPECT_NE(slurp(d.file("u.err")).find("usage:"), std::string::npos);
+    const pid_t q = spawn({SMARTCASHD_PATH, "run"}, d.file("v.out"), d.file("v.err"));
+    EXPECT_EQ(exit_code_of(wait_child(q, 10s)), 2);
+}
+
+}  // namespace
+}  // namespace smartcash::daemon
+
+#endif  // SMARTCASHD_PATH
