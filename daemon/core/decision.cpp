@@ -430,6 +430,7 @@ void Machine::on(const WorkerStarted& e) {
     m_s.phase = WorkerPhase::running;
     journal(Json{{"event", "worker-started"}, {"pid", e.pid}, {"tier", tier(m_s.tier).name}});
     act(StartTimer{TimerKind::heartbeat, sc().heartbeat_timeout_seconds});
+    act(SaveState{});  // records the pid, so a restarted supervisor can wait for a leftover worker
     if (m_s.hold != StopReason::none)
         request_stop(m_s.hold, m_s.hold == StopReason::shutdown ? sc().stop_grace_seconds
                                                                 : sc().heartbeat_timeout_seconds);

@@ -30,6 +30,7 @@ Json state_to_json(const SupervisorState& s, const Config& config) {
                 {"map50", s.map50 ? Json(*s.map50) : Json()},
                 {"message", s.message},
                 {"promotion_wait_s", s.promotion_wait},
+                {"worker_pid", s.pid},
                 {"tiers", tiers}};
 }
 

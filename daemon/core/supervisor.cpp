@@ -8,6 +8,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
@@ -296,6 +297,39 @@ struct Supervisor::Impl {
         io.stop();
     }
 
+    // A worker of a supervisor that was killed gets SIGTERM from the kernel and checkpoints;
+    // let it finish before a new one starts on the same checkpoints.
+    void wait_for_leftover_worker() {
+        int pid = 0;
+        try {
+            Json j = Json::parse(read_file(run_dir::state(options.run_dir)), nullptr, false);
+            if (j.is_object()) pid = j.value("worker_pid", 0);
+        } catch (const std::exception&) {
+            return;
+        }
+        if (pid <= 0 || pid == ::getpid()) return;
+        auto ours = [&] {
+            std::string cmdline;
+            try {
+                cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+            } catch (const std::exception&) {
+                return false;
+            }
+            std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+            return cmdline.find(" " + options.run_dir + " ") != std::string::npos;
+        };
+        if (!ours()) return;
+        log("the previous worker (pid " + std::to_string(pid) + ") is still stopping; waiting for it");
+        const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                 std::chrono::duration<double>(config.supervisor.stop_grace_seconds));
+        while (Clock::now() < deadline && ours()) ::usleep(50 * 1000);
+        if (ours()) {
+            log("killing the previous worker (pid " + std::to_string(pid) + ")");
+            ::kill(pid, SIGKILL);
+            for (int i = 0; i < 100 && ours(); ++i) ::usleep(20 * 1000);
+        }
+    }
+
     int run() {
         try {
             if (load_state_file(options.run_dir, config, &state))
@@ -309,6 +343,7 @@ struct Supervisor::Impl {
             log(e.what());
             return supervisor_exit::failed;
         }
+        wait_for_leftover_worker();
         if (auto error = control.listen(run_dir::socket(options.run_dir))) {
             if (options.on_startup_error) options.on_startup_error(*error);
             log(*error);
