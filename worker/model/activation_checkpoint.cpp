@@ -126,10 +126,12 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
             return {torch::Tensor(), torch::Tensor()};
         }
         auto x = input.detach().requires_grad_(input.requires_grad());
+        // The recompute updates the running statistics a second time; they are put back only
+        // after the backward below, which still needs the versions the recompute saw.
+        BatchNormStatsGuard keep_stats(*state->module);
         torch::Tensor output;
         {
             RngRestoreGuard rewind_after(x.device());
-            BatchNormStatsGuard keep_stats(*state->module);
             state->rng.restore();
             torch::AutoGradMode enable_grad(true);
             output = state->forward(x);
