@@ -1,5 +1,6 @@
 #include "worker/model/activation_checkpoint.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/version.h>
 
 #include <mutex>

@@ -1,0 +1,155 @@
+// smartcash-worker: trains the SmartCash detector at one tier, and inspects models, checkpoints
+// and datasets. Run without arguments for usage.
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/atomic_file.hpp"
+#include "common/config.hpp"
+#include "common/exit_codes.hpp"
+#include "worker/data/labels.hpp"
+#include "worker/data/synth.hpp"
+#include "worker/train/inspect.hpp"
+#include "worker/train/trainer.hpp"
+
+namespace {
+
+using namespace smartcash;
+
+const char* usage_text =
+    "usage: smartcash-worker <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train --config FILE [--tier NAME] [--run-dir DIR] [--report-fd N --command-fd N]\n"
+    "        train or resume (from the newest good checkpoint in DIR); default DIR runs/<config name>\n"
+    "  synth --out DIR [--images N] [--size PX] [--seed S]\n"
+    "        write the synthetic banknote dataset (Roboflow YOLO layout)\n"
+    "  eval --config FILE --checkpoint FILE [--split valid|test] [--run-dir DIR] [--json]\n"
+    "  model-info (--config FILE | --backbone efficientnet_b4|cspdarknet) [--json]\n"
+    "  checkpoint-info FILE [--json]\n";
+
+/// Parsed "--key value" and "--flag" options plus positional arguments.
+struct Args {
+    std::map<std::string, std::string> values;
+    std::vector<std::string> positional;
+    bool has(const std::string& k) const { return values.count(k) > 0; }
+    std::string get(const std::string& k, const std::string& fallback = "") const {
+        auto it = values.find(k);
+        return it == values.end() ? fallback : it->second;
+    }
+};
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+Args parse_args(int argc, char** argv, int first, const std::vector<std::string>& flags,
+                const std::vector<std::string>& options) {
+    Args a;
+    auto contains = [](const std::vector<std::string>& v, const std::string& s) {
+        for (const auto& x : v)
+            if (x == s) return true;
+        return false;
+    };
+    for (int i = first; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg.rfind("--", 0) == 0) {
+            std::string key = arg.substr(2), value;
+            if (auto eq = key.find('='); eq != std::string::npos) {
+                value = key.substr(eq + 1);
+                key = key.substr(0, eq);
+            } else if (contains(options, key)) {
+                if (i + 1 >= argc) throw UsageError("option --" + key + " needs a value");
+                value = argv[++i];
+            }
+            if (!contains(flags, key) && !contains(options, key)) throw UsageError("unknown option --" + key);
+            a.values[key] = value;
+        } else {
+            a.positional.push_back(arg);
+        }
+    }
+    return a;
+}
+
+int to_int(const std::string& text, const std::string& name) {
+    char* end = nullptr;
+    long v = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0') throw UsageError("--" + name + " expects an integer, got '" + text + "'");
+    return static_cast<int>(v);
+}
+
+int dispatch(int argc, char** argv) {
+    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+        std::cout << usage_text;
+        return argc < 2 ? exit_code::usage : exit_code::done;
+    }
+    const std::string cmd = argv[1];
+    if (cmd == "train") {
+        auto a = parse_args(argc, argv, 2, {}, {"config", "tier", "run-dir", "report-fd", "command-fd"});
+        if (!a.has("config")) throw UsageError("train needs --config FILE");
+        train::TrainOptions o;
+        o.config_path = a.get("config");
+        o.tier = a.get("tier");
+        o.run_dir = a.get("run-dir");
+        if (a.has("report-fd")) o.report_fd = to_int(a.get("report-fd"), "report-fd");
+        if (a.has("command-fd")) o.command_fd = to_int(a.get("command-fd"), "command-fd");
+        return train::run_training(o);
+    }
+    if (cmd == "synth") {
+        auto a = parse_args(argc, argv, 2, {}, {"out", "images", "size", "seed"});
+        if (!a.has("out")) throw UsageError("synth needs --out DIR");
+        data::SynthOptions o;
+        o.out = a.get("out");
+        if (a.has("images")) o.images = to_int(a.get("images"), "images");
+        if (a.has("size")) o.size = to_int(a.get("size"), "size");
+        if (a.has("seed")) o.seed = static_cast<std::uint64_t>(std::stoull(a.get("seed")));
+        if (o.images < 10) throw UsageError("--images must be at least 10 (80/10/10 split)");
+        if (o.size < 64) throw UsageError("--size must be at least 64");
+        data::synthesize(o);
+        std::cout << "wrote " << o.images << " synthetic images (" << o.size << " px, seed " << o.seed << ") to "
+                  << o.out << "\n";
+        return exit_code::done;
+    }
+    if (cmd == "eval") {
+        auto a = parse_args(argc, argv, 2, {"json"}, {"config", "checkpoint", "split", "run-dir"});
+        if (!a.has("config") || !a.has("checkpoint")) throw UsageError("eval needs --config FILE --checkpoint FILE");
+        return train::run_eval(a.get("config"), a.get("checkpoint"), a.get("split", "valid"), a.get("run-dir"),
+                               a.has("json"));
+    }
+    if (cmd == "model-info") {
+        auto a = parse_args(argc, argv, 2, {"json"}, {"config", "backbone"});
+        if (a.has("config") == a.has("backbone")) throw UsageError("model-info needs --config FILE or --backbone NAME");
+        return train::run_model_info(a.get("config"), a.get("backbone"), a.has("json"));
+    }
+    if (cmd == "checkpoint-info") {
+        auto a = parse_args(argc, argv, 2, {"json"}, {});
+        if (a.positional.size() != 1) throw UsageError("checkpoint-info needs one FILE");
+        return train::run_checkpoint_info(a.positional[0], a.has("json"));
+    }
+    throw UsageError("unknown command '" + cmd + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return dispatch(argc, argv);
+    } catch (const UsageError& e) {
+        std::cerr << "smartcash-worker: " << e.what() << "\n\n" << usage_text;
+        return exit_code::usage;
+    } catch (const ConfigError& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return exit_code::config_error;
+    } catch (const data::DataError& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return exit_code::data_error;
+    } catch (const IoError& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return exit_code::io_error;
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return exit_code::internal_error;
+    }
+}

@@ -1,0 +1,148 @@
+#include "worker/train/inspect.hpp"
+
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/core.h>
+
+#include "common/atomic_file.hpp"
+#include "common/exit_codes.hpp"
+#include "common/run_dir.hpp"
+#include "common/sha256.hpp"
+#include "worker/data/dataset.hpp"
+#include "worker/data/labels.hpp"
+#include "worker/data/synth.hpp"
+#include "worker/model/parameter_count.hpp"
+#include "worker/train/checkpoint.hpp"
+#include "worker/train/device.hpp"
+#include "worker/train/validation.hpp"
+#include "worker/ui/progress.hpp"
+#include "worker/ui/summary.hpp"
+
+namespace smartcash::train {
+
+int run_model_info(const std::string& config_path, const std::string& backbone, bool json) {
+    ModelConfig mc;
+    if (!config_path.empty()) {
+        mc = load_config(config_path).model;
+    } else if (backbone == "efficientnet_b4") {
+        mc.backbone = Backbone::efficientnet_b4;
+    } else if (backbone == "cspdarknet") {
+        mc.backbone = Backbone::cspdarknet;
+    } else {
+        std::cerr << "error: unknown backbone '" << backbone << "' (valid: efficientnet_b4, cspdarknet)\n";
+        return exit_code::usage;
+    }
+    model::Detector detector(model::options_from(mc));
+    auto counts = model::count_parameters(*detector);
+    if (json) {
+        auto j = model::to_json(counts);
+        j["model"] = to_string(mc.backbone);
+        j["width_multiple"] = mc.width_multiple;
+        j["depth_multiple"] = mc.depth_multiple;
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::cout << fmt::format("model {} (width x{}, depth x{})\n", to_string(mc.backbone), mc.width_multiple,
+                                 mc.depth_multiple);
+        auto row = [](const char* name, std::int64_t n) {
+            std::cout << fmt::format("  {:<10} {:>12}  ({:.2f} M)\n", name, n, static_cast<double>(n) / 1e6);
+        };
+        row("backbone", counts.backbone);
+        row("adapters", counts.adapters);
+        row("neck", counts.neck);
+        row("head", counts.head);
+        row("total", counts.total);
+    }
+    return exit_code::done;
+}
+
+int run_checkpoint_info(const std::string& path, bool json) {
+    nlohmann::json out = {{"path", path}};
+    try {
+        auto ckpt = read_checkpoint(path, /*require_manifest=*/false);
+        const auto& m = ckpt.meta;
+        out["valid"] = true;
+        out["format_version"] = m.format_version;
+        out["kind"] = m.kind;
+        out["phase"] = m.phase;
+        out["epoch"] = m.progress.epoch;
+        out["step"] = m.progress.step;
+        out["step_in_epoch"] = m.progress.step_in_epoch;
+        out["tier"] = m.tier;
+        out["device"] = m.device;
+        out["micro_batch"] = m.micro_batch;
+        out["effective_batch"] = m.effective_batch;
+        out["best_map50"] = m.progress.best_map50;
+        out["finished"] = m.progress.finished;
+        out["tiers"] = m.progress.tiers;
+        out["weights_sha256"] = hash_tensors(ckpt.model);
+        out["file_sha256"] = sha256_file(path);
+    } catch (const CheckpointError& e) {
+        out["valid"] = false;
+        out["reason"] = e.what();
+    }
+    if (json) {
+        std::cout << out.dump(2) << "\n";
+    } else if (out["valid"].get<bool>()) {
+        std::cout << fmt::format(
+            "{}\n  valid           yes\n  format version  {}\n  kind            {}\n  phase           {}\n  epoch           {}\n"
+            "  step            {}\n  tier            {} ({}, micro-batch {})\n  best mAP@0.5    {:.4f}\n"
+            "  weights sha256  {}\n",
+            path, out["format_version"].get<int>(), out["kind"].get<std::string>(), out["phase"].get<int>(),
+            out["epoch"].get<int>(), out["step"].get<std::int64_t>(), out["tier"].get<std::string>(),
+            out["device"].get<std::string>(), out["micro_batch"].get<int>(), out["best_map50"].get<double>(),
+            out["weights_sha256"].get<std::string>());
+    } else {
+        std::cout << path << "\n  valid           no: " << out["reason"].get<std::string>() << "\n";
+    }
+    return out["valid"].get<bool>() ? exit_code::done : exit_code::io_error;
+}
+
+int run_eval(const std::string& config_path, const std::string& checkpoint_path, const std::string& split_name,
+             const std::string& run_dir_arg, bool json) {
+    Config config = load_config(config_path);
+    auto ckpt = read_checkpoint(checkpoint_path, /*require_manifest=*/false);
+    std::string dataset = config.data.dataset;
+    if (dataset == "synthetic") {
+        const std::string run_dir = run_dir_arg.empty()
+                                        ? "runs/" + std::filesystem::path(config_path).stem().string()
+                                        : run_dir_arg;
+        data::SynthOptions so{run_dir::data(run_dir), config.data.synthetic.images, config.data.synthetic.size,
+                              config.data.synthetic.seed};
+        if (!data::synthetic_complete(so)) data::synthesize(so);
+        dataset = so.out;
+    }
+    auto data = data::open_dataset(dataset, config.data.bad_labels);
+    const data::Split* split = nullptr;
+    if (split_name == "valid" || split_name == "val") split = &data.valid;
+    else if (split_name == "test") split = &data.test;
+    else if (split_name == "train") split = &data.train;
+    else {
+        std::cerr << "error: unknown split '" << split_name << "' (valid, test, train)\n";
+        return exit_code::usage;
+    }
+    if (split->empty()) throw data::DataError(dataset + ": the " + split_name + " split is empty");
+    const TierConfig& tier = config.tiers.front();
+    const auto device = resolve_device(device_available(tier.device) ? tier.device : Device::cpu);
+    apply_threads(tier.threads);
+    model::Detector detector(model::options_from(config.model));
+    detector->to(device);
+    torch::optim::AdamW unused(detector->parameters(), torch::optim::AdamWOptions(0.0));
+    LoadedCheckpoint weights_only = ckpt;
+    weights_only.optimizer.clear();
+    restore_checkpoint(weights_only, *detector, unused, device);
+    auto result = evaluate_split(*detector, *split, data.names, config, device, tier.micro_batch);
+    if (json) {
+        auto j = eval::to_json(result);
+        j["checkpoint"] = checkpoint_path;
+        j["split"] = split_name;
+        j["images"] = split->size();
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::cout << fmt::format("{} on the {} split ({} images)\n", checkpoint_path, split_name, split->size());
+        std::cout << ui::format_eval_table(result, ui::stdout_is_terminal() ? ui::TableStyle::unicode : ui::TableStyle::ascii);
+    }
+    return exit_code::done;
+}
+
+}  // namespace smartcash::train

@@ -1,0 +1,675 @@
+#include "worker/train/trainer.hpp"
+
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <new>
+
+#include <fmt/core.h>
+#include <ATen/Context.h>
+
+#include "common/atomic_file.hpp"
+#include "common/exit_codes.hpp"
+#include "common/run_dir.hpp"
+#include "common/units.hpp"
+#include "worker/data/dataset.hpp"
+#include "worker/data/labels.hpp"
+#include "worker/data/synth.hpp"
+#include "worker/train/batch.hpp"
+#include "worker/train/checkpoint.hpp"
+#include "worker/train/device.hpp"
+#include "worker/train/optimizer.hpp"
+#include "worker/train/process_memory.hpp"
+#include "worker/train/report_channel.hpp"
+#include "worker/train/stop_request.hpp"
+#include "worker/train/validation.hpp"
+#include "worker/ui/progress.hpp"
+
+namespace smartcash::train {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+bool is_out_of_memory(const std::string& m) {
+    return m.find("out of memory") != std::string::npos ||           // CUDA, MPS
+           m.find("can't allocate memory") != std::string::npos ||   // CPU allocator
+           m.find("not enough memory") != std::string::npos ||       // CPU allocator (older text)
+           m.find("Cannot allocate memory") != std::string::npos ||  // errno 12 in a message
+           m.find("std::bad_alloc") != std::string::npos;
+}
+
+StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer, const YoloLoss& loss,
+                      const std::vector<data::Sample>& samples, int micro_batch, int img_size, double grad_clip,
+                      const torch::Device& device, const std::function<bool()>& between_micro) {
+    StepResult result;
+    const auto n = samples.size();
+    const double effective = static_cast<double>(n);
+    optimizer.zero_grad();
+    for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(micro_batch)) {
+        std::vector<data::Sample> part(samples.begin() + static_cast<std::ptrdiff_t>(start),
+                                       samples.begin() + static_cast<std::ptrdiff_t>(std::min(n, start + micro_batch)));
+        auto batch = collate(part);
+        auto outputs = model.forward(batch.images.to(device));
+        auto parts = loss(outputs, batch.targets, img_size);
+        (parts.sum / effective).backward();
+        const double share = static_cast<double>(part.size()) / effective;
+        result.loss += (parts.box + parts.obj + parts.cls) * share;
+        result.box += parts.box * share;
+        result.obj += parts.obj * share;
+        result.cls += parts.cls * share;
+        ++result.micro_batches;
+        const bool last = start + static_cast<std::size_t>(micro_batch) >= n;
+        if (!last && between_micro && !between_micro()) {
+            optimizer.zero_grad();
+            return result;
+        }
+    }
+    if (grad_clip > 0) {
+        std::vector<torch::Tensor> with_grad;
+        for (auto& group : optimizer.param_groups())
+            for (auto& p : group.params())
+                if (p.grad().defined()) with_grad.push_back(p);
+        torch::nn::utils::clip_grad_norm_(with_grad, grad_clip);
+    }
+    optimizer.step();
+    optimizer.zero_grad();
+    result.completed = true;
+    return result;
+}
+
+namespace {
+
+/// Address space kept in reserve so that writing the emergency checkpoint still works after an
+/// allocation failed under an address-space limit.
+class EmergencyReserve {
+public:
+    void hold(std::size_t bytes) {
+        release();
+        void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p != MAP_FAILED) {
+            m_ptr = p;
+            m_size = bytes;
+        }
+    }
+    void release() {
+        if (m_ptr) ::munmap(m_ptr, m_size);
+        m_ptr = nullptr;
+        m_size = 0;
+    }
+    ~EmergencyReserve() { release(); }
+
+private:
+    void* m_ptr = nullptr;
+    std::size_t m_size = 0;
+};
+
+/// Thrown out of the loop to end the run with an exit code after reporting.
+struct RunEnd {
+    int code;
+};
+
+std::string default_run_dir(const std::string& config_path) {
+    return "runs/" + fs::path(config_path).stem().string();
+}
+
+std::string iso_time() {
+    auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    return buf;
+}
+
+class Trainer {
+public:
+    Trainer(Config config, const TierConfig& tier, std::string run_dir, ReportChannel* channel)
+        : m_config(std::move(config)),
+          m_tier(tier),
+          m_run_dir(std::move(run_dir)),
+          m_channel(channel),
+          m_device(resolve_device(tier.device)),
+          m_bar(stdout, ui::stdout_is_terminal()) {}
+
+    int run();
+
+private:
+    void setup();
+    void resume();
+    void train_epoch();
+    void end_epoch();
+    void run_one_step();
+    bool between_micro();
+    void checkpoint(const std::string& kind, bool mid_step);
+    [[noreturn]] void stop_now();
+    [[noreturn]] void handle_oom(const std::string& message, bool in_optimizer_step);
+    void report(nlohmann::json message) {
+        if (m_channel) m_channel->send(std::move(message));
+    }
+    void send_progress(bool force);
+    void log(const std::string& line) { std::cerr << line << std::endl; }
+    int phase_of(int epoch) const { return epoch < m_phase2_start ? 1 : 2; }
+    std::int64_t phase_steps(int phase) const {
+        return (phase == 1 ? m_phase2_start : m_config.training.phase2.epochs) * m_steps_per_epoch;
+    }
+    std::int64_t step_in_phase() const {
+        return m_progress.step - (phase_of(m_progress.epoch) == 2 ? std::int64_t{m_phase2_start} * m_steps_per_epoch : 0);
+    }
+    void apply_phase();
+    void append_metrics(const nlohmann::json& line);
+
+    Config m_config;
+    TierConfig m_tier;
+    std::string m_run_dir;
+    ReportChannel* m_channel;
+    torch::Device m_device;
+    ui::ProgressBar m_bar;
+
+    data::Dataset m_data;
+    model::Detector m_model{nullptr};
+    std::unique_ptr<torch::optim::AdamW> m_optimizer;
+    std::unique_ptr<YoloLoss> m_loss;
+    std::unique_ptr<CheckpointStore> m_store;
+    TrainProgress m_progress;
+    std::int64_t m_steps_per_epoch = 0;
+    int m_phase2_start = 0;  // epoch at which phase 2 begins
+    std::int64_t m_resumed_step = 0;
+    std::int64_t m_last_saved_step = -1;
+    std::vector<torch::Tensor> m_step_start_buffers;
+    EmergencyReserve m_reserve;
+    bool m_in_optimizer_step = false;
+    bool m_pending_checkpoint = false;  // the supervisor asked for a checkpoint
+
+    // Live figures for reports.
+    StepResult m_last_step;
+    double m_lr = 0;
+    double m_images_per_s = 0;
+    Clock::time_point m_last_progress{};
+    Clock::time_point m_epoch_started{};
+    std::uint64_t m_peak_rss = 0;
+    std::uint64_t m_peak_device = 0;
+    std::int64_t m_rlimit_at_step = -1;
+    std::uint64_t m_rlimit_headroom = 0;
+};
+
+void Trainer::setup() {
+    const auto& tc = m_config.training;
+    apply_threads(m_tier.threads);
+    if (tc.deterministic) {
+        // Same tier, same result: ask for deterministic kernels where LibTorch has a choice.
+        at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+        at::globalContext().setBenchmarkCuDNN(false);
+    }
+    make_directories(m_run_dir);
+    make_directories(run_dir::checkpoints(m_run_dir));
+
+    // Dataset: the embedded synthetic one is generated into the run directory on first use.
+    std::string dataset_path = m_config.data.dataset;
+    if (dataset_path == "synthetic") {
+        data::SynthOptions so;
+        so.out = run_dir::data(m_run_dir);
+        so.images = m_config.data.synthetic.images;
+        so.size = m_config.data.synthetic.size;
+        so.seed = m_config.data.synthetic.seed;
+        if (!data::synthetic_complete(so)) {
+            log(fmt::format("generating the synthetic dataset ({} images, {} px) in {}", so.images, so.size, so.out));
+            data::synthesize(so);
+        }
+        dataset_path = so.out;
+    }
+    m_data = data::open_dataset(dataset_path, m_config.data.bad_labels);
+    if (m_data.skipped > 0)
+        log(fmt::format("dataset: skipped {} bad label lines (first: {}:{}: {})", m_data.skipped,
+                        m_data.issues.front().file, m_data.issues.front().line, m_data.issues.front().message));
+    if (m_data.valid.empty()) throw data::DataError(dataset_path + ": the valid split is empty");
+    m_steps_per_epoch = static_cast<std::int64_t>(m_data.train.size()) / tc.effective_batch;
+    if (m_steps_per_epoch == 0)
+        throw data::DataError(fmt::format("{}: the train split has {} images, fewer than training.effective_batch {}",
+                                          dataset_path, m_data.train.size(), tc.effective_batch));
+
+    torch::manual_seed(tc.seed);
+    m_model = model::Detector(model::options_from(m_config.model));
+    m_model->to(m_device);
+    m_model->set_activation_checkpointing(m_tier.activation_checkpointing);
+    m_optimizer = make_optimizer(*m_model, tc);
+    m_loss = std::make_unique<YoloLoss>(tc.loss, m_model->anchors());
+    m_store = std::make_unique<CheckpointStore>(run_dir::checkpoints(m_run_dir), tc.keep_checkpoints);
+    m_phase2_start = tc.phase1.epochs;
+
+    std::size_t model_bytes = 0;
+    for (const auto& [name, t] : model_tensors(*m_model)) model_bytes += t.numel() * t.element_size();
+    m_reserve.hold(4 * model_bytes + (64u << 20));
+
+    if (const char* at = std::getenv("SMARTCASH_TEST_RLIMIT_AS_AT_STEP")) m_rlimit_at_step = std::atoll(at);
+    if (const char* h = std::getenv("SMARTCASH_TEST_RLIMIT_AS_HEADROOM")) m_rlimit_headroom = parse_size(h);
+}
+
+void Trainer::resume() {
+    std::vector<std::string> problems;
+    auto ckpt = m_store->load_newest_good(&problems);
+    for (const auto& p : problems) {
+        log("checkpoint rejected: " + p);
+        report({{"type", "checkpoint_rejected"}, {"message", p}});
+    }
+    if (!ckpt) {
+        if (!problems.empty()) log("no good checkpoint left: starting from scratch");
+        m_progress = TrainProgress{};
+        m_progress.order = epoch_order(m_data.train.size(), m_config.training.seed, 0);
+    } else {
+        // The model and the effective batch must match; the tier may change (that is the point).
+        Config saved = parse_config(ckpt->meta.config_yaml, ckpt->path + " (saved config)");
+        auto diffs = resume_incompatibilities(saved, m_config);
+        if (!diffs.empty()) {
+            std::string keys;
+            for (const auto& d : diffs) keys += (keys.empty() ? "" : ", ") + d;
+            throw ConfigError(m_config.source_path, 0, 0, diffs.front(),
+                              fmt::format("cannot resume {}: {} changed since the checkpoint was written (start a new "
+                                          "run directory, or restore the old value)",
+                                          ckpt->path, keys));
+        }
+        restore_checkpoint(*ckpt, *m_model, *m_optimizer, m_device);
+        m_progress = ckpt->meta.progress;
+        m_resumed_step = m_progress.step;
+        m_last_saved_step = m_progress.step;
+        if (m_progress.phase_cut) {
+            // Phase 1 ended early: phase 2 starts after the last epoch recorded for phase 1.
+            int last_p1 = -1;
+            for (const auto& m : m_progress.metrics)
+                if (m.value("phase", 1) == 1) last_p1 = std::max(last_p1, m.value("epoch", -1));
+            m_phase2_start = last_p1 + 1;
+        }
+        log(fmt::format("resumed from {} (step {}, epoch {}, {} tier)", ckpt->path, m_progress.step,
+                        m_progress.epoch + 1, ckpt->meta.tier));
+    }
+    const std::string device = device_name(m_device);
+    if (m_progress.tiers.empty() || m_progress.tiers.back().value("tier", "") != m_tier.name ||
+        m_progress.tiers.back().value("micro_batch", 0) != m_tier.micro_batch) {
+        m_progress.tiers.push_back({{"tier", m_tier.name}, {"device", device}, {"micro_batch", m_tier.micro_batch},
+                                    {"threads", m_tier.threads}, {"from_step", m_progress.step}, {"time", iso_time()}});
+    }
+}
+
+void Trainer::apply_phase() {
+    const int phase = phase_of(m_progress.epoch);
+    set_backbone_trainable(*m_model, phase == 2);
+    m_model->train();
+    // A frozen backbone also keeps its normalisation statistics: phase 1 leaves it untouched.
+    if (phase == 1) m_model->backbone_module().eval();
+}
+
+void Trainer::append_metrics(const nlohmann::json& line) {
+    try {
+        append_line_durable(run_dir::metrics(m_run_dir), line.dump(), /*fsync=*/false);
+    } catch (const IoError& e) {
+        log(std::string("metrics not written: ") + e.what());
+    }
+}
+
+void Trainer::send_progress(bool force) {
+    const auto now = Clock::now();
+    if (!force && now - m_last_progress < std::chrono::seconds(1)) return;
+    m_last_progress = now;
+    const auto mem = read_process_memory();
+    const auto dev = device_allocated_bytes(m_device);
+    m_peak_rss = std::max(m_peak_rss, mem.rss);
+    m_peak_device = std::max(m_peak_device, dev);
+    const std::int64_t total = std::int64_t{m_phase2_start + m_config.training.phase2.epochs} * m_steps_per_epoch;
+    const double eta = m_images_per_s > 0
+                           ? static_cast<double>(total - m_progress.step) * m_config.training.effective_batch / m_images_per_s
+                           : -1.0;
+    report({{"type", "progress"},      {"step", m_progress.step},     {"total_steps", total},
+            {"epoch", m_progress.epoch}, {"phase", phase_of(m_progress.epoch)},
+            {"loss", m_last_step.loss}, {"loss_box", m_last_step.box}, {"loss_obj", m_last_step.obj},
+            {"loss_cls", m_last_step.cls}, {"lr", m_lr},               {"images_per_s", m_images_per_s},
+            {"rss", mem.rss},          {"device_mem", dev},           {"eta_s", eta}});
+    ui::ProgressState s;
+    s.epoch = m_progress.epoch + 1;
+    s.epochs = m_phase2_start + m_config.training.phase2.epochs;
+    s.phase = phase_of(m_progress.epoch);
+    s.step_in_epoch = static_cast<long>(m_progress.step_in_epoch);
+    s.steps_in_epoch = static_cast<long>(m_steps_per_epoch);
+    s.loss = m_last_step.loss;
+    s.loss_box = m_last_step.box;
+    s.loss_obj = m_last_step.obj;
+    s.loss_cls = m_last_step.cls;
+    s.images_per_s = m_images_per_s;
+    s.eta_s = eta;
+    s.rss = mem.rss;
+    s.device_mem = dev;
+    s.tier = m_tier.name;
+    s.lr = m_lr;
+    m_bar.update(s);
+}
+
+bool Trainer::between_micro() {
+    while (auto cmd = m_channel ? m_channel->poll_command() : std::nullopt) {
+        const std::string name = cmd->value("cmd", "");
+        if (name == "checkpoint_and_stop") {
+            request_stop(cmd->value("reason", "requested"), cmd->value("exit_code", exit_code::requested_stop));
+        } else if (name == "checkpoint") {
+            m_pending_checkpoint = true;
+        } else {
+            log("ignoring unknown command from the supervisor: " + name);
+        }
+    }
+    send_progress(false);
+    return !stop_requested();
+}
+
+void Trainer::checkpoint(const std::string& kind, bool mid_step) {
+    CheckpointMeta meta;
+    meta.kind = kind;
+    meta.phase = phase_of(m_progress.epoch);
+    meta.progress = m_progress;
+    meta.tier = m_tier.name;
+    meta.device = device_name(m_device);
+    meta.micro_batch = m_tier.micro_batch;
+    meta.effective_batch = m_config.training.effective_batch;
+    meta.fingerprint = resume_fingerprint(m_config);
+    meta.config_yaml = dump_config(m_config);
+    const std::string bytes =
+        serialize_checkpoint(*m_model, *m_optimizer, meta, mid_step ? &m_step_start_buffers : nullptr);
+    auto saved = m_store->save(bytes, meta);
+    m_last_saved_step = m_progress.step;
+    if (kind == "epoch" && m_progress.best_epoch == m_progress.epoch - 1) m_store->save_best(bytes, meta);
+    report({{"type", "checkpoint"}, {"path", saved.path}, {"step", saved.step}, {"epoch", m_progress.epoch},
+            {"sha256", saved.sha256}, {"kind", kind}});
+}
+
+void Trainer::stop_now() {
+    m_bar.finish();
+    const std::string reason = stop_reason();
+    std::string path;
+    // Parameters and optimizer state are those of the last completed step; the buffers come from
+    // the snapshot taken when the abandoned step began.
+    checkpoint("stop", /*mid_step=*/!m_step_start_buffers.empty());
+    path = fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
+    const int code = stop_exit_code();
+    log(fmt::format("stopping ({}): checkpoint at step {} written", reason, m_progress.step));
+    report({{"type", "stopping"}, {"reason", reason}, {"step", m_progress.step}, {"checkpoint", path}, {"exit_code", code}});
+    throw RunEnd{code};
+}
+
+void Trainer::handle_oom(const std::string& message, bool in_optimizer_step) {
+    m_bar.finish();
+    const std::string first_line = message.substr(0, message.find('\n'));
+    log("out of memory: " + first_line);
+    m_optimizer->zero_grad();
+    m_reserve.release();
+    release_memory(m_device, Cleanup::extreme);
+    std::string path;
+    if (in_optimizer_step) {
+        // The parameters may be half updated: the last checkpoint on disk is the state to keep.
+        log("the failure came inside the optimizer update: keeping the previous checkpoint");
+    } else if (m_last_saved_step == m_progress.step) {
+        path = fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
+    } else {
+        try {
+            checkpoint("emergency", /*mid_step=*/!m_step_start_buffers.empty());
+            path = fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
+            log(fmt::format("emergency checkpoint at step {} written", m_progress.step));
+        } catch (const std::exception& e) {
+            log(std::string("emergency checkpoint failed: ") + e.what());
+        }
+    }
+    report({{"type", "oom"}, {"message", first_line}, {"step", m_progress.step}, {"checkpoint", path}});
+    throw RunEnd{exit_code::oom};
+}
+
+void Trainer::run_one_step() {
+    const auto& tc = m_config.training;
+    const int phase = phase_of(m_progress.epoch);
+    // Per-step seeding makes stochastic depth independent of where the run was resumed.
+    torch::manual_seed(mix_seed(tc.seed, 0x57E9ull, static_cast<std::uint64_t>(m_progress.step)));
+    m_step_start_buffers.clear();
+    for (const auto& b : m_model->buffers()) m_step_start_buffers.push_back(b.detach().clone());
+    m_lr = apply_learning_rates(*m_optimizer, tc, phase, step_in_phase(), phase_steps(phase));
+
+    const auto started = Clock::now();
+    std::vector<data::Sample> samples;
+    const std::int64_t first = m_progress.step_in_epoch * tc.effective_batch;
+    for (std::int64_t k = 0; k < tc.effective_batch; ++k) {
+        const std::int64_t pos = first + k;
+        const auto index = static_cast<std::size_t>(m_progress.order.at(static_cast<std::size_t>(pos)));
+        const std::uint64_t seed = mix_seed(tc.seed, static_cast<std::uint64_t>(m_progress.epoch) + 1,
+                                            static_cast<std::uint64_t>(pos));
+        samples.push_back(data::load_sample(m_data.train, index, m_config.model.img_size, &m_config.data.augment, seed));
+    }
+    StepResult r;
+    try {
+        r = train_step(*m_model, *m_optimizer, *m_loss, samples, m_tier.micro_batch, m_config.model.img_size,
+                       tc.grad_clip, m_device, [this] { return between_micro(); });
+    } catch (const std::bad_alloc& e) {
+        handle_oom("std::bad_alloc", false);
+    } catch (const c10::Error& e) {
+        if (is_out_of_memory(e.what())) handle_oom(e.what(), false);
+        throw;
+    }
+    if (!r.completed) stop_now();
+    m_step_start_buffers.clear();
+    m_last_step = r;
+    ++m_progress.step;
+    ++m_progress.step_in_epoch;
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    const double ips = tc.effective_batch / std::max(seconds, 1e-9);
+    m_images_per_s = m_images_per_s == 0 ? ips : 0.8 * m_images_per_s + 0.2 * ips;
+    append_metrics({{"type", "step"}, {"step", m_progress.step}, {"epoch", m_progress.epoch}, {"phase", phase},
+                    {"loss", r.loss}, {"box", r.box}, {"obj", r.obj}, {"cls", r.cls}, {"lr", m_lr},
+                    {"images_per_s", ips}, {"rss", read_process_memory().rss}, {"tier", m_tier.name}});
+    send_progress(false);
+}
+
+void Trainer::train_epoch() {
+    apply_phase();
+    m_epoch_started = Clock::now();
+    const auto& tc = m_config.training;
+    while (m_progress.step_in_epoch < m_steps_per_epoch) {
+        if (!between_micro()) stop_now();
+        if (m_rlimit_at_step >= 0 && m_progress.step == m_rlimit_at_step) {
+            // Test hook: cap the address space at what is mapped now (plus headroom), so a later
+            // allocation really fails.
+            m_rlimit_at_step = -1;
+            struct rlimit lim {};
+            lim.rlim_cur = lim.rlim_max = read_address_space() + m_rlimit_headroom;
+            setrlimit(RLIMIT_AS, &lim);
+            log(fmt::format("address space limited to {}", format_size(lim.rlim_cur)));
+        }
+        run_one_step();
+        const bool epoch_done = m_progress.step_in_epoch >= m_steps_per_epoch;
+        if (!epoch_done && ((tc.checkpoint_every_steps > 0 && m_progress.step % tc.checkpoint_every_steps == 0) ||
+                            m_pending_checkpoint)) {
+            m_pending_checkpoint = false;
+            checkpoint("step", false);
+        }
+    }
+}
+
+void Trainer::end_epoch() {
+    m_bar.finish();
+    const auto& tc = m_config.training;
+    const int epoch = m_progress.epoch;
+    const int phase = phase_of(epoch);
+    const int total_epochs = m_phase2_start + tc.phase2.epochs;
+    nlohmann::json row = {{"type", "epoch"}, {"epoch", epoch}, {"phase", phase}, {"step", m_progress.step},
+                          {"loss", m_last_step.loss}, {"box", m_last_step.box}, {"obj", m_last_step.obj},
+                          {"cls", m_last_step.cls}, {"tier", m_tier.name}};
+    const bool last_epoch = epoch + 1 >= total_epochs;
+    bool improved = false;
+    if (tc.eval.every_epochs > 0 && ((epoch + 1) % tc.eval.every_epochs == 0 || last_epoch)) {
+        eval::EvalResult result;
+        try {
+            result = evaluate_split(*m_model, m_data.valid, m_data.names, m_config, m_device, m_tier.micro_batch,
+                                    [this](std::size_t, std::size_t) { send_progress(false); });
+        } catch (const std::bad_alloc&) {
+            handle_oom("std::bad_alloc", false);
+        } catch (const c10::Error& e) {
+            if (is_out_of_memory(e.what())) handle_oom(e.what(), false);
+            throw;
+        }
+        row["map50"] = result.map50;
+        row["map50_95"] = result.map50_95;
+        row["precision"] = result.precision;
+        row["recall"] = result.recall;
+        nlohmann::json layers = nlohmann::json::object();
+        for (const auto& l : result.layers) layers[l.name] = {{"map50", l.map50}, {"map50_95", l.map50_95}};
+        row["layers"] = layers;
+        if (result.map50 > m_progress.best_map50 + tc.early_stopping.min_delta) {
+            m_progress.best_map50 = result.map50;
+            m_progress.best_epoch = epoch;
+            m_progress.stale_epochs = 0;
+            improved = true;
+        } else {
+            ++m_progress.stale_epochs;
+        }
+        report({{"type", "eval"}, {"epoch", epoch}, {"step", m_progress.step}, {"map50", result.map50},
+                {"map50_95", result.map50_95}, {"precision", result.precision}, {"recall", result.recall},
+                {"layers", layers}, {"best_map50", m_progress.best_map50}});
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - m_epoch_started).count();
+    const auto mem = read_process_memory();
+    row["seconds"] = seconds;
+    row["peak_rss"] = mem.peak;
+    m_progress.metrics.push_back(row);
+    append_metrics(row);
+
+    // Summary for people.
+    std::string layer_text;
+    if (row.contains("layers"))
+        for (auto& [name, v] : row["layers"].items()) layer_text += fmt::format(" {} {:.3f}", name, v["map50"].get<double>());
+    log(fmt::format("epoch {}/{} phase {} | loss {:.4f} (box {:.4f} obj {:.4f} cls {:.4f}) | mAP@0.5 {} mAP@0.5:0.95 {} |{} | "
+                    "{} | peak RSS {} | tier {}{}",
+                    epoch + 1, total_epochs, phase, m_last_step.loss, m_last_step.box, m_last_step.obj, m_last_step.cls,
+                    row.contains("map50") ? fmt::format("{:.3f}", row["map50"].get<double>()) : "-",
+                    row.contains("map50_95") ? fmt::format("{:.3f}", row["map50_95"].get<double>()) : "-", layer_text,
+                    format_duration(seconds), format_size(mem.peak), m_tier.name, improved ? " (best)" : ""));
+
+    // Early stopping: in phase 1 it moves on to phase 2; in phase 2 it ends the run.
+    const int patience = tc.early_stopping.patience;
+    bool stop_phase = patience > 0 && m_progress.stale_epochs >= patience;
+    m_progress.epoch = epoch + 1;
+    m_progress.step_in_epoch = 0;
+    if (stop_phase && phase == 1 && m_progress.epoch < m_phase2_start) {
+        log(fmt::format("no mAP@0.5 improvement for {} epochs: moving on to phase 2", patience));
+        m_phase2_start = m_progress.epoch;
+        m_progress.phase_cut = true;
+        m_progress.stale_epochs = 0;
+    } else if (stop_phase && phase == 2) {
+        log(fmt::format("no mAP@0.5 improvement for {} epochs: stopping early", patience));
+        m_progress.finished = true;
+        m_progress.finish_reason = "early_stop";
+    }
+    if (m_progress.epoch >= m_phase2_start + tc.phase2.epochs && !m_progress.finished) {
+        m_progress.finished = true;
+        m_progress.finish_reason = "finished";
+    }
+    if (phase == 1 && phase_of(m_progress.epoch) == 2) m_progress.stale_epochs = 0;
+    m_progress.order = epoch_order(m_data.train.size(), tc.seed, m_progress.epoch);
+    checkpoint("epoch", false);
+    report({{"type", "epoch_end"}, {"epoch", epoch}, {"phase", phase}, {"step", m_progress.step},
+            {"seconds", seconds}, {"peak_rss", mem.peak}, {"peak_device_mem", m_peak_device}});
+    release_memory(m_device, m_tier.cleanup);
+}
+
+int Trainer::run() {
+    setup();
+    resume();
+    const std::int64_t total = std::int64_t{m_phase2_start + m_config.training.phase2.epochs} * m_steps_per_epoch;
+    log(fmt::format("training on {} ({} tier: micro-batch {} x {} accumulation = {} images/step, {} threads); "
+                    "{} train / {} valid images, {} steps per epoch",
+                    device_name(m_device), m_tier.name, m_tier.micro_batch, m_tier.accumulation,
+                    m_config.training.effective_batch, m_tier.threads, m_data.train.size(), m_data.valid.size(),
+                    m_steps_per_epoch));
+    report({{"type", "hello"}, {"pid", static_cast<long>(::getpid())}, {"tier", m_tier.name},
+            {"device", device_name(m_device)}, {"threads", m_tier.threads}, {"micro_batch", m_tier.micro_batch},
+            {"accumulation", m_tier.accumulation}, {"resumed_step", m_resumed_step}, {"total_steps", total},
+            {"epoch", m_progress.epoch}, {"phase", phase_of(m_progress.epoch)}});
+    try {
+        while (!m_progress.finished) {
+            if (m_progress.step_in_epoch < m_steps_per_epoch) train_epoch();
+            end_epoch();
+        }
+    } catch (const RunEnd& end) {
+        return end.code;
+    }
+    log(fmt::format("done: {} steps, best mAP@0.5 {:.3f} (epoch {}); best weights in {}/best.pt", m_progress.step,
+                    m_progress.best_map50, m_progress.best_epoch + 1, run_dir::checkpoints(m_run_dir)));
+    report({{"type", "done"}, {"step", m_progress.step}, {"epoch", m_progress.epoch},
+            {"best_map50", m_progress.best_map50}, {"reason", m_progress.finish_reason}});
+    return exit_code::done;
+}
+
+}  // namespace
+
+int run_training(const TrainOptions& options) {
+    install_stop_handlers();
+    ignore_file_size_signal();
+    auto channel = ReportChannel::open(options.report_fd, options.command_fd);
+    auto report_error = [&](const char* kind, const std::string& message) {
+        std::cerr << "error: " << message << std::endl;
+        if (channel) channel->send({{"type", "error"}, {"kind", kind}, {"message", message}});
+    };
+    try {
+        Config config = load_config(options.config_path);
+        const TierConfig* tier = nullptr;
+        if (!options.tier.empty()) {
+            tier = config.find_tier(options.tier);
+            if (!tier) {
+                std::string names;
+                for (const auto& t : config.tiers) names += (names.empty() ? "" : ", ") + t.name;
+                report_error("config", fmt::format("{}: no tier named '{}' (tiers: {})", options.config_path,
+                                                   options.tier, names));
+                return exit_code::config_error;
+            }
+            if (!device_available(tier->device)) {
+                report_error("config", fmt::format("tier '{}' needs device {}, which this machine or LibTorch build "
+                                                   "does not have", tier->name, to_string(tier->device)));
+                return exit_code::config_error;
+            }
+        } else {
+            for (const auto& t : config.tiers)
+                if (device_available(t.device)) {
+                    tier = &t;
+                    break;
+                }
+            if (!tier) {
+                report_error("config", "no tier's device is available on this machine");
+                return exit_code::config_error;
+            }
+        }
+        for (const auto& [k, v] : tier->env) ::setenv(k.c_str(), v.c_str(), /*overwrite=*/0);
+        const std::string run_dir = options.run_dir.empty() ? default_run_dir(options.config_path) : options.run_dir;
+        Trainer trainer(config, *tier, run_dir, channel.get());
+        int code = trainer.run();
+        if (channel) channel->flush(std::chrono::milliseconds(2000));
+        return code;
+    } catch (const ConfigError& e) {
+        report_error("config", e.what());
+        return exit_code::config_error;
+    } catch (const data::DataError& e) {
+        report_error("data", e.what());
+        return exit_code::data_error;
+    } catch (const IoError& e) {
+        report_error("io", e.what());
+        return exit_code::io_error;
+    } catch (const CheckpointError& e) {
+        report_error("io", e.what());
+        return exit_code::io_error;
+    } catch (const std::bad_alloc&) {
+        report_error("internal", "out of memory outside a training step");
+        return exit_code::oom;
+    } catch (const std::exception& e) {
+        const std::string what = e.what();
+        if (is_out_of_memory(what)) {
+            report_error("internal", "out of memory outside a training step: " + what.substr(0, what.find('\n')));
+            return exit_code::oom;
+        }
+        report_error("internal", what);
+        return exit_code::internal_error;
+    }
+}
+
+}  // namespace smartcash::train
