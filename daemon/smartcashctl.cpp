@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@ const char* const usage_text =
     "\n"
     "commands:\n"
     "  status [--json]   the job's state, tier, step, loss, memory and last message\n"
+    "                    (read from RUN_DIR/state.json when no supervisor is running)\n"
     "  stop              checkpoint and stop the job (the supervisor exits)\n"
     "  pause             checkpoint and stop the worker; the supervisor waits for resume\n"
     "  resume            start the worker again after pause\n"
@@ -65,8 +68,20 @@ void print_status(const Json& s) {
     }
     if (s.contains("map50") && s["map50"].is_number()) {
         std::snprintf(buf, sizeof buf, "%.4f", s["map50"].get<double>());
-        std::cout << "mAP@0.5:    " << buf << "\n";
+        std::cout << "mAP@0.5:    " << buf;
+        if (s.contains("map50_95") && s["map50_95"].is_number()) {
+            std::snprintf(buf, sizeof buf, "%.4f", s["map50_95"].get<double>());
+            std::cout << "   mAP@0.5:0.95 " << buf;
+        }
+        std::cout << "\n";
     }
+    if (s.contains("layers_map50") && s["layers_map50"].is_object())
+        for (const auto& [name, v] : s["layers_map50"].items()) {
+            if (!v.is_number()) continue;
+            std::snprintf(buf, sizeof buf, "%.4f", v.get<double>());
+            std::cout << "  " << name << " mAP@0.5: " << buf << "\n";
+        }
+    if (!s.value("supervisor_running", true)) std::cout << "supervisor: not running (from state.json)\n";
     const int pid = s.value("pid", 0);
     std::cout << "worker:     " << (pid > 0 ? "pid " + std::to_string(pid) : std::string("not running"));
     if (pid > 0) std::cout << "  rss " << format_size(s.value("rss", std::uint64_t{0}));
@@ -74,6 +89,24 @@ void print_status(const Json& s) {
     std::cout << "checkpoint: " << text_or(s, "last_checkpoint") << "\n";
     const std::string message = text_or(s, "message", "");
     if (!message.empty()) std::cout << "message:    " << message << "\n";
+}
+
+// The status of a run whose supervisor is not running, from its state.json; nullopt when the
+// directory has none.
+std::optional<Json> status_from_state_file(const std::string& run_dir) {
+    std::ifstream in(run_dir::state(run_dir));
+    if (!in) return std::nullopt;
+    std::stringstream text;
+    text << in.rdbuf();
+    Json st = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+    if (!st.is_object()) return std::nullopt;
+    Json s{{"ok", true}, {"supervisor_running", false}, {"phase", "idle"}, {"pid", 0},
+           {"run_dir", run_dir}};
+    for (const char* key : {"tier", "step", "total_steps", "epoch", "map50", "map50_95", "layers_map50", "launches",
+                            "failures_without_progress", "last_checkpoint", "last_checkpoint_step", "message", "tiers"})
+        if (st.contains(key)) s[key] = st[key];
+    s["state"] = st.value("status", std::string("unknown"));
+    return s;
 }
 
 }  // namespace
@@ -97,7 +130,8 @@ int main(int argc, char** argv) {
         std::cerr << "smartcashctl: missing command\n" << usage_text;
         return 2;
     }
-    if (socket.empty()) socket = run_dir::socket(run_dir.empty() ? default_run_dir() : run_dir);
+    if (run_dir.empty() && socket.empty()) run_dir = default_run_dir();
+    if (socket.empty()) socket = run_dir::socket(run_dir);
     const std::string command = rest[0];
     bool json_out = false;
     Json request{{"cmd", command}};
@@ -127,6 +161,8 @@ int main(int argc, char** argv) {
     }
     std::string error;
     auto answer = daemon::control_request(socket, request, &error);
+    // A job whose supervisor has exited (done, failed, stopped) still has a status: its state.json.
+    if (!answer && command == "status" && !run_dir.empty()) answer = status_from_state_file(run_dir);
     if (!answer) {
         std::cerr << "smartcashctl: " << error << std::endl;
         return 1;

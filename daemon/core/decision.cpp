@@ -230,6 +230,7 @@ void Machine::launch() {
     m_s.hold = StopReason::none;
     m_s.pressure_since.reset();
     m_s.soft_limit_noted = false;
+    m_s.limit_hit_at = -1;
     m_s.peak_rss_launch = 0;
     m_s.rss = 0;
     m_s.last_error.clear();
@@ -261,8 +262,9 @@ void Machine::move_to(int target, const std::string& reason, bool relaunch) {
 }
 
 void Machine::memory_move(const std::string& reason, bool relaunch) {
+    const double failed_at = m_s.limit_hit_at >= 0 ? m_s.limit_hit_at : m_now;
     const bool on_trial = m_s.promoted_from >= 0 &&
-                          m_now - m_s.promoted_at < sc().promotion.stable_seconds;
+                          failed_at - m_s.promoted_at < sc().promotion.stable_seconds;
     if (on_trial && present(m_s.promoted_from)) {
         // The tier we were promoted to could not hold: go back and wait twice as long.
         const double base = m_s.promotion_wait > 0 ? m_s.promotion_wait : sc().promotion.stable_seconds;
@@ -466,6 +468,7 @@ void Machine::on(const WorkerExited& e) {
     if (e.exit_code) j["exit_code"] = *e.exit_code;
     if (e.signal) j["signal"] = *e.signal;
     j["peak_rss"] = m_s.peak_rss_launch;
+    j["step"] = m_s.step;  // the last step the worker reported
     j["progress"] = m_s.progress_since_launch;
     j["seconds"] = m_now - m_s.launched_at;
     if (m_s.stop_reason != StopReason::none) j["stop_reason"] = to_string(m_s.stop_reason);
@@ -573,11 +576,25 @@ void Machine::on(const Report& e) {
         act(SaveState{});
     } else if (type == "eval") {
         if (m.contains("map50") && m["map50"].is_number()) m_s.map50 = m["map50"].get<double>();
+        if (m.contains("map50_95") && m["map50_95"].is_number()) m_s.map50_95 = m["map50_95"].get<double>();
+        Json layers = Json::object();
+        if (m.contains("layers") && m["layers"].is_object()) {
+            m_s.layer_map50.clear();
+            for (const auto& [name, v] : m["layers"].items()) {
+                if (!v.is_object() || !v.contains("map50") || !v["map50"].is_number()) continue;
+                m_s.layer_map50[name] = v["map50"].get<double>();
+                layers[name] = v["map50"];
+            }
+        }
         journal(Json{{"event", "eval"},
+                     {"tier", tier(m_s.tier).name},
                      {"epoch", i64("epoch", m_s.epoch)},
                      {"step", i64("step", m_s.step)},
                      {"map50", m_s.map50 ? Json(*m_s.map50) : Json()},
-                     {"map50_95", m.value("map50_95", Json())}});
+                     {"map50_95", m.value("map50_95", Json())},
+                     {"layers_map50", layers},
+                     {"best_map50", m.value("best_map50", Json())}});
+        act(SaveState{});
     } else if (type == "epoch_end") {
         m_s.epoch = static_cast<int>(num("epoch", m_s.epoch));
         record.peak_device_mem = std::max(record.peak_device_mem, u64("peak_device_mem"));
@@ -662,6 +679,7 @@ void Machine::check_soft_limit(const MemorySample& e) {
         return;
     }
     journal(Json{{"event", "soft-limit"}, {"tier", t.name}, {"reason", why}, {"rss", e.rss}});
+    m_s.limit_hit_at = m_now;
     request_stop(StopReason::memory, sc().heartbeat_timeout_seconds);
 }
 
@@ -681,6 +699,7 @@ void Machine::on(const MemorySample& e) {
                      {"rss", e.rss},
                      {"limit", t.memory_limit}});
         m_s.watchdog_kill = true;
+        if (m_s.limit_hit_at < 0) m_s.limit_hit_at = m_now;
         m_s.phase = WorkerPhase::killing;
         act(CancelTimer{TimerKind::stop});
         act(CancelTimer{TimerKind::grace});

@@ -90,6 +90,9 @@ struct SupervisorState {
     bool soft_limit_noted = false;  ///< "soft limit at the last tier" journaled for this launch
     int promoted_from = -1;          ///< tier we came up from, while a promotion is on trial
     double promoted_at = 0;
+    /// When this launch hit the soft or hard memory limit (-1: it did not). A promotion on trial
+    /// is judged by when its tier failed, not by when the worker finally got out.
+    double limit_hit_at = -1;
     std::string last_error;  ///< message of the worker's last error/oom report
 
     // --- the latest figures, for status ---
@@ -98,6 +101,8 @@ struct SupervisorState {
     int epoch = 0;
     std::optional<double> loss;
     std::optional<double> map50;
+    std::optional<double> map50_95;
+    std::map<std::string, double> layer_map50;  ///< mAP@0.5 per detection layer, last eval
     std::uint64_t rss = 0;
     std::uint64_t device_mem = 0;
     std::optional<std::uint64_t> available;

@@ -28,6 +28,9 @@ Json state_to_json(const SupervisorState& s, const Config& config) {
                 {"step", s.step},
                 {"epoch", s.epoch},
                 {"map50", s.map50 ? Json(*s.map50) : Json()},
+                {"map50_95", s.map50_95 ? Json(*s.map50_95) : Json()},
+                {"layers_map50", s.layer_map50},
+                {"total_steps", s.total_steps},
                 {"message", s.message},
                 {"promotion_wait_s", s.promotion_wait},
                 {"worker_pid", s.pid},
@@ -52,6 +55,11 @@ std::optional<std::string> state_from_json(const Json& j, const Config& config, 
         s->step = j.value("step", std::int64_t{-1});
         s->epoch = j.value("epoch", 0);
         if (j.contains("map50") && j["map50"].is_number()) s->map50 = j["map50"].get<double>();
+        if (j.contains("map50_95") && j["map50_95"].is_number()) s->map50_95 = j["map50_95"].get<double>();
+        if (j.contains("layers_map50") && j["layers_map50"].is_object())
+            for (const auto& [name, v] : j["layers_map50"].items())
+                if (v.is_number()) s->layer_map50[name] = v.get<double>();
+        s->total_steps = j.value("total_steps", std::int64_t{0});
         s->message = j.value("message", std::string());
         s->promotion_wait = j.value("promotion_wait_s", 0.0);
         if (j.contains("tiers") && j["tiers"].is_object()) {

@@ -13,13 +13,16 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "common/atomic_file.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
 #include "daemon/core/control_server.hpp"
 #include "daemon/core/devices.hpp"
+#include "daemon/core/event_text.hpp"
 #include "daemon/core/memory_probe.hpp"
 #include "daemon/core/run_files.hpp"
 #include "daemon/core/state_file.hpp"
@@ -79,11 +82,95 @@ struct Supervisor::Impl {
     std::filesystem::file_time_type launch_file_time;
     int shutdown_signals = 0;
     std::optional<int> exit_code;
+    bool stderr_is_terminal = ::isatty(STDERR_FILENO) == 1;
+    double last_progress_line = -1e9;
+    std::string follow_path;  // the worker log being copied to stderr
+    std::size_t follow_offset = 0;
+    std::string follow_pending;  // a partial last line
 
     double now() const { return std::chrono::duration<double>(Clock::now() - started).count(); }
 
-    void log(const std::string& line) {
-        if (options.log_to_stderr) std::cerr << "smartcashd: " << line << std::endl;
+    void log(const std::string& line, EventWeight weight = EventWeight::routine) {
+        if (!options.log_to_stderr) return;
+        const std::string clock = iso_time_now().substr(11, 8);  // HH:MM:SS, UTC like the journal
+        std::string text = line;
+        if (weight == EventWeight::alarm) {
+            text = "==> " + line;
+            if (stderr_is_terminal) text = "\033[1;33m" + text + "\033[0m";
+        } else if (weight == EventWeight::notable && stderr_is_terminal) {
+            text = "\033[1m" + text + "\033[0m";
+        }
+        std::cerr << "smartcashd " << clock << "  " << text << std::endl;
+    }
+
+    // ---- the worker's log, copied to stderr when following ----
+
+    void follow_log() {
+        if (!options.follow_worker_log || follow_path.empty()) return;
+        std::ifstream in(follow_path, std::ios::binary);
+        if (!in) return;
+        in.seekg(static_cast<std::streamoff>(follow_offset));
+        std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        follow_offset += chunk.size();
+        follow_pending += chunk;
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = follow_pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+            std::string line = follow_pending.substr(start, nl - start);
+            // A terminal progress bar redraws with carriage returns; keep its last state only.
+            if (auto cr = line.find_last_of('\r'); cr != std::string::npos) line = line.substr(cr + 1);
+            if (!line.empty()) std::cerr << "    worker | " << line << "\n";
+        }
+        follow_pending.erase(0, start);
+        std::cerr.flush();
+    }
+
+    void end_follow() {
+        follow_log();
+        if (!follow_pending.empty()) std::cerr << "    worker | " << follow_pending << std::endl;
+        follow_pending.clear();
+        follow_path.clear();
+        follow_offset = 0;
+    }
+
+    void on_report(const Json& message) {
+        if (!options.follow_worker_log && options.progress_interval > 0 && message.value("type", "") == "progress" &&
+            now() - last_progress_line >= options.progress_interval) {
+            last_progress_line = now();
+            const std::size_t t = static_cast<std::size_t>(state.tier);
+            log(describe_progress(message, t < config.tiers.size() ? config.tiers[t].name : std::string("?")));
+        }
+        dispatch(Report{message});
+    }
+
+    void print_summary(const Finish& a) {
+        if (!options.log_to_stderr) return;
+        const std::size_t t = static_cast<std::size_t>(state.tier);
+        char buf[32];
+        std::cerr << "\nsmartcashd: job " << to_string(a.status) << "\n";
+        if (!a.message.empty()) std::cerr << "  " << a.message << "\n";
+        if (t < config.tiers.size()) std::cerr << "  tier:        " << config.tiers[t].name << "\n";
+        if (state.step >= 0)
+            std::cerr << "  step:        " << state.step
+                      << (state.total_steps > 0 ? " of " + std::to_string(state.total_steps) : std::string()) << "\n";
+        std::cerr << "  launches:    " << state.launches << "\n";
+        if (state.map50) {
+            std::snprintf(buf, sizeof buf, "%.3f", *state.map50);
+            std::cerr << "  mAP@0.5:     " << buf << (a.status == JobStatus::done ? " (best)" : " (last eval)") << "\n";
+        }
+        for (const auto& [name, v] : state.layer_map50) {
+            std::snprintf(buf, sizeof buf, "%.3f", v);
+            std::cerr << "  " << name << " mAP@0.5: " << buf << " (last eval)\n";
+        }
+        for (std::size_t i = 0; i < config.tiers.size(); ++i) {
+            auto it = state.tier_records.find(config.tiers[i].name);
+            if (it == state.tier_records.end() || it->second.launches == 0) continue;
+            std::cerr << "  tier " << config.tiers[i].name << ": " << it->second.launches << " launch"
+                      << (it->second.launches == 1 ? "" : "es") << ", peak RSS " << format_size(it->second.peak_rss)
+                      << ", last " << (it->second.last_outcome.empty() ? "-" : it->second.last_outcome) << "\n";
+        }
+        if (!state.last_checkpoint.empty()) std::cerr << "  checkpoint:  " << state.last_checkpoint << "\n";
+        std::cerr << "  journal:     " << run_dir::events(options.run_dir) << "\n";
+        std::cerr << "  worker logs: " << run_dir::logs(options.run_dir) << "/worker-N.log" << std::endl;
     }
 
     Decision dispatch(EventBody body) {
@@ -111,7 +198,7 @@ struct Supervisor::Impl {
         auto error = process->start(
             spec,
             [this, generation](const Json& message) {
-                if (generation == launch_generation) dispatch(Report{message});
+                if (generation == launch_generation) on_report(message);
             },
             [this, generation](const std::string& why) {
                 if (generation == launch_generation) log("worker sent a bad report line: " + why);
@@ -126,8 +213,9 @@ struct Supervisor::Impl {
             return;
         }
         worker = process;
-        log("launched worker pid " + std::to_string(process->pid()) + " at tier " + tier.name + ", log " +
-            spec.log_path);
+        end_follow();
+        follow_path = spec.log_path;
+        log("worker log: " + spec.log_path);
         asio::post(io, [this, pid = process->pid()] { dispatch(WorkerStarted{pid}); });
     }
 
@@ -159,8 +247,9 @@ struct Supervisor::Impl {
 
     void perform(const JournalEntry& a) {
         try {
-            const std::string line = journal.append(a.entry);
-            log(line);
+            journal.append(a.entry);
+            const EventText text = describe_event(a.entry);
+            if (!text.text.empty()) log(text.text, text.weight);
         } catch (const std::exception& e) {
             log(std::string("cannot write the journal: ") + e.what());
         }
@@ -175,7 +264,8 @@ struct Supervisor::Impl {
     }
 
     void perform(const Finish& a) {
-        log(std::string("job ") + to_string(a.status) + (a.message.empty() ? "" : ": " + a.message));
+        end_follow();
+        print_summary(a);
         switch (a.status) {
             case JobStatus::done: exit_code = supervisor_exit::done; break;
             case JobStatus::failed: exit_code = supervisor_exit::failed; break;
@@ -198,6 +288,7 @@ struct Supervisor::Impl {
         }
         e.made_progress = new_checkpoint_since_launch();
         worker.reset();
+        end_follow();
         dispatch(e);
     }
 
@@ -212,6 +303,7 @@ struct Supervisor::Impl {
     }
 
     void poll_memory() {
+        follow_log();
         if (worker && !worker->exited()) {
             MemoryReading r = probe->read(worker->pid());
             system_short = r.available && *r.available < config.supervisor.min_available;
@@ -251,6 +343,8 @@ struct Supervisor::Impl {
                     {"epoch", state.epoch},
                     {"loss", opt(state.loss)},
                     {"map50", opt(state.map50)},
+                    {"map50_95", opt(state.map50_95)},
+                    {"layers_map50", state.layer_map50},
                     {"rss", state.rss},
                     {"device_mem", state.device_mem},
                     {"pid", state.pid},

@@ -24,6 +24,10 @@ struct SupervisorOptions {
     std::string run_dir;
     std::string worker_path;
     bool log_to_stderr = true;
+    /// Copy the worker's own log lines (logs/worker-N.log) to stderr as they are written.
+    bool follow_worker_log = false;
+    /// Seconds between progress lines on stderr (0: none). Not used while following the log.
+    double progress_interval = 30;
     /// Called once the control socket is listening (smartcashd start reports readiness here).
     std::function<void()> on_ready;
     /// Called when startup fails before the loop runs, with the message.

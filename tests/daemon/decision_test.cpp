@@ -582,6 +582,26 @@ TEST(DaemonDecision, FailedPromotionGoesBackAndDoublesTheWaitUpToTheCap) {
     EXPECT_EQ(waits, (std::vector<double>{200, 350, 350}));
 }
 
+// A promoted tier that hits the soft limit within stable_for has failed, even when the worker
+// takes longer than that to checkpoint and get out (a slow start, a long step).
+TEST(DaemonDecision, PromotionFailureIsJudgedWhenTheLimitIsHitNotWhenTheWorkerExits) {
+    PromotionHarness h;
+    h.to_cpu();
+    h.now += 100;
+    h.epoch_end();
+    h.exit_code(exit_code::requested_stop);
+    h.started();
+    ASSERT_EQ(h.state.tier, 0);
+    h.now += 10;
+    Decision soft = h.memory(7 * GiB);  // >= 0.85 x 8 GiB
+    ASSERT_TRUE(journaled(soft, "soft-limit"));
+    h.now += 500;  // the stop takes long
+    Decision d = h.exit_code(exit_code::requested_stop);
+    EXPECT_TRUE(journaled(d, "promotion-failed"));
+    EXPECT_EQ(h.state.tier, 1);
+    EXPECT_EQ(h.state.promotion_wait, 200);
+}
+
 TEST(DaemonDecision, PromotionThatHoldsResetsTheWait) {
     PromotionHarness h;
     h.to_cpu();

@@ -1,0 +1,27 @@
+// Journal events as lines for people: what `smartcashd run` prints on its terminal.
+//
+// The journal (events.jsonl) keeps the full JSON; these lines say the same in words, and make the
+// moments that matter (tier moves, memory limits, the job's end) stand out from routine ones.
+#pragma once
+
+#include <string>
+
+#include "common/protocol.hpp"
+
+namespace smartcash::daemon {
+
+/// How much a line matters, for emphasis on a terminal.
+enum class EventWeight { routine, notable, alarm };
+
+struct EventText {
+    std::string text;  ///< one line, no trailing newline; empty: not worth a line
+    EventWeight weight = EventWeight::routine;
+};
+
+/// The line for one journal entry (as decide() produced it, without "t").
+EventText describe_event(const protocol::Json& entry);
+
+/// A periodic progress line from the worker's `progress` report.
+std::string describe_progress(const protocol::Json& report, const std::string& tier);
+
+}  // namespace smartcash::daemon
