@@ -1,6 +1,6 @@
 // The job configuration: one YAML file, loaded into these typed structs.
 //
-// The schema is documented in README.md ("Config reference"). Every loading error names the file,
+// The schema is documented in docs/config.md. Every loading error names the file,
 // line, column and key path; unknown keys are errors. Nothing in here depends on LibTorch, so the
 // supervisor and the worker share it.
 #pragma once

@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/exit_codes.hpp"
+#include "worker/train/stop_request.hpp"
+
 namespace smartcash::train {
 
 namespace {
@@ -94,6 +97,9 @@ void ReportChannel::writer_loop() {
             ssize_t n = ::write(m_report_fd, line.data() + off, line.size() - off);
             if (n < 0) {
                 if (errno == EINTR) continue;
+                // The supervisor is gone (where no parent-death signal exists this is how we
+                // learn it): stop after a checkpoint rather than train on unobserved.
+                if (errno == EPIPE) request_stop("supervisor gone", exit_code::requested_stop);
                 failed = true;
                 break;
             }

@@ -1,0 +1,248 @@
+// Training-step behaviour: phase-1 freezing, accumulation equivalence, learning, schedules.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "worker/eval/metrics.hpp"
+#include "worker/model/detector.hpp"
+#include "worker/train/batch.hpp"
+#include "worker/train/decode.hpp"
+#include "worker/train/loss.hpp"
+#include "worker/train/optimizer.hpp"
+#include "worker/train/trainer.hpp"
+
+namespace {
+
+using namespace smartcash;
+
+constexpr int kSize = 64;
+
+model::Detector tiny_detector(std::uint64_t seed, double drop_connect = 0.0) {
+    torch::manual_seed(seed);
+    model::DetectorOptions o;
+    o.backbone = Backbone::efficientnet_b4;
+    o.width_multiple = 0.1;
+    o.depth_multiple = 0.2;
+    o.drop_connect = drop_connect;
+    return model::Detector(o);
+}
+
+/// A sample with a bright rectangle (a "note") of class `cls` and its box.
+data::Sample make_sample(int cls, float cx, float cy, float w, float h, int shade) {
+    data::Sample s;
+    s.image = cv::Mat(kSize, kSize, CV_8UC3, cv::Scalar(30, 30, 30));
+    cv::rectangle(s.image, cv::Point(static_cast<int>((cx - w / 2) * kSize), static_cast<int>((cy - h / 2) * kSize)),
+                  cv::Point(static_cast<int>((cx + w / 2) * kSize), static_cast<int>((cy + h / 2) * kSize)),
+                  cv::Scalar(shade, 255 - shade, 128), cv::FILLED);
+    s.labels.push_back({cls, cx, cy, w, h});
+    return s;
+}
+
+std::vector<data::Sample> four_samples() {
+    return {make_sample(0, 0.5f, 0.5f, 0.5f, 0.3f, 200), make_sample(3, 0.4f, 0.6f, 0.6f, 0.3f, 90),
+            make_sample(16, 0.3f, 0.3f, 0.1f, 0.4f, 20), make_sample(9, 0.6f, 0.4f, 0.3f, 0.2f, 150)};
+}
+
+LossConfig loss_config() { return LossConfig{}; }
+
+TrainingConfig training_config() {
+    TrainingConfig t;
+    t.weight_decay = 0.01;
+    t.grad_clip = 0;  // clipping is not linear in the split, keep the comparison exact
+    return t;
+}
+
+void copy_weights(model::DetectorImpl& from, model::DetectorImpl& to) {
+    torch::NoGradGuard g;
+    auto a = from.named_parameters();
+    auto b = to.named_parameters();
+    for (const auto& item : a) b[item.key()].copy_(item.value());
+    auto ba = from.named_buffers();
+    auto bb = to.named_buffers();
+    for (const auto& item : ba) bb[item.key()].copy_(item.value());
+}
+
+TEST(TrainStep, PhaseOneLeavesBackboneBitIdenticalAndMovesHead) {
+    auto model = tiny_detector(1);
+    auto optimizer = train::make_optimizer(*model, training_config());
+    train::apply_learning_rates(*optimizer, training_config(), /*phase=*/1, 5, 100);
+    train::set_backbone_trainable(*model, false);
+    model->train();
+    model->backbone_module().eval();
+
+    std::vector<torch::Tensor> backbone_before, head_before, backbone_buffers_before;
+    for (auto& p : model->backbone_parameters()) backbone_before.push_back(p.detach().clone());
+    for (auto& p : model->head_parameters()) head_before.push_back(p.detach().clone());
+    for (auto& b : model->backbone_module().buffers()) backbone_buffers_before.push_back(b.detach().clone());
+
+    train::YoloLoss loss(loss_config(), model->anchors());
+    for (int i = 0; i < 2; ++i) {
+        auto r = train::train_step(*model, *optimizer, loss, four_samples(), 2, kSize, 10.0, torch::kCPU);
+        ASSERT_TRUE(r.completed);
+    }
+    auto backbone_after = model->backbone_parameters();
+    ASSERT_EQ(backbone_after.size(), backbone_before.size());
+    for (std::size_t i = 0; i < backbone_after.size(); ++i)
+        EXPECT_TRUE(torch::equal(backbone_after[i], backbone_before[i])) << "backbone parameter " << i << " changed";
+    auto buffers_after = model->backbone_module().buffers();
+    for (std::size_t i = 0; i < buffers_after.size(); ++i)
+        EXPECT_TRUE(torch::equal(buffers_after[i], backbone_buffers_before[i])) << "backbone buffer " << i << " changed";
+    int changed = 0;
+    auto head_after = model->head_parameters();
+    for (std::size_t i = 0; i < head_after.size(); ++i) changed += !torch::equal(head_after[i], head_before[i]);
+    EXPECT_EQ(changed, static_cast<int>(head_after.size())) << "every head tensor should move in phase 1";
+}
+
+TEST(TrainStep, AccumulationMatchesOneLargeBatchWithoutBatchStatistics) {
+    // BatchNorm in eval mode (running statistics) and no stochastic depth: the model has no
+    // batch statistics, so micro-batch 1 x 4 and 4 x 1 must give the same update.
+    auto a = tiny_detector(2);
+    auto b = tiny_detector(3);
+    copy_weights(*a, *b);
+    a->eval();
+    b->eval();
+    auto cfg = training_config();
+    auto opt_a = train::make_optimizer(*a, cfg);
+    auto opt_b = train::make_optimizer(*b, cfg);
+    train::apply_learning_rates(*opt_a, cfg, 2, 30, 100);
+    train::apply_learning_rates(*opt_b, cfg, 2, 30, 100);
+    train::YoloLoss loss(loss_config(), a->anchors());
+    for (int step = 0; step < 2; ++step) {
+        auto ra = train::train_step(*a, *opt_a, loss, four_samples(), /*micro_batch=*/1, kSize, 0, torch::kCPU);
+        auto rb = train::train_step(*b, *opt_b, loss, four_samples(), /*micro_batch=*/4, kSize, 0, torch::kCPU);
+        EXPECT_EQ(ra.micro_batches, 4);
+        EXPECT_EQ(rb.micro_batches, 1);
+        EXPECT_NEAR(ra.loss, rb.loss, 1e-5 * std::max(1.0, std::abs(rb.loss)));
+    }
+    auto pa = a->named_parameters();
+    auto pb = b->named_parameters();
+    double worst = 0;
+    bool moved = false;
+    auto start = tiny_detector(2);
+    auto p0 = start->named_parameters();
+    for (const auto& item : pa) {
+        auto d = (item.value() - pb[item.key()]).abs().max().item<double>();
+        worst = std::max(worst, d);
+        moved = moved || !torch::equal(item.value(), p0[item.key()]);
+    }
+    EXPECT_TRUE(moved);
+    EXPECT_LT(worst, 1e-5) << "largest parameter difference between the two splits";
+}
+
+TEST(TrainStep, AbandonedStepLeavesParametersUntouched) {
+    auto model = tiny_detector(4);
+    auto optimizer = train::make_optimizer(*model, training_config());
+    train::apply_learning_rates(*optimizer, training_config(), 2, 10, 100);
+    train::YoloLoss loss(loss_config(), model->anchors());
+    std::vector<torch::Tensor> before;
+    for (auto& p : model->parameters()) before.push_back(p.detach().clone());
+    int calls = 0;
+    auto r = train::train_step(*model, *optimizer, loss, four_samples(), 1, kSize, 10.0, torch::kCPU, [&] {
+        ++calls;
+        return calls < 2;  // stop after the second micro-batch
+    });
+    EXPECT_FALSE(r.completed);
+    EXPECT_EQ(r.micro_batches, 2);
+    auto after = model->parameters();
+    for (std::size_t i = 0; i < after.size(); ++i) {
+        EXPECT_TRUE(torch::equal(after[i], before[i]));
+        EXPECT_FALSE(after[i].grad().defined() && after[i].grad().abs().sum().item<double>() > 0)
+            << "half-accumulated gradients must be dropped";
+    }
+}
+
+TEST(TrainStep, OverfitsOneImageAndDecodesItsBox) {
+    // Loss targets and decoding must agree on the box encoding: after fitting one image, the
+    // best detection of the right class overlaps the true box.
+    auto model = tiny_detector(5);
+    TrainingConfig cfg = training_config();
+    auto optimizer = train::make_optimizer(*model, cfg);
+    train::YoloLoss loss(loss_config(), model->anchors());
+    model->train();
+    std::vector<data::Sample> one = {make_sample(2, 0.5f, 0.5f, 0.6f, 0.35f, 220)};
+    std::vector<data::Sample> batch(4, one.front());
+    double first = 0, last = 0;
+    for (auto& group : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(3e-3);
+    for (int step = 0; step < 60; ++step) {
+        auto r = train::train_step(*model, *optimizer, loss, batch, 4, kSize, 10.0, torch::kCPU);
+        if (step == 0) first = r.loss;
+        last = r.loss;
+    }
+    EXPECT_LT(last, first * 0.5) << "loss should fall when fitting one image";
+    model->eval();
+    torch::NoGradGuard no_grad;
+    auto b = train::collate(one);
+    auto outputs = model->forward(b.images);
+    train::DecodeOptions opts;
+    opts.conf_threshold = 0.01f;
+    auto dets = train::decode_detections(outputs, model->anchors(), kSize, opts, 0);
+    const eval::Box truth{0.2f * kSize, 0.325f * kSize, 0.8f * kSize, 0.675f * kSize};
+    float best_iou = 0;
+    float best_score = -1;
+    for (const auto& d : dets) {
+        if (d.cls == 2 && d.score > best_score) {
+            best_score = d.score;
+            best_iou = eval::iou(d.box, truth);
+        }
+    }
+    EXPECT_GT(best_score, 0.0f);
+    EXPECT_GT(best_iou, 0.5f) << "top class-2 detection does not overlap the trained box";
+}
+
+TEST(Schedule, WarmupThenCosineToTheFloor) {
+    TrainingConfig cfg;
+    cfg.warmup_steps = 10;
+    cfg.min_lr_ratio = 0.1;
+    EXPECT_LT(train::schedule_factor(cfg, 0, 100), train::schedule_factor(cfg, 5, 100));
+    EXPECT_LT(train::schedule_factor(cfg, 5, 100), train::schedule_factor(cfg, 9, 100));
+    EXPECT_NEAR(train::schedule_factor(cfg, 10, 100), 1.0, 1e-9);
+    EXPECT_GT(train::schedule_factor(cfg, 40, 100), train::schedule_factor(cfg, 80, 100));
+    EXPECT_NEAR(train::schedule_factor(cfg, 100, 100), 0.1, 1e-9);
+}
+
+TEST(Schedule, PhaseRatesReachTheirGroups) {
+    auto model = tiny_detector(6);
+    TrainingConfig cfg;
+    cfg.warmup_steps = 0;
+    cfg.phase1.lr = {0.5, 0.02, 0.03};
+    cfg.phase2.lr = {0.001, 0.002, 0.003};
+    auto opt = train::make_optimizer(*model, cfg);
+    ASSERT_EQ(opt->param_groups().size(), static_cast<std::size_t>(train::group_count));
+    auto lr = [&](int g) { return static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[g].options()).lr(); };
+    train::apply_learning_rates(*opt, cfg, 1, 0, 100);
+    EXPECT_EQ(lr(0), 0.0) << "the backbone never learns in phase 1";
+    EXPECT_NEAR(lr(2), 0.02, 1e-12);
+    EXPECT_NEAR(lr(5), 0.03, 1e-12);
+    train::apply_learning_rates(*opt, cfg, 2, 0, 100);
+    EXPECT_NEAR(lr(1), 0.001, 1e-12);
+    EXPECT_NEAR(lr(3), 0.002, 1e-12);
+    EXPECT_NEAR(lr(4), 0.003, 1e-12);
+    // Weight decay only on kernels.
+    EXPECT_GT(static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[0].options()).weight_decay(), 0.0);
+    EXPECT_EQ(static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[1].options()).weight_decay(), 0.0);
+}
+
+TEST(DataOrder, DeterministicPermutationPerEpoch) {
+    auto a = train::epoch_order(50, 7, 0);
+    auto b = train::epoch_order(50, 7, 0);
+    auto c = train::epoch_order(50, 7, 1);
+    auto d = train::epoch_order(50, 8, 0);
+    EXPECT_EQ(a, b);
+    EXPECT_NE(a, c);
+    EXPECT_NE(a, d);
+    auto sorted = a;
+    std::sort(sorted.begin(), sorted.end());
+    for (std::int64_t i = 0; i < 50; ++i) EXPECT_EQ(sorted[static_cast<std::size_t>(i)], i);
+}
+
+TEST(OutOfMemory, RecognisesTheAllocatorsMessages) {
+    EXPECT_TRUE(train::is_out_of_memory("MPS backend out of memory (MPS allocated: 16.83 GB, other allocations: 1 GB)"));
+    EXPECT_TRUE(train::is_out_of_memory("CUDA out of memory. Tried to allocate 20.00 MiB"));
+    EXPECT_TRUE(train::is_out_of_memory("[enforce fail at alloc_cpu.cpp:75] . DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes"));
+    EXPECT_FALSE(train::is_out_of_memory("shape '[2, 3]' is invalid for input of size 7"));
+}
+
+}  // namespace
