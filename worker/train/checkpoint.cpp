@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
+#include <thread>
 #include <type_traits>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -295,6 +297,10 @@ CheckpointStore::Saved CheckpointStore::save(const std::string& bytes, const Che
     const std::string path = m_dir + "/" + file;
     Json manifest = manifest_for(file, bytes, meta);
     write_file_atomic(path, bytes);
+    // Test hook: widen the window in which the .pt is in place but its manifest is not, so a test
+    // can kill the worker mid-save for certain.
+    if (const char* ms = std::getenv("SMARTCASH_TEST_SLOW_CHECKPOINT_MS"))
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(ms)));
     write_file_atomic(manifest_path_of(path), manifest.dump(2) + "\n");
     write_file_atomic(m_dir + "/latest.json", manifest.dump(2) + "\n");
     prune();
@@ -324,6 +330,21 @@ std::vector<std::pair<std::int64_t, std::string>> list_step_files(const std::str
     return out;
 }
 }  // namespace
+
+std::vector<std::string> CheckpointStore::remove_interrupted_writes() const {
+    // write_file_atomic names its temp files ".<name>.tmp.<pid>.<n>"; one left behind is a write
+    // that a kill interrupted. Only one worker writes a run directory, so none is in progress.
+    std::vector<std::string> removed;
+    DIR* d = ::opendir(m_dir.c_str());
+    if (!d) return removed;
+    while (dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.size() > 1 && name[0] == '.' && name.find(".tmp.") != std::string::npos) removed.push_back(name);
+    }
+    ::closedir(d);
+    for (const auto& name : removed) std::remove((m_dir + "/" + name).c_str());
+    return removed;
+}
 
 void CheckpointStore::prune() const {
     auto files = list_step_files(m_dir);

@@ -122,6 +122,9 @@ public:
     /// one adds a line to `problems`. nullopt when there is none.
     std::optional<LoadedCheckpoint> load_newest_good(std::vector<std::string>* problems) const;
 
+    /// Deletes the temp files of writes that a kill interrupted; returns their names.
+    std::vector<std::string> remove_interrupted_writes() const;
+
     const std::string& dir() const { return m_dir; }
 
 private:

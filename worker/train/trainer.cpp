@@ -41,6 +41,8 @@ bool is_out_of_memory(const std::string& m) {
            m.find("can't allocate memory") != std::string::npos ||   // CPU allocator
            m.find("not enough memory") != std::string::npos ||       // CPU allocator (older text)
            m.find("Cannot allocate memory") != std::string::npos ||  // errno 12 in a message
+           m.find("Insufficient memory") != std::string::npos ||     // OpenCV
+           m.find("Failed to allocate") != std::string::npos ||      // OpenCV
            m.find("std::bad_alloc") != std::string::npos;
 }
 
@@ -108,6 +110,15 @@ private:
     void* m_ptr = nullptr;
     std::size_t m_size = 0;
 };
+
+/// Sum of AdamW's per-parameter update counts. It moves as soon as optimizer.step() has updated
+/// any parameter, so a failure that leaves this changed came from inside the update.
+std::int64_t optimizer_updates(torch::optim::AdamW& optimizer) {
+    std::int64_t total = 0;
+    for (auto& entry : optimizer.state())
+        total += 1 + static_cast<torch::optim::AdamWParamState&>(*entry.second).step();
+    return total;
+}
 
 /// Thrown out of the loop to end the run with an exit code after reporting.
 struct RunEnd {
@@ -182,6 +193,7 @@ private:
     std::vector<torch::Tensor> m_step_start_buffers;
     EmergencyReserve m_reserve;
     bool m_in_optimizer_step = false;
+    std::int64_t m_updates_at_step_start = 0;  // optimizer_updates() when the current step began
     bool m_pending_checkpoint = false;  // the supervisor asked for a checkpoint
 
     // Live figures for reports.
@@ -199,6 +211,7 @@ private:
 void Trainer::setup() {
     const auto& tc = m_config.training;
     apply_threads(m_tier.threads);
+    data::set_image_threads(m_tier.threads);
     if (tc.deterministic) {
         // Same tier, same result: ask for deterministic kernels where LibTorch has a choice.
         at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
@@ -250,6 +263,8 @@ void Trainer::setup() {
 
 void Trainer::resume() {
     std::vector<std::string> problems;
+    for (const auto& name : m_store->remove_interrupted_writes())
+        log("removed " + name + ", left by an interrupted checkpoint write");
     auto ckpt = m_store->load_newest_good(&problems);
     for (const auto& p : problems) {
         log("checkpoint rejected: " + p);
@@ -389,7 +404,11 @@ void Trainer::stop_now() {
     checkpoint("stop", /*mid_step=*/!m_step_start_buffers.empty());
     path = fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
     const int code = stop_exit_code();
-    log(fmt::format("stopping ({}): checkpoint at step {} written", reason, m_progress.step));
+    if (!m_step_start_buffers.empty())
+        log(fmt::format("stopping ({}) inside step {}: its partial gradients are dropped; checkpoint at step {} written",
+                        reason, m_progress.step + 1, m_progress.step));
+    else
+        log(fmt::format("stopping ({}): checkpoint at step {} written", reason, m_progress.step));
     report({{"type", "stopping"}, {"reason", reason}, {"step", m_progress.step}, {"checkpoint", path}, {"exit_code", code}});
     throw RunEnd{code};
 }
@@ -402,6 +421,9 @@ void Trainer::handle_oom(const std::string& message, bool in_optimizer_step) {
     m_reserve.release();
     release_memory(m_device, Cleanup::extreme);
     std::string path;
+    // An allocation failure inside optimizer.step() leaves some parameters updated and others not.
+    if (!m_step_start_buffers.empty() && optimizer_updates(*m_optimizer) != m_updates_at_step_start)
+        in_optimizer_step = true;
     if (in_optimizer_step) {
         // The parameters may be half updated: the last checkpoint on disk is the state to keep.
         log("the failure came inside the optimizer update: keeping the previous checkpoint");
@@ -427,6 +449,7 @@ void Trainer::run_one_step() {
     torch::manual_seed(mix_seed(tc.seed, 0x57E9ull, static_cast<std::uint64_t>(m_progress.step)));
     m_step_start_buffers.clear();
     for (const auto& b : m_model->buffers()) m_step_start_buffers.push_back(b.detach().clone());
+    m_updates_at_step_start = optimizer_updates(*m_optimizer);
     m_lr = apply_learning_rates(*m_optimizer, tc, phase, step_in_phase(), phase_steps(phase));
 
     const auto started = Clock::now();
@@ -588,9 +611,18 @@ int Trainer::run() {
             {"accumulation", m_tier.accumulation}, {"resumed_step", m_resumed_step}, {"total_steps", total},
             {"epoch", m_progress.epoch}, {"phase", phase_of(m_progress.epoch)}});
     try {
-        while (!m_progress.finished) {
-            if (m_progress.step_in_epoch < m_steps_per_epoch) train_epoch();
-            end_epoch();
+        try {
+            while (!m_progress.finished) {
+                if (m_progress.step_in_epoch < m_steps_per_epoch) train_epoch();
+                end_epoch();
+            }
+        } catch (const std::bad_alloc&) {
+            // An allocation outside the forward/backward pass (a checkpoint's serialisation, the
+            // next batch's images, a metrics line) failed: the completed steps are still saved.
+            handle_oom("std::bad_alloc", false);
+        } catch (const std::exception& e) {
+            if (!is_out_of_memory(e.what())) throw;
+            handle_oom(e.what(), false);
         }
     } catch (const RunEnd& end) {
         return end.code;
