@@ -34,10 +34,11 @@ void forward_backward_640(Backbone backbone, bool checkpointing) {
     }
     loss.backward();
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    std::cout << "[ timing   ] " << (backbone == Backbone::efficientnet_b4 ? "efficientnet_b4"
-                                                                            : "cspdarknet")
-              << (checkpointing ? " (checkpointing)" : "") << " forward+backward 640 px batch 1: "
-              << elapsed.count() << " s on " << torch::get_num_threads() << " threads\n";
+    std::cout << "[ timing   ] "
+              << (backbone == Backbone::efficientnet_b4 ? "efficientnet_b4" : "cspdarknet")
+              << (checkpointing ? " (checkpointing)" : "")
+              << " forward+backward 640 px batch 1: " << elapsed.count() << " s on "
+              << torch::get_num_threads() << " threads\n";
 
     for (const auto& p : detector->parameters()) {
         ASSERT_TRUE(p.grad().defined());

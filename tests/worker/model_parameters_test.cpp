@@ -90,9 +90,8 @@ class ParameterGroups : public ::testing::TestWithParam<Backbone> {};
 TEST_P(ParameterGroups, CoverEveryParameterExactlyOnce) {
     Detector detector(tiny_options(GetParam()));
     std::map<const void*, int> seen;
-    const std::vector<std::vector<torch::Tensor>> groups{detector->backbone_parameters(),
-                                                         detector->neck_parameters(),
-                                                         detector->head_parameters()};
+    const std::vector<std::vector<torch::Tensor>> groups{
+        detector->backbone_parameters(), detector->neck_parameters(), detector->head_parameters()};
     for (const auto& group : groups) {
         EXPECT_FALSE(group.empty());
         for (const auto& p : group) {
@@ -159,7 +158,8 @@ TEST(BackboneFreeze, PhaseOneLeavesTheBackboneBitIdentical) {
     }
     bool head_changed = false;
     for (size_t h = 0; h < head_before.size(); ++h) {
-        head_changed = head_changed || !torch::equal(detector->head_parameters()[h], head_before[h]);
+        head_changed =
+            head_changed || !torch::equal(detector->head_parameters()[h], head_before[h]);
     }
     EXPECT_TRUE(head_changed);
 

@@ -12,7 +12,7 @@ namespace {
 
 /// The states of the generators a block on `device` draws from.
 class RngSnapshot {
-public:
+  public:
     RngSnapshot() = default;
 
     static RngSnapshot capture(const c10::Device& device) {
@@ -36,7 +36,7 @@ public:
         }
     }
 
-private:
+  private:
     struct Entry {
         at::Generator generator;
         torch::Tensor state;
@@ -52,20 +52,20 @@ private:
 
 /// Puts the generators back as they were when it was made, also on an exception.
 class RngRestoreGuard {
-public:
+  public:
     explicit RngRestoreGuard(const c10::Device& device) : m_saved(RngSnapshot::capture(device)) {}
     ~RngRestoreGuard() { m_saved.restore(); }
     RngRestoreGuard(const RngRestoreGuard&) = delete;
     RngRestoreGuard& operator=(const RngRestoreGuard&) = delete;
 
-private:
+  private:
     RngSnapshot m_saved;
 };
 
 /// Keeps the running statistics of every batch norm in a module unchanged over a recompute: the
 /// original forward already updated them once.
 class BatchNormStatsGuard {
-public:
+  public:
     explicit BatchNormStatsGuard(torch::nn::Module& module) {
         torch::NoGradGuard no_grad;
         for (const auto& child : module.modules(/*include_self=*/true)) {
@@ -88,7 +88,7 @@ public:
     BatchNormStatsGuard(const BatchNormStatsGuard&) = delete;
     BatchNormStatsGuard& operator=(const BatchNormStatsGuard&) = delete;
 
-private:
+  private:
     struct Saved {
         std::shared_ptr<torch::nn::BatchNorm2dImpl> bn;
         torch::Tensor mean, var, count;

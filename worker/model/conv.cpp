@@ -6,16 +6,15 @@
 namespace smartcash::model {
 
 ConvBnActImpl::ConvBnActImpl(const ConvBnActOptions& options_) : options(options_) {
-    const int64_t padding =
-        options.padding() >= 0 ? options.padding() : options.kernel_size() / 2;
+    const int64_t padding = options.padding() >= 0 ? options.padding() : options.kernel_size() / 2;
     conv = register_module(
-        "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels(),
-                                                           options.out_channels(),
-                                                           options.kernel_size())
-                                      .stride(options.stride())
-                                      .padding(padding)
-                                      .groups(options.groups())
-                                      .bias(false)));
+        "conv",
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels(), options.out_channels(),
+                                                   options.kernel_size())
+                              .stride(options.stride())
+                              .padding(padding)
+                              .groups(options.groups())
+                              .bias(false)));
     bn = register_module(
         "bn", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(options.out_channels())
                                          .eps(options.batch_norm().eps)

@@ -38,9 +38,9 @@ SppfImpl::SppfImpl(int64_t in_channels, int64_t out_channels, int64_t pool_size)
     const int64_t hidden = in_channels / 2;
     cv1 = register_module("cv1", conv_bn_act(in_channels, hidden, 1));
     cv2 = register_module("cv2", conv_bn_act(hidden * 4, out_channels, 1));
-    pool = register_module("pool", torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(pool_size)
-                                                            .stride(1)
-                                                            .padding(pool_size / 2)));
+    pool = register_module(
+        "pool", torch::nn::MaxPool2d(
+                    torch::nn::MaxPool2dOptions(pool_size).stride(1).padding(pool_size / 2)));
 }
 
 torch::Tensor SppfImpl::forward(const torch::Tensor& x) {

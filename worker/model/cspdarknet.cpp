@@ -14,8 +14,8 @@ constexpr std::array<int64_t, 4> base_stage_depths{3, 6, 9, 3};
 CspDarknetImpl::CspDarknetImpl(const CspDarknetOptions& options) {
     const int64_t stem_channels =
         round_channels_up(static_cast<double>(base_stem_channels) * options.width);
-    stem = register_module(
-        "stem", ConvBnAct(ConvBnActOptions(3, stem_channels, 6).stride(2).padding(2)));
+    stem = register_module("stem",
+                           ConvBnAct(ConvBnActOptions(3, stem_channels, 6).stride(2).padding(2)));
 
     int64_t in_channels = stem_channels;
     for (size_t s = 0; s < base_stage_channels.size(); ++s) {

@@ -21,7 +21,7 @@ struct CspDarknetOptions {
 /// 6x6 stride-2 stem, then four stages of (3x3 stride-2 conv, C3); SPPF closes the last one.
 /// P3/P4/P5 are the outputs of stages 2, 3 and 4 (128/256/512 channels at v5s scale).
 class CspDarknetImpl : public FeatureExtractor {
-public:
+  public:
     explicit CspDarknetImpl(const CspDarknetOptions& options = {});
     FeaturePyramid forward(const torch::Tensor& images) override;
     std::array<int64_t, 3> out_channels() const override { return m_out_channels; }
@@ -29,7 +29,7 @@ public:
     ConvBnAct stem{nullptr};
     std::vector<torch::nn::Sequential> stages;
 
-private:
+  private:
     std::array<int64_t, 3> m_out_channels{};
 };
 TORCH_MODULE(CspDarknet);

@@ -36,7 +36,8 @@ std::shared_ptr<FeatureExtractor> make_backbone(const DetectorOptions& options) 
     throw std::invalid_argument("unknown backbone");
 }
 
-std::vector<torch::Tensor> concat(std::vector<torch::Tensor> a, const std::vector<torch::Tensor>& b) {
+std::vector<torch::Tensor> concat(std::vector<torch::Tensor> a,
+                                  const std::vector<torch::Tensor>& b) {
     a.insert(a.end(), b.begin(), b.end());
     return a;
 }
@@ -54,17 +55,17 @@ const std::array<LayerSpec, 3>& detection_layers() {
 
 const std::vector<std::string>& class_names() {
     static const std::vector<std::string> names{
-        "001",    "002",    "005",    "010",     "020",     "050",      "100",
-        "l2_001", "l2_002", "l2_005", "l2_010",  "l2_020",  "l2_050",   "l2_100",
-        "l3_sign", "l3_text", "l3_thread",
+        "001",     "002",     "005",       "010",    "020",    "050",    "100",     // layer_1
+        "l2_001",  "l2_002",  "l2_005",    "l2_010", "l2_020", "l2_050", "l2_100",  // layer_2
+        "l3_sign", "l3_text", "l3_thread",                                          // layer_3
     };
     return names;
 }
 
 torch::Tensor default_anchors() {
-    return torch::tensor({10.f, 13.f, 16.f, 30.f, 33.f, 23.f,       // P3 / 8
-                          30.f, 61.f, 62.f, 45.f, 59.f, 119.f,      // P4 / 16
-                          116.f, 90.f, 156.f, 198.f, 373.f, 326.f}) // P5 / 32
+    return torch::tensor({10.f, 13.f, 16.f, 30.f, 33.f, 23.f,        // P3 / 8
+                          30.f, 61.f, 62.f, 45.f, 59.f, 119.f,       // P4 / 16
+                          116.f, 90.f, 156.f, 198.f, 373.f, 326.f})  // P5 / 32
         .view({num_scales, anchors_per_scale, 2});
 }
 
@@ -80,7 +81,8 @@ DetectorOptions options_from(const ModelConfig& config) {
 std::array<int64_t, 3> neck_channels(double width_multiple) {
     std::array<int64_t, 3> channels{};
     for (size_t i = 0; i < channels.size(); ++i) {
-        channels[i] = round_channels_up(static_cast<double>(base_neck_channels[i]) * width_multiple);
+        channels[i] =
+            round_channels_up(static_cast<double>(base_neck_channels[i]) * width_multiple);
     }
     return channels;
 }
@@ -95,9 +97,9 @@ DetectorImpl::DetectorImpl(const DetectorOptions& options) : m_options(options) 
     m_neck = register_module(
         "neck", FpnPan(channels, csp_depth(base_neck_depth, v5s_depth * options.depth_multiple)));
     for (const auto& layer : detection_layers()) {
-        m_heads.push_back(register_module(
-            std::string("head_") + layer.name,
-            YoloHead(channels, layer.num_classes, anchors_per_scale, strides)));
+        m_heads.push_back(
+            register_module(std::string("head_") + layer.name,
+                            YoloHead(channels, layer.num_classes, anchors_per_scale, strides)));
     }
     m_anchors = register_buffer("anchors", default_anchors());
 }
@@ -112,9 +114,7 @@ std::vector<std::vector<torch::Tensor>> DetectorImpl::forward(const torch::Tenso
     return outputs;
 }
 
-std::vector<torch::Tensor> DetectorImpl::backbone_parameters() {
-    return m_backbone->parameters();
-}
+std::vector<torch::Tensor> DetectorImpl::backbone_parameters() { return m_backbone->parameters(); }
 
 std::vector<torch::Tensor> DetectorImpl::adapter_parameters() { return m_adapters->parameters(); }
 

@@ -56,7 +56,7 @@ DetectorOptions options_from(const ModelConfig& config);
 std::array<int64_t, 3> neck_channels(double width_multiple);
 
 class DetectorImpl : public torch::nn::Module {
-public:
+  public:
     explicit DetectorImpl(const DetectorOptions& options);
 
     /// For each detection layer (3), for each scale (3): raw logits
@@ -98,7 +98,7 @@ public:
 
     const DetectorOptions& options() const { return m_options; }
 
-private:
+  private:
     DetectorOptions m_options;
     std::shared_ptr<FeatureExtractor> m_backbone;
     Adapters m_adapters{nullptr};

@@ -49,9 +49,10 @@ int64_t efficientnet_repeats(int64_t repeats, double depth) {
 
 EfficientNetImpl::EfficientNetImpl(const EfficientNetOptions& options) {
     const int64_t stem_channels = efficientnet_channels(b0_stem_channels, options.width);
-    stem = register_module("stem", ConvBnAct(ConvBnActOptions(3, stem_channels, 3)
-                                                 .stride(2)
-                                                 .batch_norm(efficientnet_batch_norm)));
+    stem = register_module(
+        "stem",
+        ConvBnAct(
+            ConvBnActOptions(3, stem_channels, 3).stride(2).batch_norm(efficientnet_batch_norm)));
 
     for (const auto& spec : b0_stages) {
         m_num_blocks += efficientnet_repeats(spec.repeats, options.depth);

@@ -31,7 +31,7 @@ int64_t efficientnet_repeats(int64_t repeats, double depth);
 /// Stem (3x3 stride-2 conv) and the B0 stage table scaled by width and depth. P3/P4/P5 are the
 /// outputs of stages 3, 5 and 7 (56/160/448 channels at B4 scale).
 class EfficientNetImpl : public FeatureExtractor {
-public:
+  public:
     explicit EfficientNetImpl(const EfficientNetOptions& options = {});
     FeaturePyramid forward(const torch::Tensor& images) override;
     std::array<int64_t, 3> out_channels() const override { return m_out_channels; }
@@ -42,7 +42,7 @@ public:
     ConvBnAct stem{nullptr};
     std::vector<torch::nn::Sequential> stages;
 
-private:
+  private:
     std::array<int64_t, 3> m_out_channels{};
     int64_t m_num_blocks = 0;
 };

@@ -16,7 +16,7 @@ using FeaturePyramid = std::array<torch::Tensor, 3>;
 /// A backbone: a stem and stages and nothing else (no classifier), so that "backbone" means the
 /// same set of parameters for freezing, learning-rate groups and parameter counts.
 class FeatureExtractor : public torch::nn::Module {
-public:
+  public:
     /// P3, P4, P5 of `images` [B, 3, H, W] (H and W multiples of 32).
     virtual FeaturePyramid forward(const torch::Tensor& images) = 0;
     /// Channels of P3, P4, P5.
@@ -26,14 +26,14 @@ public:
     void set_activation_checkpointing(bool on) { m_checkpointing = on; }
     bool activation_checkpointing() const { return m_checkpointing; }
 
-protected:
+  protected:
     /// Runs one stage, through activation checkpointing when it is on.
     template <typename Holder>
     torch::Tensor run_stage(const Holder& stage, const torch::Tensor& x) {
         return run_block(stage, x, m_checkpointing);
     }
 
-private:
+  private:
     bool m_checkpointing = false;
 };
 

@@ -31,7 +31,7 @@ struct FpnPanImpl : torch::nn::Module {
     ConvBnAct downsample_p4{nullptr};
     C3 bottom_up_p5{nullptr};  ///< output P5
 
-private:
+  private:
     bool m_checkpointing = false;
 };
 TORCH_MODULE(FpnPan);

@@ -33,21 +33,21 @@ MBConvImpl::MBConvImpl(const MBConvOptions& options_) : options(options_) {
     const int64_t hidden = in * options.expand_ratio();
     const auto bn = efficientnet_batch_norm;
     if (options.expand_ratio() != 1) {
-        expand = register_module("expand",
-                                 ConvBnAct(ConvBnActOptions(in, hidden, 1).batch_norm(bn)));
+        expand =
+            register_module("expand", ConvBnAct(ConvBnActOptions(in, hidden, 1).batch_norm(bn)));
     }
-    depthwise = register_module("depthwise", ConvBnAct(ConvBnActOptions(hidden, hidden,
-                                                                        options.kernel_size())
-                                                           .stride(options.stride())
-                                                           .groups(hidden)
-                                                           .batch_norm(bn)));
+    depthwise = register_module("depthwise",
+                                ConvBnAct(ConvBnActOptions(hidden, hidden, options.kernel_size())
+                                              .stride(options.stride())
+                                              .groups(hidden)
+                                              .batch_norm(bn)));
     const auto squeezed =
         std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(in) * options.se_ratio()));
     se = register_module("se", SqueezeExcitation(hidden, squeezed));
-    project = register_module("project",
-                              ConvBnAct(ConvBnActOptions(hidden, options.out_channels(), 1)
-                                            .activation(false)
-                                            .batch_norm(bn)));
+    project = register_module(
+        "project",
+        ConvBnAct(
+            ConvBnActOptions(hidden, options.out_channels(), 1).activation(false).batch_norm(bn)));
 }
 
 bool MBConvImpl::has_residual() const {

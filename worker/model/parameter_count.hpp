@@ -1,9 +1,8 @@
 // Parameter counts per detector component, for `smartcash-worker model-info`.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 
 namespace smartcash::model {
 

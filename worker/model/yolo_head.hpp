@@ -21,8 +21,7 @@ struct YoloHeadImpl : torch::nn::Module {
 
     int64_t num_classes = 0;
     int64_t num_anchors = 0;
-    std::array<torch::nn::Conv2d, 3> predict{torch::nn::Conv2d{nullptr},
-                                             torch::nn::Conv2d{nullptr},
+    std::array<torch::nn::Conv2d, 3> predict{torch::nn::Conv2d{nullptr}, torch::nn::Conv2d{nullptr},
                                              torch::nn::Conv2d{nullptr}};
 };
 TORCH_MODULE(YoloHead);
