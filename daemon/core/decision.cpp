@@ -264,7 +264,7 @@ void Machine::move_to(int target, const std::string& reason, bool relaunch) {
 void Machine::memory_move(const std::string& reason, bool relaunch) {
     const double failed_at = m_s.limit_hit_at >= 0 ? m_s.limit_hit_at : m_now;
     const bool on_trial = m_s.promoted_from >= 0 &&
-                          failed_at - m_s.promoted_at < sc().promotion.stable_seconds;
+                          (m_s.promoted_at < 0 || failed_at - m_s.promoted_at < sc().promotion.stable_seconds);
     if (on_trial && present(m_s.promoted_from)) {
         // The tier we were promoted to could not hold: go back and wait twice as long.
         const double base = m_s.promotion_wait > 0 ? m_s.promotion_wait : sc().promotion.stable_seconds;
@@ -506,7 +506,7 @@ void Machine::on(const WorkerExited& e) {
                                  {"to", tier(m_s.stop_target).name}});
                     move_to(m_s.stop_target, "promotion", /*relaunch=*/false);
                     m_s.promoted_from = from;
-                    m_s.promoted_at = m_now;
+                    m_s.promoted_at = -1;  // the trial starts at the worker's hello
                     launch();
                 }
             } else if (m_s.stop_reason == StopReason::tier && m_s.stop_target >= 0) {
@@ -548,6 +548,7 @@ void Machine::on(const Report& e) {
     };
     TierRecord& record = m_s.tier_records[tier(m_s.tier).name];
     if (type == "hello") {
+        if (m_s.promoted_from >= 0 && m_s.promoted_at < 0) m_s.promoted_at = m_now;
         m_s.device = str("device");
         m_s.step = static_cast<std::int64_t>(num("resumed_step", 0));
         m_s.total_steps = static_cast<std::int64_t>(num("total_steps", 0));
@@ -597,6 +598,7 @@ void Machine::on(const Report& e) {
         act(SaveState{});
     } else if (type == "epoch_end") {
         m_s.epoch = static_cast<int>(num("epoch", m_s.epoch));
+        m_s.step = i64("step", m_s.step);
         record.peak_device_mem = std::max(record.peak_device_mem, u64("peak_device_mem"));
         journal(Json{{"event", "epoch_end"},
                      {"tier", tier(m_s.tier).name},
@@ -629,7 +631,7 @@ void Machine::on(const Report& e) {
 
 void Machine::maybe_promote() {
     const PromotionConfig& p = sc().promotion;
-    if (m_s.promoted_from >= 0 && m_now - m_s.promoted_at >= p.stable_seconds) {
+    if (m_s.promoted_from >= 0 && m_s.promoted_at >= 0 && m_now - m_s.promoted_at >= p.stable_seconds) {
         // The promoted tier held for a full stable stretch: the promotion stands.
         journal(Json{{"event", "promotion-kept"}, {"tier", tier(m_s.tier).name}});
         m_s.promoted_from = -1;
@@ -640,6 +642,8 @@ void Machine::maybe_promote() {
         return;
     const int up = next_present_above(m_s.tier);
     if (up < 0) return;
+    // The last epoch's end: the worker is about to finish, a move would only delay it.
+    if (m_s.total_steps > 0 && m_s.step >= m_s.total_steps) return;
     const double wait = m_s.promotion_wait > 0 ? m_s.promotion_wait : p.stable_seconds;
     if (m_now - m_s.tier_since < wait) return;
     const std::uint64_t limit = tier(up).memory_limit;

@@ -89,7 +89,9 @@ struct SupervisorState {
     std::optional<double> pressure_since;
     bool soft_limit_noted = false;  ///< "soft limit at the last tier" journaled for this launch
     int promoted_from = -1;          ///< tier we came up from, while a promotion is on trial
-    double promoted_at = 0;
+    /// When the promoted tier's worker said hello (-1: not yet). The trial runs from there, so the
+    /// time a worker takes to start (loading, dataset) does not count as holding.
+    double promoted_at = -1;
     /// When this launch hit the soft or hard memory limit (-1: it did not). A promotion on trial
     /// is judged by when its tier failed, not by when the worker finally got out.
     double limit_hit_at = -1;

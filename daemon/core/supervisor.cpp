@@ -215,6 +215,7 @@ struct Supervisor::Impl {
         worker = process;
         end_follow();
         follow_path = spec.log_path;
+        last_progress_line = now();  // the first progress line after an interval of training
         log("worker log: " + spec.log_path);
         asio::post(io, [this, pid = process->pid()] { dispatch(WorkerStarted{pid}); });
     }

@@ -544,6 +544,14 @@ TEST(DaemonDecision, PromotionAfterStableStretchWithHeadroom) {
     EXPECT_TRUE(journaled(e, "promoted"));
 }
 
+TEST(DaemonDecision, NoPromotionAtTheLastEpochsEnd) {
+    PromotionHarness h;
+    h.to_cpu();
+    h.report(Json{{"type", "hello"}, {"resumed_step", 0}, {"total_steps", 10}});
+    h.now += 500;
+    EXPECT_FALSE(first_of<SendCommand>(h.epoch_end()));  // step 10 of 10: the worker is finishing
+}
+
 TEST(DaemonDecision, NoPromotionWithoutHeadroomOrWhenDisabled) {
     PromotionHarness h;
     h.to_cpu();
@@ -592,6 +600,7 @@ TEST(DaemonDecision, PromotionFailureIsJudgedWhenTheLimitIsHitNotWhenTheWorkerEx
     h.exit_code(exit_code::requested_stop);
     h.started();
     ASSERT_EQ(h.state.tier, 0);
+    h.report(Json{{"type", "hello"}, {"resumed_step", 10}});
     h.now += 10;
     Decision soft = h.memory(7 * GiB);  // >= 0.85 x 8 GiB
     ASSERT_TRUE(journaled(soft, "soft-limit"));
@@ -617,7 +626,11 @@ TEST(DaemonDecision, PromotionThatHoldsResetsTheWait) {
     h.epoch_end();
     h.exit_code(exit_code::requested_stop);
     h.started();
-    h.now += 150;  // past stable_seconds at the promoted tier
+    h.now += 30;  // the worker takes a while to start; the trial runs from its hello
+    h.report(Json{{"type", "hello"}, {"resumed_step", 10}});
+    h.now += 90;
+    EXPECT_FALSE(journaled(h.epoch_end(), "promotion-kept"));
+    h.now += 60;  // past stable_seconds at the promoted tier
     Decision d = h.epoch_end();
     EXPECT_TRUE(journaled(d, "promotion-kept"));
     EXPECT_EQ(h.state.promotion_wait, 0);

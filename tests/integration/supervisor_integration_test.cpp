@@ -340,7 +340,7 @@ TEST(IntegrationPromotion, MovesBackUpAndAFailedPromotionDoublesTheWait) {
     ASSERT_GE(promotions.size(), 1u) << dump(all);
     EXPECT_EQ(promotions[0].value("from", ""), "small");
     EXPECT_EQ(promotions[0].value("to", ""), "big");
-    EXPECT_GE(promotions[0].value("stable_s", 0.0), 2.0);
+    EXPECT_GE(promotions[0].value("stable_s", 0.0), 4.0);  // stable_for
     // Moved back up: a launch at big after the first promotion, resumed where small stopped.
     bool promoted = false;
     bool launched_big = false;
@@ -353,13 +353,13 @@ TEST(IntegrationPromotion, MovesBackUpAndAFailedPromotionDoublesTheWait) {
     const auto failed = events_named(s, "promotion-failed");
     ASSERT_GE(failed.size(), 1u) << dump(all);
     EXPECT_EQ(failed[0].value("back_to", ""), "small");
-    EXPECT_DOUBLE_EQ(failed[0].value("next_wait_s", 0.0), 4.0);
+    EXPECT_DOUBLE_EQ(failed[0].value("next_wait_s", 0.0), 8.0);
     for (std::size_t i = 1; i < promotions.size(); ++i)
-        EXPECT_GE(promotions[i].value("stable_s", 0.0), 4.0) << dump(promotions);
+        EXPECT_GE(promotions[i].value("stable_s", 0.0), 8.0) << dump(promotions);
     if (failed.size() > 1) {
-        EXPECT_DOUBLE_EQ(failed[1].value("next_wait_s", 0.0), 8.0);
+        EXPECT_DOUBLE_EQ(failed[1].value("next_wait_s", 0.0), 16.0);
     }
-    EXPECT_GE(state_json(s).value("promotion_wait_s", 0.0), 4.0);
+    EXPECT_GE(state_json(s).value("promotion_wait_s", 0.0), 8.0);
     expect_done(s, "small");
 }
 
