@@ -11,6 +11,7 @@
 #include "common/exit_codes.hpp"
 #include "worker/data/labels.hpp"
 #include "worker/data/synth.hpp"
+#include "worker/train/bench.hpp"
 #include "worker/train/inspect.hpp"
 #include "worker/train/trainer.hpp"
 
@@ -28,7 +29,10 @@ const char* usage_text =
     "        write the synthetic banknote dataset (Roboflow YOLO layout)\n"
     "  eval --config FILE --checkpoint FILE [--split valid|test] [--run-dir DIR] [--json]\n"
     "  model-info (--config FILE | --backbone efficientnet_b4|cspdarknet) [--json]\n"
-    "  checkpoint-info FILE [--json]\n";
+    "  checkpoint-info FILE [--json]\n"
+    "  bench [--backbone NAME] [--img-size PX] [--micro-batch N] [--steps N] [--threads N]\n"
+    "        [--width W] [--depth D] [--activation-checkpointing] [--json]\n"
+    "        time training steps and report peak memory\n";
 
 /// Parsed "--key value" and "--flag" options plus positional arguments.
 struct Args {
@@ -127,6 +131,23 @@ int dispatch(int argc, char** argv) {
         auto a = parse_args(argc, argv, 2, {"json"}, {});
         if (a.positional.size() != 1) throw UsageError("checkpoint-info needs one FILE");
         return train::run_checkpoint_info(a.positional[0], a.has("json"));
+    }
+    if (cmd == "bench") {
+        auto a = parse_args(argc, argv, 2, {"json", "activation-checkpointing"},
+                            {"backbone", "img-size", "micro-batch", "steps", "threads", "width", "depth"});
+        train::BenchOptions o;
+        o.backbone = a.get("backbone", o.backbone);
+        if (a.has("img-size")) o.img_size = to_int(a.get("img-size"), "img-size");
+        if (a.has("micro-batch")) o.micro_batch = to_int(a.get("micro-batch"), "micro-batch");
+        if (a.has("steps")) o.steps = to_int(a.get("steps"), "steps");
+        if (a.has("threads")) o.threads = to_int(a.get("threads"), "threads");
+        if (a.has("width")) o.width_multiple = std::stod(a.get("width"));
+        if (a.has("depth")) o.depth_multiple = std::stod(a.get("depth"));
+        o.activation_checkpointing = a.has("activation-checkpointing");
+        o.json = a.has("json");
+        if (o.img_size % 32 != 0 || o.img_size < 64) throw UsageError("--img-size must be a multiple of 32, at least 64");
+        if (o.micro_batch < 1 || o.steps < 1 || o.threads < 1) throw UsageError("--micro-batch, --steps and --threads must be >= 1");
+        return train::run_bench(o);
     }
     throw UsageError("unknown command '" + cmd + "'");
 }
