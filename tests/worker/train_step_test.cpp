@@ -182,6 +182,8 @@ TEST(TrainStep, OverfitsOneImageAndDecodesItsBox) {
     const eval::Box truth{0.2f * kSize, 0.325f * kSize, 0.8f * kSize, 0.675f * kSize};
     float best_iou = 0;
     float best_score = -1;
+    for (const auto& d : dets) std::cerr << "det cls " << d.cls << " score " << d.score << " box " << d.box.x1 << "," << d.box.y1 << "," << d.box.x2 << "," << d.box.y2 << "\n";
+    std::cerr << "first " << first << " last " << last << "\n";
     for (const auto& d : dets) {
         if (d.cls == 2 && d.score > best_score) {
             best_score = d.score;
