@@ -40,7 +40,8 @@ std::string default_run_dir() {
     std::error_code ec;
     std::vector<std::string> found;
     for (const auto& entry : std::filesystem::directory_iterator("runs", ec))
-        if (std::filesystem::exists(run_dir::socket(entry.path().string()), ec)) found.push_back(entry.path().string());
+        if (std::filesystem::exists(run_dir::socket(entry.path().string()), ec))
+            found.push_back(entry.path().string());
     return found.size() == 1 ? found.front() : std::string(".");
 }
 
@@ -57,11 +58,13 @@ void print_status(const Json& s) {
     std::string tier = text_or(s, "tier");
     if (s.value("memory_limit", std::uint64_t{0}) > 0)
         tier += "  limit " + format_size(s.value("memory_limit", std::uint64_t{0}));
-    std::cout << "tier:       " << tier << "  device " << text_or(s, "device", text_or(s, "tier_device")) << "\n";
+    std::cout << "tier:       " << tier << "  device "
+              << text_or(s, "device", text_or(s, "tier_device")) << "\n";
     const auto step = s.value("step", std::int64_t{-1});
     const auto total = s.value("total_steps", std::int64_t{0});
     std::cout << "step:       " << (step >= 0 ? std::to_string(step) : "-")
-              << (total > 0 ? " / " + std::to_string(total) : "") << "   epoch " << text_or(s, "epoch") << "\n";
+              << (total > 0 ? " / " + std::to_string(total) : "") << "   epoch "
+              << text_or(s, "epoch") << "\n";
     if (s.contains("loss") && s["loss"].is_number()) {
         std::snprintf(buf, sizeof buf, "%.4f", s["loss"].get<double>());
         std::cout << "loss:       " << buf << "\n";
@@ -81,9 +84,11 @@ void print_status(const Json& s) {
             std::snprintf(buf, sizeof buf, "%.4f", v.get<double>());
             std::cout << "  " << name << " mAP@0.5: " << buf << "\n";
         }
-    if (!s.value("supervisor_running", true)) std::cout << "supervisor: not running (from state.json)\n";
+    if (!s.value("supervisor_running", true))
+        std::cout << "supervisor: not running (from state.json)\n";
     const int pid = s.value("pid", 0);
-    std::cout << "worker:     " << (pid > 0 ? "pid " + std::to_string(pid) : std::string("not running"));
+    std::cout << "worker:     "
+              << (pid > 0 ? "pid " + std::to_string(pid) : std::string("not running"));
     if (pid > 0) std::cout << "  rss " << format_size(s.value("rss", std::uint64_t{0}));
     std::cout << "  launches " << text_or(s, "launches") << "\n";
     std::cout << "checkpoint: " << text_or(s, "last_checkpoint") << "\n";
@@ -100,10 +105,14 @@ std::optional<Json> status_from_state_file(const std::string& run_dir) {
     text << in.rdbuf();
     Json st = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
     if (!st.is_object()) return std::nullopt;
-    Json s{{"ok", true}, {"supervisor_running", false}, {"phase", "idle"}, {"pid", 0},
+    Json s{{"ok", true},
+           {"supervisor_running", false},
+           {"phase", "idle"},
+           {"pid", 0},
            {"run_dir", run_dir}};
-    for (const char* key : {"tier", "step", "total_steps", "epoch", "map50", "map50_95", "layers_map50", "launches",
-                            "failures_without_progress", "last_checkpoint", "last_checkpoint_step", "message", "tiers"})
+    for (const char* key : {"tier", "step", "total_steps", "epoch", "map50", "map50_95",
+                            "layers_map50", "launches", "failures_without_progress",
+                            "last_checkpoint", "last_checkpoint_step", "message", "tiers"})
         if (st.contains(key)) s[key] = st[key];
     s["state"] = st.value("status", std::string("unknown"));
     return s;
@@ -150,7 +159,8 @@ int main(int argc, char** argv) {
             return 2;
         }
         request["tier"] = rest[1];
-    } else if (command == "stop" || command == "pause" || command == "resume" || command == "checkpoint") {
+    } else if (command == "stop" || command == "pause" || command == "resume" ||
+               command == "checkpoint") {
         if (rest.size() != 1) {
             std::cerr << "smartcashctl: " << command << " takes no arguments\n" << usage_text;
             return 2;
@@ -162,7 +172,8 @@ int main(int argc, char** argv) {
     std::string error;
     auto answer = daemon::control_request(socket, request, &error);
     // A job whose supervisor has exited (done, failed, stopped) still has a status: its state.json.
-    if (!answer && command == "status" && !run_dir.empty()) answer = status_from_state_file(run_dir);
+    if (!answer && command == "status" && !run_dir.empty())
+        answer = status_from_state_file(run_dir);
     if (!answer) {
         std::cerr << "smartcashctl: " << error << std::endl;
         return 1;

@@ -98,7 +98,8 @@ std::optional<Options> parse(int argc, char** argv, std::string* error) {
 }
 
 // Everything up to the event loop: lock, config, supervisor. Errors are printed and give 1.
-int supervise(const Options& o, std::function<void()> on_ready, std::function<void(const std::string&)> on_error) {
+int supervise(const Options& o, std::function<void()> on_ready,
+              std::function<void(const std::string&)> on_error) {
     auto fail = [&](const std::string& message) {
         if (on_error) on_error(message);
         std::cerr << "smartcashd: " << message << std::endl;
@@ -123,7 +124,8 @@ int supervise(const Options& o, std::function<void()> on_ready, std::function<vo
     } catch (const std::exception& e) {
         return fail(e.what());
     }
-    if (!prepared.warning.empty()) std::cerr << "smartcashd: warning: " << prepared.warning << std::endl;
+    if (!prepared.warning.empty())
+        std::cerr << "smartcashd: warning: " << prepared.warning << std::endl;
     SupervisorOptions so;
     so.run_dir = run_dir;
     so.worker_path = resolve_worker_path(o.worker);
@@ -176,7 +178,8 @@ int start_detached(const Options& o) {
             (void)n;
         };
         const int code = supervise(
-            o, [&] { say("ok " + std::to_string(::getpid())); }, [&](const std::string& m) { say("error " + m); });
+            o, [&] { say("ok " + std::to_string(::getpid())); },
+            [&](const std::string& m) { say("error " + m); });
         ::_exit(code);
     }
     ::close(ready[1]);
@@ -194,7 +197,8 @@ int start_detached(const Options& o) {
     ::close(ready[0]);
     if (answer.rfind("ok ", 0) == 0) {
         const std::string pid = answer.substr(3, answer.find('\n') - 3);
-        const std::string run_dir = std::filesystem::absolute(o.run_dir).lexically_normal().string();
+        const std::string run_dir =
+            std::filesystem::absolute(o.run_dir).lexically_normal().string();
         std::cout << "pid " << pid << "\nsocket " << run_dir::socket(run_dir) << std::endl;
         return 0;
     }

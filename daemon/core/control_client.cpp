@@ -13,14 +13,14 @@ namespace smartcash::daemon {
 namespace {
 
 class Fd {
-public:
+  public:
     explicit Fd(int fd) : m_fd(fd) {}
     ~Fd() {
         if (m_fd >= 0) ::close(m_fd);
     }
     int get() const { return m_fd; }
 
-private:
+  private:
     int m_fd;
 };
 
@@ -48,8 +48,9 @@ int connect_to(const std::string& path, std::string* error) {
 
 }  // namespace
 
-std::optional<std::string> control_exchange_raw(const std::string& socket_path, const std::string& bytes,
-                                                std::string* error, std::chrono::milliseconds timeout) {
+std::optional<std::string> control_exchange_raw(const std::string& socket_path,
+                                                const std::string& bytes, std::string* error,
+                                                std::chrono::milliseconds timeout) {
     Fd fd(connect_to(socket_path, error));
     if (fd.get() < 0) return std::nullopt;
     std::size_t sent = 0;
@@ -83,8 +84,9 @@ std::optional<std::string> control_exchange_raw(const std::string& socket_path, 
     return answer;
 }
 
-std::optional<protocol::Json> control_request(const std::string& socket_path, const protocol::Json& request,
-                                              std::string* error, std::chrono::milliseconds timeout) {
+std::optional<protocol::Json> control_request(const std::string& socket_path,
+                                              const protocol::Json& request, std::string* error,
+                                              std::chrono::milliseconds timeout) {
     auto raw = control_exchange_raw(socket_path, protocol::encode(request), error, timeout);
     if (!raw) return std::nullopt;
     const auto nl = raw->find('\n');
@@ -92,7 +94,8 @@ std::optional<protocol::Json> control_request(const std::string& socket_path, co
         *error = "the supervisor closed the connection without answering";
         return std::nullopt;
     }
-    protocol::Json answer = protocol::Json::parse(raw->substr(0, nl), nullptr, /*allow_exceptions=*/false);
+    protocol::Json answer =
+        protocol::Json::parse(raw->substr(0, nl), nullptr, /*allow_exceptions=*/false);
     if (answer.is_discarded() || !answer.is_object()) {
         *error = "malformed answer from the supervisor";
         return std::nullopt;

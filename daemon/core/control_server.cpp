@@ -7,7 +7,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
-
 #include <set>
 
 namespace smartcash::daemon {
@@ -29,7 +28,7 @@ struct ControlServer::Shared {
 };
 
 class Session : public std::enable_shared_from_this<Session> {
-public:
+  public:
     Session(stream_protocol::socket socket, std::shared_ptr<ControlServer::Shared> shared)
         : m_socket(std::move(socket)),
           m_timer(m_socket.get_executor()),
@@ -44,7 +43,7 @@ public:
         m_socket.close(ignored);
     }
 
-private:
+  private:
     void read() {
         auto self = shared_from_this();
         // The deadline covers one whole request line: a client that trickles bytes is cut off.
@@ -56,10 +55,10 @@ private:
             m_socket, m_buffer, '\n', [self](const boost::system::error_code& ec, std::size_t n) {
                 self->m_timer.cancel();
                 if (ec == boost::asio::error::not_found) {
-                    self->reply_and_close(Json{{"ok", false},
-                                               {"error", "request longer than " +
-                                                             std::to_string(protocol::max_line_bytes) +
-                                                             " bytes"}});
+                    self->reply_and_close(
+                        Json{{"ok", false},
+                             {"error", "request longer than " +
+                                           std::to_string(protocol::max_line_bytes) + " bytes"}});
                     return;
                 }
                 if (ec) {
@@ -100,15 +99,16 @@ private:
         m_timer.async_wait([self](const boost::system::error_code& ec) {
             if (!ec) self->end();
         });
-        boost::asio::async_write(m_socket, boost::asio::buffer(*data),
-                                 [self, data, then_close](const boost::system::error_code& ec, std::size_t) {
-                                     self->m_timer.cancel();
-                                     if (ec || then_close) {
-                                         self->end();
-                                         return;
-                                     }
-                                     self->read();
-                                 });
+        boost::asio::async_write(
+            m_socket, boost::asio::buffer(*data),
+            [self, data, then_close](const boost::system::error_code& ec, std::size_t) {
+                self->m_timer.cancel();
+                if (ec || then_close) {
+                    self->end();
+                    return;
+                }
+                self->read();
+            });
     }
 
     void end() {
@@ -134,9 +134,9 @@ ControlServer::~ControlServer() { close(); }
 std::optional<std::string> ControlServer::listen(const std::string& path) {
     stream_protocol::endpoint endpoint;
     if (path.size() >= sizeof(sockaddr_un::sun_path))
-        return "socket path too long (" + std::to_string(path.size()) + " bytes, the system allows " +
-               std::to_string(sizeof(sockaddr_un::sun_path) - 1) + "): " + path +
-               "; use a shorter run directory";
+        return "socket path too long (" + std::to_string(path.size()) +
+               " bytes, the system allows " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+               "): " + path + "; use a shorter run directory";
     ::unlink(path.c_str());
     boost::system::error_code ec;
     m_acceptor.open(stream_protocol(), ec);
@@ -156,20 +156,21 @@ std::optional<std::string> ControlServer::listen(const std::string& path) {
 
 void ControlServer::accept() {
     auto shared = m_shared;
-    m_acceptor.async_accept([this, shared](const boost::system::error_code& ec, stream_protocol::socket socket) {
-        if (shared->closed || ec == boost::asio::error::operation_aborted) return;
-        if (!ec) {
-            if (shared->sessions.size() >= max_sessions) {
-                boost::system::error_code ignored;
-                socket.close(ignored);
-            } else {
-                auto session = std::make_shared<Session>(std::move(socket), shared);
-                shared->sessions.insert(session);
-                session->start();
+    m_acceptor.async_accept(
+        [this, shared](const boost::system::error_code& ec, stream_protocol::socket socket) {
+            if (shared->closed || ec == boost::asio::error::operation_aborted) return;
+            if (!ec) {
+                if (shared->sessions.size() >= max_sessions) {
+                    boost::system::error_code ignored;
+                    socket.close(ignored);
+                } else {
+                    auto session = std::make_shared<Session>(std::move(socket), shared);
+                    shared->sessions.insert(session);
+                    session->start();
+                }
             }
-        }
-        accept();
-    });
+            accept();
+        });
 }
 
 void ControlServer::close() {

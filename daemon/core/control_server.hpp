@@ -5,7 +5,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -17,7 +16,7 @@
 namespace smartcash::daemon {
 
 class ControlServer {
-public:
+  public:
     /// Answers one decoded request (it has a string "cmd").
     using Handler = std::function<protocol::Json(const protocol::Json& request)>;
 
@@ -33,7 +32,7 @@ public:
 
     struct Shared;
 
-private:
+  private:
     void accept();
 
     boost::asio::local::stream_protocol::acceptor m_acceptor;

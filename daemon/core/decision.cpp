@@ -11,24 +11,36 @@ namespace smartcash::daemon {
 
 const char* to_string(ExitClass c) {
     switch (c) {
-        case ExitClass::done: return "done";
-        case ExitClass::oom: return "oom";
-        case ExitClass::oom_killed: return "oom-killed";
-        case ExitClass::requested: return "requested";
-        case ExitClass::fatal: return "fatal";
-        case ExitClass::crash: return "crash";
-        case ExitClass::hang: return "hang";
+        case ExitClass::done:
+            return "done";
+        case ExitClass::oom:
+            return "oom";
+        case ExitClass::oom_killed:
+            return "oom-killed";
+        case ExitClass::requested:
+            return "requested";
+        case ExitClass::fatal:
+            return "fatal";
+        case ExitClass::crash:
+            return "crash";
+        case ExitClass::hang:
+            return "hang";
     }
     return "unknown";
 }
 
 const char* to_string(JobStatus s) {
     switch (s) {
-        case JobStatus::running: return "running";
-        case JobStatus::paused: return "paused";
-        case JobStatus::stopped: return "stopped";
-        case JobStatus::done: return "done";
-        case JobStatus::failed: return "failed";
+        case JobStatus::running:
+            return "running";
+        case JobStatus::paused:
+            return "paused";
+        case JobStatus::stopped:
+            return "stopped";
+        case JobStatus::done:
+            return "done";
+        case JobStatus::failed:
+            return "failed";
     }
     return "unknown";
 }
@@ -42,42 +54,66 @@ std::optional<JobStatus> job_status_from_string(const std::string& s) {
 
 const char* to_string(StopReason r) {
     switch (r) {
-        case StopReason::none: return "none";
-        case StopReason::memory: return "memory";
-        case StopReason::promotion: return "promotion";
-        case StopReason::pause: return "pause";
-        case StopReason::stop: return "stop";
-        case StopReason::tier: return "tier";
-        case StopReason::shutdown: return "shutdown";
+        case StopReason::none:
+            return "none";
+        case StopReason::memory:
+            return "memory";
+        case StopReason::promotion:
+            return "promotion";
+        case StopReason::pause:
+            return "pause";
+        case StopReason::stop:
+            return "stop";
+        case StopReason::tier:
+            return "tier";
+        case StopReason::shutdown:
+            return "shutdown";
     }
     return "unknown";
 }
 
 const char* to_string(WorkerPhase p) {
     switch (p) {
-        case WorkerPhase::idle: return "idle";
-        case WorkerPhase::spawning: return "spawning";
-        case WorkerPhase::running: return "running";
-        case WorkerPhase::stopping: return "stopping";
-        case WorkerPhase::terminating: return "terminating";
-        case WorkerPhase::killing: return "killing";
-        case WorkerPhase::backoff: return "backoff";
+        case WorkerPhase::idle:
+            return "idle";
+        case WorkerPhase::spawning:
+            return "spawning";
+        case WorkerPhase::running:
+            return "running";
+        case WorkerPhase::stopping:
+            return "stopping";
+        case WorkerPhase::terminating:
+            return "terminating";
+        case WorkerPhase::killing:
+            return "killing";
+        case WorkerPhase::backoff:
+            return "backoff";
     }
     return "unknown";
 }
 
 static std::string signal_name(int sig) {
     switch (sig) {
-        case SIGKILL: return "SIGKILL";
-        case SIGTERM: return "SIGTERM";
-        case SIGSEGV: return "SIGSEGV";
-        case SIGABRT: return "SIGABRT";
-        case SIGBUS: return "SIGBUS";
-        case SIGINT: return "SIGINT";
-        case SIGILL: return "SIGILL";
-        case SIGFPE: return "SIGFPE";
-        case SIGPIPE: return "SIGPIPE";
-        default: return "signal " + std::to_string(sig);
+        case SIGKILL:
+            return "SIGKILL";
+        case SIGTERM:
+            return "SIGTERM";
+        case SIGSEGV:
+            return "SIGSEGV";
+        case SIGABRT:
+            return "SIGABRT";
+        case SIGBUS:
+            return "SIGBUS";
+        case SIGINT:
+            return "SIGINT";
+        case SIGILL:
+            return "SIGILL";
+        case SIGFPE:
+            return "SIGFPE";
+        case SIGPIPE:
+            return "SIGPIPE";
+        default:
+            return "signal " + std::to_string(sig);
     }
 }
 
@@ -92,16 +128,20 @@ std::string describe_exit(const WorkerExited& exited) {
 bool tier_present(const TierConfig& tier, const DevicePresence& devices) {
     switch (tier.device) {
         case Device::auto_:
-        case Device::cpu: return true;
-        case Device::cuda: return devices.cuda;
-        case Device::mps: return devices.mps;
+        case Device::cpu:
+            return true;
+        case Device::cuda:
+            return devices.cuda;
+        case Device::mps:
+            return devices.mps;
     }
     return false;
 }
 
 static bool near_tier_limit(std::uint64_t rss, const TierConfig& tier, const SupervisorConfig& sc) {
     return tier.memory_limit > 0 &&
-           static_cast<double>(rss) >= sc.soft_limit_fraction * static_cast<double>(tier.memory_limit);
+           static_cast<double>(rss) >=
+               sc.soft_limit_fraction * static_cast<double>(tier.memory_limit);
 }
 
 ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
@@ -124,8 +164,8 @@ ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
         if (state.watchdog_kill || exited.cgroup_oom_kill || exited.memory_near_limit)
             return ExitClass::oom_killed;
         const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
-        if (tier_ok && near_tier_limit(state.peak_rss_launch, config.tiers[state.tier],
-                                       config.supervisor))
+        if (tier_ok &&
+            near_tier_limit(state.peak_rss_launch, config.tiers[state.tier], config.supervisor))
             return ExitClass::oom_killed;
     }
     return state.hang ? ExitClass::hang : ExitClass::crash;
@@ -136,7 +176,7 @@ namespace {
 // One decision in progress: a copy of the state, the actions so far, and helpers that keep
 // the rules in one place each.
 class Machine {
-public:
+  public:
     Machine(const SupervisorState& state, const Event& event, const DecideContext& context)
         : m_s(state), m_now(event.now), m_config(*context.config), m_devices(context.devices) {}
 
@@ -152,7 +192,7 @@ public:
     void on(const ControlRequest& e);
     void on(const Shutdown& e);
 
-private:
+  private:
     const SupervisorConfig& sc() const { return m_config.supervisor; }
     int tier_count() const { return static_cast<int>(m_config.tiers.size()); }
     const TierConfig& tier(int i) const { return m_config.tiers[static_cast<std::size_t>(i)]; }
@@ -263,11 +303,13 @@ void Machine::move_to(int target, const std::string& reason, bool relaunch) {
 
 void Machine::memory_move(const std::string& reason, bool relaunch) {
     const double failed_at = m_s.limit_hit_at >= 0 ? m_s.limit_hit_at : m_now;
-    const bool on_trial = m_s.promoted_from >= 0 &&
-                          (m_s.promoted_at < 0 || failed_at - m_s.promoted_at < sc().promotion.stable_seconds);
+    const bool on_trial =
+        m_s.promoted_from >= 0 &&
+        (m_s.promoted_at < 0 || failed_at - m_s.promoted_at < sc().promotion.stable_seconds);
     if (on_trial && present(m_s.promoted_from)) {
         // The tier we were promoted to could not hold: go back and wait twice as long.
-        const double base = m_s.promotion_wait > 0 ? m_s.promotion_wait : sc().promotion.stable_seconds;
+        const double base =
+            m_s.promotion_wait > 0 ? m_s.promotion_wait : sc().promotion.stable_seconds;
         m_s.promotion_wait = std::min(base * 2, sc().promotion.max_wait_seconds);
         const int back = m_s.promoted_from;
         m_s.promoted_from = -1;
@@ -300,8 +342,8 @@ void Machine::finish_job(JobStatus status, const std::string& message) {
 void Machine::fail(const std::string& message) { finish_job(JobStatus::failed, message); }
 
 void Machine::fail_exhausted(const std::string& last) {
-    std::string msg = "no tier left to try (last: " + last + " at tier " + tier(m_s.tier).name +
-                      "). Tried:";
+    std::string msg =
+        "no tier left to try (last: " + last + " at tier " + tier(m_s.tier).name + "). Tried:";
     bool first = true;
     for (int i = 0; i < tier_count(); ++i) {
         const TierConfig& t = tier(i);
@@ -335,13 +377,14 @@ void Machine::crash_retry(ExitClass cls, const std::string& what) {
     if (m_s.failures_without_progress >= sc().retry_budget) {
         std::string msg = "the worker failed " + std::to_string(m_s.failures_without_progress) +
                           " times in a row at tier " + tier(m_s.tier).name +
-                          " without writing a checkpoint; last: " + what + " (" + to_string(cls) + ")";
+                          " without writing a checkpoint; last: " + what + " (" + to_string(cls) +
+                          ")";
         if (!m_s.last_error.empty()) msg += ": " + m_s.last_error;
         fail(msg);
         return;
     }
-    const double delay = std::min(std::max(m_s.backoff, sc().backoff_floor_seconds),
-                                  sc().backoff_cap_seconds);
+    const double delay =
+        std::min(std::max(m_s.backoff, sc().backoff_floor_seconds), sc().backoff_cap_seconds);
     m_s.backoff = std::min(delay * 2, sc().backoff_cap_seconds);
     m_s.phase = WorkerPhase::backoff;
     journal(Json{{"event", "backoff"},
@@ -502,7 +545,8 @@ void Machine::on(const WorkerExited& e) {
             } else if (m_s.stop_reason == StopReason::promotion && cls == ExitClass::requested) {
                 if (!hold) {
                     const int from = m_s.tier;
-                    journal(Json{{"event", "promoted"}, {"from", tier(from).name},
+                    journal(Json{{"event", "promoted"},
+                                 {"from", tier(from).name},
                                  {"to", tier(m_s.stop_target).name}});
                     move_to(m_s.stop_target, "promotion", /*relaunch=*/false);
                     m_s.promoted_from = from;
@@ -560,7 +604,8 @@ void Machine::on(const Report& e) {
                      {"total_steps", m_s.total_steps}});
     } else if (type == "progress") {
         m_s.step = static_cast<std::int64_t>(num("step", static_cast<double>(m_s.step)));
-        m_s.total_steps = static_cast<std::int64_t>(num("total_steps", static_cast<double>(m_s.total_steps)));
+        m_s.total_steps =
+            static_cast<std::int64_t>(num("total_steps", static_cast<double>(m_s.total_steps)));
         m_s.epoch = static_cast<int>(num("epoch", m_s.epoch));
         if (m.contains("loss") && m["loss"].is_number()) m_s.loss = m["loss"].get<double>();
         m_s.device_mem = u64("device_mem");
@@ -577,7 +622,8 @@ void Machine::on(const Report& e) {
         act(SaveState{});
     } else if (type == "eval") {
         if (m.contains("map50") && m["map50"].is_number()) m_s.map50 = m["map50"].get<double>();
-        if (m.contains("map50_95") && m["map50_95"].is_number()) m_s.map50_95 = m["map50_95"].get<double>();
+        if (m.contains("map50_95") && m["map50_95"].is_number())
+            m_s.map50_95 = m["map50_95"].get<double>();
         Json layers = Json::object();
         if (m.contains("layers") && m["layers"].is_object()) {
             m_s.layer_map50.clear();
@@ -616,22 +662,28 @@ void Machine::on(const Report& e) {
                      {"checkpoint", str("checkpoint")}});
     } else if (type == "error") {
         m_s.last_error = str("kind") + " error: " + str("message");
-        journal(Json{{"event", "worker-error"}, {"kind", str("kind")}, {"message", str("message")}});
+        journal(
+            Json{{"event", "worker-error"}, {"kind", str("kind")}, {"message", str("message")}});
     } else if (type == "stopping") {
-        journal(Json{{"event", "worker-stopping"}, {"reason", str("reason")},
-                     {"step", i64("step", -1)}, {"checkpoint", str("checkpoint")}});
+        journal(Json{{"event", "worker-stopping"},
+                     {"reason", str("reason")},
+                     {"step", i64("step", -1)},
+                     {"checkpoint", str("checkpoint")}});
     } else if (type == "done") {
         m_s.step = static_cast<std::int64_t>(num("step", static_cast<double>(m_s.step)));
         if (m.contains("best_map50") && m["best_map50"].is_number())
             m_s.map50 = m["best_map50"].get<double>();
-        journal(Json{{"event", "worker-done"}, {"step", m_s.step}, {"reason", str("reason")},
+        journal(Json{{"event", "worker-done"},
+                     {"step", m_s.step},
+                     {"reason", str("reason")},
                      {"best_map50", m_s.map50 ? Json(*m_s.map50) : Json()}});
     }
 }
 
 void Machine::maybe_promote() {
     const PromotionConfig& p = sc().promotion;
-    if (m_s.promoted_from >= 0 && m_s.promoted_at >= 0 && m_now - m_s.promoted_at >= p.stable_seconds) {
+    if (m_s.promoted_from >= 0 && m_s.promoted_at >= 0 &&
+        m_now - m_s.promoted_at >= p.stable_seconds) {
         // The promoted tier held for a full stable stretch: the promotion stands.
         journal(Json{{"event", "promotion-kept"}, {"tier", tier(m_s.tier).name}});
         m_s.promoted_from = -1;
@@ -647,7 +699,8 @@ void Machine::maybe_promote() {
     const double wait = m_s.promotion_wait > 0 ? m_s.promotion_wait : p.stable_seconds;
     if (m_now - m_s.tier_since < wait) return;
     const std::uint64_t limit = tier(up).memory_limit;
-    if (limit > 0 && static_cast<double>(m_s.peak_rss_at_tier) >= p.headroom * static_cast<double>(limit))
+    if (limit > 0 &&
+        static_cast<double>(m_s.peak_rss_at_tier) >= p.headroom * static_cast<double>(limit))
         return;
     journal(Json{{"event", "promotion"},
                  {"from", tier(m_s.tier).name},
@@ -663,8 +716,8 @@ void Machine::check_soft_limit(const MemorySample& e) {
     std::string why;
     if (near_tier_limit(e.rss, t, sc())) {
         why = "worker RSS " + format_size(e.rss) + " reached " +
-              std::to_string(static_cast<int>(sc().soft_limit_fraction * 100 + 0.5)) + "% of the limit " +
-              format_size(t.memory_limit);
+              std::to_string(static_cast<int>(sc().soft_limit_fraction * 100 + 0.5)) +
+              "% of the limit " + format_size(t.memory_limit);
     } else if (e.available && *e.available < sc().min_available) {
         why = "system memory available " + format_size(*e.available) + " below " +
               format_size(sc().min_available);
@@ -734,7 +787,8 @@ void Machine::on(const TimerExpired& e) {
             return;
         case TimerKind::stop:
             if (m_s.phase != WorkerPhase::stopping) return;
-            journal(Json{{"event", "stop-timeout"}, {"pid", m_s.pid},
+            journal(Json{{"event", "stop-timeout"},
+                         {"pid", m_s.pid},
                          {"reason", to_string(m_s.stop_reason)}});
             m_s.phase = WorkerPhase::terminating;
             act(SignalWorker{SIGTERM});
@@ -765,7 +819,8 @@ void Machine::on(const ControlRequest& e) {
     switch (e.command) {
         case ControlCommand::stop:
         case ControlCommand::pause: {
-            const StopReason reason = e.command == ControlCommand::stop ? StopReason::stop : StopReason::pause;
+            const StopReason reason =
+                e.command == ControlCommand::stop ? StopReason::stop : StopReason::pause;
             if (reason == StopReason::pause && m_s.status == JobStatus::paused) return;
             journal(Json{{"event", "control"}, {"cmd", to_string(reason)}});
             if (phase == WorkerPhase::backoff || phase == WorkerPhase::idle) {
@@ -850,7 +905,8 @@ void Machine::on(const Shutdown& e) {
         }
         return;
     }
-    if (m_s.phase == WorkerPhase::running) request_stop(StopReason::shutdown, sc().stop_grace_seconds);
+    if (m_s.phase == WorkerPhase::running)
+        request_stop(StopReason::shutdown, sc().stop_grace_seconds);
 }
 
 }  // namespace

@@ -66,16 +66,16 @@ struct SupervisorState {
     int failures_without_progress = 0;  ///< consecutive crashed launches with no new checkpoint
     std::string last_checkpoint;        ///< path of the newest checkpoint the worker reported
     std::int64_t last_checkpoint_step = -1;
-    std::string message;                ///< why the job is failed / paused / stopped, for people
+    std::string message;  ///< why the job is failed / paused / stopped, for people
     std::map<std::string, TierRecord> tier_records;
     double promotion_wait = 0;  ///< current stable time before a promotion (0: stable_seconds)
 
     // --- runtime only ---
     WorkerPhase phase = WorkerPhase::idle;
     int pid = 0;
-    double backoff = 0;              ///< next crash backoff (0: the floor)
+    double backoff = 0;  ///< next crash backoff (0: the floor)
     double launched_at = 0;
-    double tier_since = 0;           ///< when the current tier was entered
+    double tier_since = 0;               ///< when the current tier was entered
     std::uint64_t peak_rss_at_tier = 0;  ///< since tier_since; decides promotion headroom
     std::uint64_t peak_rss_launch = 0;   ///< during the current launch
     bool progress_since_launch = false;
@@ -88,7 +88,7 @@ struct SupervisorState {
     bool hang = false;           ///< the heartbeat ran out for this launch
     std::optional<double> pressure_since;
     bool soft_limit_noted = false;  ///< "soft limit at the last tier" journaled for this launch
-    int promoted_from = -1;          ///< tier we came up from, while a promotion is on trial
+    int promoted_from = -1;         ///< tier we came up from, while a promotion is on trial
     /// When the promoted tier's worker said hello (-1: not yet). The trial runs from there, so the
     /// time a worker takes to start (loading, dataset) does not count as holding.
     double promoted_at = -1;
@@ -123,8 +123,8 @@ struct SpawnFailed {
     std::string message;
 };
 struct WorkerExited {
-    std::optional<int> exit_code;  ///< set when it exited
-    std::optional<int> signal;     ///< set when a signal ended it
+    std::optional<int> exit_code;    ///< set when it exited
+    std::optional<int> signal;       ///< set when a signal ended it
     bool memory_near_limit = false;  ///< the shell saw the system near its memory end
     bool cgroup_oom_kill = false;    ///< the kernel's cgroup oom killer fired during the launch
     bool made_progress = false;      ///< a new checkpoint appeared since launch

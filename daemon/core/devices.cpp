@@ -1,8 +1,9 @@
 #include "daemon/core/devices.hpp"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <string>
-#include <sys/stat.h>
 
 namespace smartcash::daemon {
 

@@ -50,29 +50,34 @@ EventText describe_event(const Json& e) {
     const std::string tier = str(e, "tier");
     using W = EventWeight;
     if (event == "start")
-        return {"job starting at tier " + tier + " (" + str(e, "status") + ", " + str(e, "launches") +
-                    " earlier launches)",
+        return {"job starting at tier " + tier + " (" + str(e, "status") + ", " +
+                    str(e, "launches") + " earlier launches)",
                 W::notable};
     if (event == "launch") {
         const double resume = num(e, "resume_step", -1);
-        return {"launch #" + str(e, "launch") + " at tier " + tier + " (device " + str(e, "device") + "), " +
-                    (resume < 0 ? std::string("from the newest checkpoint, if any")
-                                : "resuming from the checkpoint at step " + step_text(e, "resume_step")),
+        return {"launch #" + str(e, "launch") + " at tier " + tier + " (device " +
+                    str(e, "device") + "), " +
+                    (resume < 0
+                         ? std::string("from the newest checkpoint, if any")
+                         : "resuming from the checkpoint at step " + step_text(e, "resume_step")),
                 W::routine};
     }
-    if (event == "worker-started") return {"worker pid " + str(e, "pid") + " running at tier " + tier, W::routine};
-    if (event == "spawn-failed") return {"the worker could not be started: " + str(e, "message"), W::alarm};
+    if (event == "worker-started")
+        return {"worker pid " + str(e, "pid") + " running at tier " + tier, W::routine};
+    if (event == "spawn-failed")
+        return {"the worker could not be started: " + str(e, "message"), W::alarm};
     if (event == "hello")
-        return {"worker ready on " + str(e, "device") + " at tier " + tier + ": step " + step_text(e, "resumed_step") +
-                    " of " + step_text(e, "total_steps"),
+        return {"worker ready on " + str(e, "device") + " at tier " + tier + ": step " +
+                    step_text(e, "resumed_step") + " of " + step_text(e, "total_steps"),
                 W::routine};
     if (event == "checkpoint")
         return {"checkpoint (" + str(e, "kind") + ") at step " + step_text(e, "step"), W::routine};
     if (event == "eval") {
-        std::string text = "epoch " + std::to_string(static_cast<long long>(num(e, "epoch", 0)) + 1) +
-                           " evaluated at step " + step_text(e, "step") + ": mAP@0.5 " +
-                           (has_num(e, "map50") ? fixed(num(e, "map50")) : std::string("-")) + ", mAP@0.5:0.95 " +
-                           (has_num(e, "map50_95") ? fixed(num(e, "map50_95")) : std::string("-"));
+        std::string text =
+            "epoch " + std::to_string(static_cast<long long>(num(e, "epoch", 0)) + 1) +
+            " evaluated at step " + step_text(e, "step") + ": mAP@0.5 " +
+            (has_num(e, "map50") ? fixed(num(e, "map50")) : std::string("-")) + ", mAP@0.5:0.95 " +
+            (has_num(e, "map50_95") ? fixed(num(e, "map50_95")) : std::string("-"));
         auto it = e.find("layers_map50");
         if (it != e.end() && it->is_object() && !it->empty()) {
             text += " |";
@@ -82,21 +87,27 @@ EventText describe_event(const Json& e) {
         return {text, W::notable};
     }
     if (event == "epoch_end")
-        return {"epoch " + std::to_string(static_cast<long long>(num(e, "epoch", 0)) + 1) + " done at step " +
-                    step_text(e, "step") + " (tier " + tier + ", peak RSS " + size(e, "peak_rss") + ")",
+        return {"epoch " + std::to_string(static_cast<long long>(num(e, "epoch", 0)) + 1) +
+                    " done at step " + step_text(e, "step") + " (tier " + tier + ", peak RSS " +
+                    size(e, "peak_rss") + ")",
                 W::routine};
     if (event == "worker-oom")
-        return {"the worker ran out of memory at step " + step_text(e, "step") + ": " + str(e, "message") +
-                    (str(e, "checkpoint").empty() ? std::string("; no emergency checkpoint")
-                                                  : "; emergency checkpoint " + str(e, "checkpoint")),
-                W::alarm};
+        return {
+            "the worker ran out of memory at step " + step_text(e, "step") + ": " +
+                str(e, "message") +
+                (str(e, "checkpoint").empty() ? std::string("; no emergency checkpoint")
+                                              : "; emergency checkpoint " + str(e, "checkpoint")),
+            W::alarm};
     if (event == "worker-error")
-        return {"the worker reports a " + str(e, "kind") + " error: " + str(e, "message"), W::alarm};
+        return {"the worker reports a " + str(e, "kind") + " error: " + str(e, "message"),
+                W::alarm};
     if (event == "worker-stopping")
-        return {"the worker is stopping (" + str(e, "reason") + ") with a checkpoint at step " + step_text(e, "step"),
+        return {"the worker is stopping (" + str(e, "reason") + ") with a checkpoint at step " +
+                    step_text(e, "step"),
                 W::routine};
     if (event == "worker-done") {
-        std::string text = "the worker finished training at step " + step_text(e, "step") + " (" + str(e, "reason") + ")";
+        std::string text = "the worker finished training at step " + step_text(e, "step") + " (" +
+                           str(e, "reason") + ")";
         if (has_num(e, "best_map50")) text += ", best mAP@0.5 " + fixed(num(e, "best_map50"));
         return {text, W::notable};
     }
@@ -109,21 +120,23 @@ EventText describe_event(const Json& e) {
                     "; nowhere lower to go, only the hard limit applies",
                 W::alarm};
     if (event == "watchdog-kill")
-        return {"HARD LIMIT at tier " + tier + ": worker RSS " + size(e, "rss") + " reached the limit " +
-                    size(e, "limit") + "; killing the worker (SIGKILL)",
+        return {"HARD LIMIT at tier " + tier + ": worker RSS " + size(e, "rss") +
+                    " reached the limit " + size(e, "limit") + "; killing the worker (SIGKILL)",
                 W::alarm};
     if (event == "hang")
-        return {"the worker (pid " + str(e, "pid") + ") sent nothing for " + format_duration(num(e, "timeout_s")) +
-                    "; terminating it",
+        return {"the worker (pid " + str(e, "pid") + ") sent nothing for " +
+                    format_duration(num(e, "timeout_s")) + "; terminating it",
                 W::alarm};
     if (event == "stop-timeout")
-        return {"the worker did not stop (" + str(e, "reason") + ") in time; terminating it", W::alarm};
-    if (event == "kill") return {"killing the worker (pid " + str(e, "pid") + "): " + str(e, "reason"), W::alarm};
+        return {"the worker did not stop (" + str(e, "reason") + ") in time; terminating it",
+                W::alarm};
+    if (event == "kill")
+        return {"killing the worker (pid " + str(e, "pid") + "): " + str(e, "reason"), W::alarm};
     if (event == "exit") {
         const std::string cls = str(e, "class");
-        std::string text = "worker exited at tier " + tier + ": " + str(e, "how") + " -> " + cls + " (after " +
-                           format_duration(num(e, "seconds")) + ", peak RSS " + size(e, "peak_rss") +
-                           ", last step " + step_text(e, "step");
+        std::string text = "worker exited at tier " + tier + ": " + str(e, "how") + " -> " + cls +
+                           " (after " + format_duration(num(e, "seconds")) + ", peak RSS " +
+                           size(e, "peak_rss") + ", last step " + step_text(e, "step");
         if (!str(e, "stop_reason").empty()) text += ", stop asked for " + str(e, "stop_reason");
         text += ")";
         if (!str(e, "error").empty()) text += ": " + str(e, "error");
@@ -131,26 +144,34 @@ EventText describe_event(const Json& e) {
     }
     if (event == "backoff")
         return {"retrying at tier " + tier + " in " + format_duration(num(e, "seconds")) + " (" +
-                    str(e, "failures") + " of " + str(e, "retry_budget") + " failures without progress allowed)",
+                    str(e, "failures") + " of " + str(e, "retry_budget") +
+                    " failures without progress allowed)",
                 W::routine};
     if (event == "tier-skipped")
         return {"skipping tier " + tier + ": " + str(e, "reason"), W::notable};
     if (event == "tier-move")
-        return {"TIER MOVE " + str(e, "from") + " -> " + str(e, "to") + " (" + str(e, "reason") + ")", W::alarm};
+        return {
+            "TIER MOVE " + str(e, "from") + " -> " + str(e, "to") + " (" + str(e, "reason") + ")",
+            W::alarm};
     if (event == "promotion")
-        return {"PROMOTION: trying tier " + str(e, "to") + " again after " + format_duration(num(e, "stable_s")) +
-                    " stable at " + str(e, "from") + " (peak RSS " + size(e, "peak_rss") + ")",
+        return {"PROMOTION: trying tier " + str(e, "to") + " again after " +
+                    format_duration(num(e, "stable_s")) + " stable at " + str(e, "from") +
+                    " (peak RSS " + size(e, "peak_rss") + ")",
                 W::alarm};
-    if (event == "promoted") return {"promoted from " + str(e, "from") + " to " + str(e, "to"), W::notable};
+    if (event == "promoted")
+        return {"promoted from " + str(e, "from") + " to " + str(e, "to"), W::notable};
     if (event == "promotion-failed")
-        return {"PROMOTION FAILED at tier " + tier + " (" + str(e, "reason") + "): back to " + str(e, "back_to") +
-                    ", next try after " + format_duration(num(e, "next_wait_s")),
+        return {"PROMOTION FAILED at tier " + tier + " (" + str(e, "reason") + "): back to " +
+                    str(e, "back_to") + ", next try after " +
+                    format_duration(num(e, "next_wait_s")),
                 W::alarm};
     if (event == "promotion-kept") return {"promotion to tier " + tier + " kept", W::notable};
     if (event == "control")
-        return {"control request: " + str(e, "cmd") + (tier.empty() ? std::string() : " " + tier), W::notable};
+        return {"control request: " + str(e, "cmd") + (tier.empty() ? std::string() : " " + tier),
+                W::notable};
     if (event == "shutdown")
-        return {std::string("shutting down") + (num(e, "force") != 0 || str(e, "force") == "true" ? " now" : ""),
+        return {std::string("shutting down") +
+                    (num(e, "force") != 0 || str(e, "force") == "true" ? " now" : ""),
                 W::notable};
     if (event == "done") return {"JOB DONE: " + str(e, "message"), W::notable};
     if (event == "failed") return {"JOB FAILED: " + str(e, "message"), W::alarm};
@@ -160,8 +181,8 @@ EventText describe_event(const Json& e) {
 }
 
 std::string describe_progress(const Json& r, const std::string& tier) {
-    std::string text = "step " + step_text(r, "step") + "/" + step_text(r, "total_steps") + ", epoch " +
-                       std::to_string(static_cast<long long>(num(r, "epoch", 0)) + 1);
+    std::string text = "step " + step_text(r, "step") + "/" + step_text(r, "total_steps") +
+                       ", epoch " + std::to_string(static_cast<long long>(num(r, "epoch", 0)) + 1);
     if (has_num(r, "loss")) text += ", loss " + fixed(num(r, "loss"), 4);
     if (has_num(r, "images_per_s")) text += ", " + fixed(num(r, "images_per_s"), 1) + " img/s";
     text += ", RSS " + size(r, "rss");

@@ -16,7 +16,7 @@ struct MemoryReading {
 };
 
 class MemoryProbe {
-public:
+  public:
     virtual ~MemoryProbe() = default;
     /// One reading for the process tree rooted at `pid`. Never throws: what cannot be read is
     /// left empty (rss 0 for a process that is gone).

@@ -19,7 +19,8 @@ std::optional<std::uint64_t> status_field_bytes(const std::string& path, const s
     std::ifstream in(path);
     std::string line;
     while (std::getline(in, line)) {
-        if (line.compare(0, key.size(), key) == 0 && line.size() > key.size() && line[key.size()] == ':') {
+        if (line.compare(0, key.size(), key) == 0 && line.size() > key.size() &&
+            line[key.size()] == ':') {
             std::istringstream fields(line.substr(key.size() + 1));
             std::uint64_t kib = 0;
             if (fields >> kib) return kib * 1024;
@@ -44,7 +45,7 @@ std::vector<int> children_of(int pid) {
 }
 
 class LinuxMemoryProbe : public MemoryProbe {
-public:
+  public:
     MemoryReading read(int pid) override {
         MemoryReading r;
         if (pid > 0) {
@@ -55,7 +56,8 @@ public:
                 const int p = todo.back();
                 todo.pop_back();
                 if (!seen.insert(p).second) continue;
-                if (auto rss = status_field_bytes("/proc/" + std::to_string(p) + "/status", "VmRSS"))
+                if (auto rss =
+                        status_field_bytes("/proc/" + std::to_string(p) + "/status", "VmRSS"))
                     r.rss += *rss;
                 for (int c : children_of(p)) todo.push_back(c);
             }
@@ -82,14 +84,17 @@ public:
             }
         }
         if (!v2_path.empty())
-            if (auto n = read_counter("/sys/fs/cgroup" + v2_path + "/memory.events", "oom_kill")) return n;
+            if (auto n = read_counter("/sys/fs/cgroup" + v2_path + "/memory.events", "oom_kill"))
+                return n;
         if (!v1_path.empty())
-            return read_counter("/sys/fs/cgroup/memory" + v1_path + "/memory.oom_control", "oom_kill");
+            return read_counter("/sys/fs/cgroup/memory" + v1_path + "/memory.oom_control",
+                                "oom_kill");
         return std::nullopt;
     }
 
-private:
-    static std::optional<std::uint64_t> read_counter(const std::string& path, const std::string& key) {
+  private:
+    static std::optional<std::uint64_t> read_counter(const std::string& path,
+                                                     const std::string& key) {
         std::ifstream in(path);
         std::string name;
         std::uint64_t value = 0;

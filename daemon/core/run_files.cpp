@@ -28,8 +28,10 @@ std::optional<RunLock> RunLock::acquire(const std::string& run_dir, std::string*
         const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
         ::close(fd);
         if (err == EWOULDBLOCK) {
-            std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
-            while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+            std::string holder =
+                n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+            while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
+                holder.pop_back();
             *error = "another supervisor is running in " + run_dir +
                      (holder.empty() ? std::string() : " (pid " + holder + ")") +
                      "; use smartcashctl --run-dir " + run_dir + " to talk to it";
@@ -66,13 +68,15 @@ PreparedRun prepare_run(const std::string& config_file, const std::string& run_d
         if (!config_file.empty()) {
             const std::string given = dump_config(load_config(config_file));
             if (given != dump_config(out.config))
-                out.warning = config_file + " differs from the frozen " + frozen +
-                              "; the frozen config is used (start a new run directory to change it)";
+                out.warning =
+                    config_file + " differs from the frozen " + frozen +
+                    "; the frozen config is used (start a new run directory to change it)";
         }
         return out;
     }
     if (config_file.empty())
-        throw std::runtime_error("no config: " + frozen + " does not exist and no --config was given");
+        throw std::runtime_error("no config: " + frozen +
+                                 " does not exist and no --config was given");
     const Config loaded = load_config(config_file);
     write_file_atomic(frozen, dump_config(loaded));
     // Load what was frozen so that this start and every later one see exactly the same values.
@@ -83,7 +87,9 @@ PreparedRun prepare_run(const std::string& config_file, const std::string& run_d
 std::string iso_time_now() {
     const auto now = std::chrono::system_clock::now();
     const std::time_t secs = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     std::tm tm{};
     ::gmtime_r(&secs, &tm);
     char buf[40];

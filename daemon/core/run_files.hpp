@@ -13,7 +13,7 @@ namespace smartcash::daemon {
 /// An exclusive flock on RUN_DIR/lock, held for the object's life. The fd is close-on-exec so a
 /// worker never inherits it.
 class RunLock {
-public:
+  public:
     /// Takes the lock without waiting. On failure returns nullopt and sets *error to a message
     /// naming the run directory (and the pid recorded by the holder, when readable).
     static std::optional<RunLock> acquire(const std::string& run_dir, std::string* error);
@@ -24,7 +24,7 @@ public:
     /// Records this process's pid in the lock file (after a daemonising fork, the new pid).
     void write_pid(int pid) const;
 
-private:
+  private:
     explicit RunLock(int fd) : m_fd(fd) {}
     int m_fd = -1;
 };
@@ -44,12 +44,12 @@ PreparedRun prepare_run(const std::string& config_file, const std::string& run_d
 
 /// Appends one event to RUN_DIR/events.jsonl with its time ("t", ISO 8601 UTC) first.
 class Journal {
-public:
+  public:
     explicit Journal(std::string run_dir);
     /// Returns the line written (without '\n'). Throws IoError.
     std::string append(const protocol::Json& event);
 
-private:
+  private:
     std::string m_path;
 };
 

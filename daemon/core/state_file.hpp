@@ -24,6 +24,7 @@ std::optional<std::string> state_from_json(const Json& json, const Config& confi
 bool load_state_file(const std::string& run_dir, const Config& config, SupervisorState* state);
 
 /// Replaces RUN_DIR/state.json atomically. Throws IoError.
-void save_state_file(const std::string& run_dir, const SupervisorState& state, const Config& config);
+void save_state_file(const std::string& run_dir, const SupervisorState& state,
+                     const Config& config);
 
 }  // namespace smartcash::daemon

@@ -3,13 +3,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <algorithm>
-#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -114,10 +113,12 @@ struct Supervisor::Impl {
         follow_offset += chunk.size();
         follow_pending += chunk;
         std::size_t start = 0;
-        for (std::size_t nl; (nl = follow_pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+        for (std::size_t nl; (nl = follow_pending.find('\n', start)) != std::string::npos;
+             start = nl + 1) {
             std::string line = follow_pending.substr(start, nl - start);
             // A terminal progress bar redraws with carriage returns; keep its last state only.
-            if (auto cr = line.find_last_of('\r'); cr != std::string::npos) line = line.substr(cr + 1);
+            if (auto cr = line.find_last_of('\r'); cr != std::string::npos)
+                line = line.substr(cr + 1);
             if (!line.empty()) std::cerr << "    worker | " << line << "\n";
         }
         follow_pending.erase(0, start);
@@ -133,11 +134,13 @@ struct Supervisor::Impl {
     }
 
     void on_report(const Json& message) {
-        if (!options.follow_worker_log && options.progress_interval > 0 && message.value("type", "") == "progress" &&
+        if (!options.follow_worker_log && options.progress_interval > 0 &&
+            message.value("type", "") == "progress" &&
             now() - last_progress_line >= options.progress_interval) {
             last_progress_line = now();
             const std::size_t t = static_cast<std::size_t>(state.tier);
-            log(describe_progress(message, t < config.tiers.size() ? config.tiers[t].name : std::string("?")));
+            log(describe_progress(
+                message, t < config.tiers.size() ? config.tiers[t].name : std::string("?")));
         }
         dispatch(Report{message});
     }
@@ -151,11 +154,14 @@ struct Supervisor::Impl {
         if (t < config.tiers.size()) std::cerr << "  tier:        " << config.tiers[t].name << "\n";
         if (state.step >= 0)
             std::cerr << "  step:        " << state.step
-                      << (state.total_steps > 0 ? " of " + std::to_string(state.total_steps) : std::string()) << "\n";
+                      << (state.total_steps > 0 ? " of " + std::to_string(state.total_steps)
+                                                : std::string())
+                      << "\n";
         std::cerr << "  launches:    " << state.launches << "\n";
         if (state.map50) {
             std::snprintf(buf, sizeof buf, "%.3f", *state.map50);
-            std::cerr << "  mAP@0.5:     " << buf << (a.status == JobStatus::done ? " (best)" : " (last eval)") << "\n";
+            std::cerr << "  mAP@0.5:     " << buf
+                      << (a.status == JobStatus::done ? " (best)" : " (last eval)") << "\n";
         }
         for (const auto& [name, v] : state.layer_map50) {
             std::snprintf(buf, sizeof buf, "%.3f", v);
@@ -164,13 +170,16 @@ struct Supervisor::Impl {
         for (std::size_t i = 0; i < config.tiers.size(); ++i) {
             auto it = state.tier_records.find(config.tiers[i].name);
             if (it == state.tier_records.end() || it->second.launches == 0) continue;
-            std::cerr << "  tier " << config.tiers[i].name << ": " << it->second.launches << " launch"
-                      << (it->second.launches == 1 ? "" : "es") << ", peak RSS " << format_size(it->second.peak_rss)
-                      << ", last " << (it->second.last_outcome.empty() ? "-" : it->second.last_outcome) << "\n";
+            std::cerr << "  tier " << config.tiers[i].name << ": " << it->second.launches
+                      << " launch" << (it->second.launches == 1 ? "" : "es") << ", peak RSS "
+                      << format_size(it->second.peak_rss) << ", last "
+                      << (it->second.last_outcome.empty() ? "-" : it->second.last_outcome) << "\n";
         }
-        if (!state.last_checkpoint.empty()) std::cerr << "  checkpoint:  " << state.last_checkpoint << "\n";
+        if (!state.last_checkpoint.empty())
+            std::cerr << "  checkpoint:  " << state.last_checkpoint << "\n";
         std::cerr << "  journal:     " << run_dir::events(options.run_dir) << "\n";
-        std::cerr << "  worker logs: " << run_dir::logs(options.run_dir) << "/worker-N.log" << std::endl;
+        std::cerr << "  worker logs: " << run_dir::logs(options.run_dir) << "/worker-N.log"
+                  << std::endl;
     }
 
     Decision dispatch(EventBody body) {
@@ -186,10 +195,12 @@ struct Supervisor::Impl {
         const TierConfig& tier = config.tiers[static_cast<std::size_t>(a.tier)];
         LaunchSpec spec;
         spec.executable = options.worker_path;
-        spec.args = {"train", "--config", run_dir::config(options.run_dir), "--run-dir", options.run_dir,
-                     "--tier", tier.name};
+        spec.args = {"train",     "--config",      run_dir::config(options.run_dir),
+                     "--run-dir", options.run_dir, "--tier",
+                     tier.name};
         spec.env = tier.env;
-        spec.log_path = run_dir::logs(options.run_dir) + "/worker-" + std::to_string(state.launches) + ".log";
+        spec.log_path =
+            run_dir::logs(options.run_dir) + "/worker-" + std::to_string(state.launches) + ".log";
         oom_kills_at_launch = probe->oom_kill_count();
         system_short = false;
         launch_file_time = std::filesystem::file_time_type::clock::now();
@@ -221,7 +232,8 @@ struct Supervisor::Impl {
     }
 
     void perform(const SendCommand& a) {
-        if (worker) worker->send(Json{{"v", protocol::version}, {"cmd", a.cmd}, {"reason", a.reason}});
+        if (worker)
+            worker->send(Json{{"v", protocol::version}, {"cmd", a.cmd}, {"reason", a.reason}});
     }
 
     void perform(const SignalWorker& a) {
@@ -231,7 +243,8 @@ struct Supervisor::Impl {
     void perform(const StartTimer& a) {
         TimerSlot& slot = *timers[static_cast<std::size_t>(a.kind)];
         const std::uint64_t generation = ++slot.generation;
-        slot.timer.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.seconds)));
+        slot.timer.expires_after(
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.seconds)));
         const TimerKind kind = a.kind;
         slot.timer.async_wait([this, &slot, generation, kind](const boost::system::error_code& ec) {
             // A timer re-armed or cancelled after it fired must not deliver a stale event.
@@ -268,9 +281,15 @@ struct Supervisor::Impl {
         end_follow();
         print_summary(a);
         switch (a.status) {
-            case JobStatus::done: exit_code = supervisor_exit::done; break;
-            case JobStatus::failed: exit_code = supervisor_exit::failed; break;
-            default: exit_code = supervisor_exit::stopped; break;
+            case JobStatus::done:
+                exit_code = supervisor_exit::done;
+                break;
+            case JobStatus::failed:
+                exit_code = supervisor_exit::failed;
+                break;
+            default:
+                exit_code = supervisor_exit::stopped;
+                break;
         }
         // Leave the loop once the current handler returns; no worker is alive at this point.
         asio::post(io, [this] { shut_down_loop(); });
@@ -295,7 +314,8 @@ struct Supervisor::Impl {
 
     bool new_checkpoint_since_launch() const {
         std::error_code ec;
-        std::filesystem::recursive_directory_iterator it(run_dir::checkpoints(options.run_dir), ec), end;
+        std::filesystem::recursive_directory_iterator it(run_dir::checkpoints(options.run_dir), ec),
+            end;
         for (; !ec && it != end; it.increment(ec)) {
             if (!it->is_regular_file(ec)) continue;
             if (it->last_write_time(ec) > launch_file_time) return true;
@@ -310,8 +330,9 @@ struct Supervisor::Impl {
             system_short = r.available && *r.available < config.supervisor.min_available;
             dispatch(MemorySample{r.rss, r.available, r.pressure});
         }
-        poll_timer.expires_after(std::chrono::duration_cast<Clock::duration>(
-            std::chrono::duration<double>(std::max(0.01, config.supervisor.poll_interval_seconds))));
+        poll_timer.expires_after(
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                std::max(0.01, config.supervisor.poll_interval_seconds))));
         poll_timer.async_wait([this](const boost::system::error_code& ec) {
             if (!ec) poll_memory();
         });
@@ -321,8 +342,12 @@ struct Supervisor::Impl {
         signals.async_wait([this](const boost::system::error_code& ec, int sig) {
             if (ec) return;
             ++shutdown_signals;
-            log(std::string("received ") + (sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGQUIT") +
-                (shutdown_signals > 1 ? "; stopping the worker now" : "; asking the worker to checkpoint and stop"));
+            log(std::string("received ") +
+                (sig == SIGINT    ? "SIGINT"
+                 : sig == SIGTERM ? "SIGTERM"
+                                  : "SIGQUIT") +
+                (shutdown_signals > 1 ? "; stopping the worker now"
+                                      : "; asking the worker to checkpoint and stop"));
             dispatch(Shutdown{shutdown_signals > 1});
             wait_signals();
         });
@@ -330,7 +355,8 @@ struct Supervisor::Impl {
 
     Json status_json() const {
         const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
-        const TierConfig* tier = tier_ok ? &config.tiers[static_cast<std::size_t>(state.tier)] : nullptr;
+        const TierConfig* tier =
+            tier_ok ? &config.tiers[static_cast<std::size_t>(state.tier)] : nullptr;
         auto opt = [](const auto& v) { return v ? Json(*v) : Json(); };
         return Json{{"ok", true},
                     {"state", to_string(state.status)},
@@ -381,7 +407,8 @@ struct Supervisor::Impl {
         }
         Decision d = dispatch(r);
         if (!d.ok) return Json{{"ok", false}, {"error", d.error}};
-        return Json{{"ok", true}, {"state", to_string(state.status)}, {"phase", to_string(state.phase)}};
+        return Json{
+            {"ok", true}, {"state", to_string(state.status)}, {"phase", to_string(state.phase)}};
     }
 
     void shut_down_loop() {
@@ -414,9 +441,11 @@ struct Supervisor::Impl {
             return cmdline.find(" " + options.run_dir + " ") != std::string::npos;
         };
         if (!ours()) return;
-        log("the previous worker (pid " + std::to_string(pid) + ") is still stopping; waiting for it");
-        const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                                 std::chrono::duration<double>(config.supervisor.stop_grace_seconds));
+        log("the previous worker (pid " + std::to_string(pid) +
+            ") is still stopping; waiting for it");
+        const auto deadline =
+            Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(config.supervisor.stop_grace_seconds));
         while (Clock::now() < deadline && ours()) ::usleep(50 * 1000);
         if (ours()) {
             log("killing the previous worker (pid " + std::to_string(pid) + ")");
@@ -428,7 +457,8 @@ struct Supervisor::Impl {
     int run() {
         try {
             if (load_state_file(options.run_dir, config, &state))
-                log(std::string("continuing the job from state.json (") + to_string(state.status) + ", tier " +
+                log(std::string("continuing the job from state.json (") + to_string(state.status) +
+                    ", tier " +
                     (state.tier < static_cast<int>(config.tiers.size())
                          ? config.tiers[static_cast<std::size_t>(state.tier)].name
                          : std::string("?")) +

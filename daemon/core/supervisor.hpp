@@ -35,7 +35,7 @@ struct SupervisorOptions {
 };
 
 class Supervisor {
-public:
+  public:
     Supervisor(Config config, SupervisorOptions options);
     ~Supervisor();
     Supervisor(const Supervisor&) = delete;
@@ -44,7 +44,7 @@ public:
     /// Runs the job until it is done, failed or stopped; returns a supervisor_exit code.
     int run();
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> m_impl;
 };

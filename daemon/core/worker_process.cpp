@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/process/args.hpp>
@@ -21,8 +22,6 @@
 #include <boost/process/exe.hpp>
 #include <boost/process/extend.hpp>
 #include <boost/process/io.hpp>
-
-#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -60,7 +59,8 @@ struct ChildSetup : bp::extend::handler {
         // The supervisor may have died before prctl took effect.
         if (::getppid() != parent) ::_exit(127);
 #endif
-        ::signal(SIGPIPE, SIG_DFL);  // the supervisor ignores it; the worker should not inherit that
+        ::signal(SIGPIPE,
+                 SIG_DFL);  // the supervisor ignores it; the worker should not inherit that
         // Everything the supervisor holds (lock, control socket, event loop fds) is closed on
         // exec; only the two channel fds survive. Boost's own exec-error pipe is already
         // close-on-exec, so a failed exec can still report.
@@ -138,13 +138,14 @@ WorkerProcess::~WorkerProcess() {
 }
 
 std::optional<std::string> WorkerProcess::start(const LaunchSpec& spec, ReportHandler on_report,
-                                                 LineErrorHandler on_bad_line, ExitHandler on_exit) {
+                                                LineErrorHandler on_bad_line, ExitHandler on_exit) {
     m_on_report = std::move(on_report);
     m_on_bad_line = std::move(on_bad_line);
     m_on_exit = std::move(on_exit);
 
     Pipe report, command;
-    if (!report.open() || !command.open()) return std::string("cannot create pipes: ") + std::strerror(errno);
+    if (!report.open() || !command.open())
+        return std::string("cannot create pipes: ") + std::strerror(errno);
 
     bp::environment env = boost::this_process::environment();
     for (const auto& [key, value] : spec.env) env[key] = value;
@@ -160,8 +161,9 @@ std::optional<std::string> WorkerProcess::start(const LaunchSpec& spec, ReportHa
     auto self = weak_from_this();
     m_child = std::make_unique<bp::child>(
         bp::exe = spec.executable, bp::args = spec.args, env,
-        bp::std_in < boost::filesystem::path("/dev/null"),
-        (bp::std_out & bp::std_err) > boost::filesystem::path(spec.log_path), m_io,
+        bp::std_in<boost::filesystem::path("/dev/null"), (bp::std_out & bp::std_err)>
+            boost::filesystem::path(spec.log_path),
+        m_io,
         bp::on_exit =
             [self](int, const std::error_code& wait_error) {
                 auto me = self.lock();
@@ -192,31 +194,32 @@ std::optional<std::string> WorkerProcess::start(const LaunchSpec& spec, ReportHa
 
 void WorkerProcess::read_reports() {
     auto self = shared_from_this();
-    m_report.async_read_some(boost::asio::buffer(m_read_buffer),
-                             [self](const boost::system::error_code& ec, std::size_t n) {
-                                 if (self->m_exited) return;
-                                 if (ec) {
-                                     self->m_report_eof = true;
-                                     if (self->m_end) self->finish();
-                                     return;
-                                 }
-                                 self->m_splitter.feed(self->m_read_buffer.data(), n);
-                                 while (auto line = self->m_splitter.next()) {
-                                     if (line->empty()) continue;
-                                     std::string error;
-                                     auto message = protocol::decode(*line, &error);
-                                     if (message)
-                                         self->m_on_report(*message);
-                                     else if (self->m_on_bad_line)
-                                         self->m_on_bad_line(error);
-                                     if (self->m_exited) return;
-                                 }
-                                 if (self->m_splitter.overflowed() && self->m_on_bad_line) {
-                                     self->m_splitter = protocol::LineSplitter();
-                                     self->m_on_bad_line("report line longer than the limit; dropped");
-                                 }
-                                 self->read_reports();
-                             });
+    m_report.async_read_some(
+        boost::asio::buffer(m_read_buffer),
+        [self](const boost::system::error_code& ec, std::size_t n) {
+            if (self->m_exited) return;
+            if (ec) {
+                self->m_report_eof = true;
+                if (self->m_end) self->finish();
+                return;
+            }
+            self->m_splitter.feed(self->m_read_buffer.data(), n);
+            while (auto line = self->m_splitter.next()) {
+                if (line->empty()) continue;
+                std::string error;
+                auto message = protocol::decode(*line, &error);
+                if (message)
+                    self->m_on_report(*message);
+                else if (self->m_on_bad_line)
+                    self->m_on_bad_line(error);
+                if (self->m_exited) return;
+            }
+            if (self->m_splitter.overflowed() && self->m_on_bad_line) {
+                self->m_splitter = protocol::LineSplitter();
+                self->m_on_bad_line("report line longer than the limit; dropped");
+            }
+            self->read_reports();
+        });
 }
 
 void WorkerProcess::handle_exit(int native_status) {

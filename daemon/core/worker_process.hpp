@@ -2,11 +2,10 @@
 // file and its environment; its exit status is owned by the on_exit handler alone.
 #pragma once
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <array>
 #include <deque>
 #include <functional>
 #include <map>
@@ -26,8 +25,9 @@ namespace smartcash::daemon {
 struct LaunchSpec {
     std::string executable;
     std::vector<std::string> args;
-    std::map<std::string, std::string> env;  ///< added to (or replacing in) the inherited environment
-    std::string log_path;                    ///< stdout and stderr go here
+    std::map<std::string, std::string>
+        env;               ///< added to (or replacing in) the inherited environment
+    std::string log_path;  ///< stdout and stderr go here
 };
 
 /// How a process ended, decoded from its wait status in one place.
@@ -39,7 +39,7 @@ struct ProcessEnd {
 /// A running worker. Callbacks run on the io_context; after the exit callback no other
 /// callback of this object runs.
 class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
-public:
+  public:
     using ReportHandler = std::function<void(const protocol::Json&)>;
     using LineErrorHandler = std::function<void(const std::string&)>;
     using ExitHandler = std::function<void(const ProcessEnd&)>;
@@ -61,7 +61,7 @@ public:
     /// Queues one command line on the command pipe; dropped once the worker is gone.
     void send(const protocol::Json& command);
 
-private:
+  private:
     void read_reports();
     void write_next();
     void handle_exit(int native_status);

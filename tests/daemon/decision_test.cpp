@@ -1,11 +1,12 @@
 // The supervisor's state machine driven by events alone: no processes, no clocks.
-#include <csignal>
-#include <functional>
+#include "daemon/core/decision.hpp"
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <functional>
+
 #include "common/exit_codes.hpp"
-#include "daemon/core/decision.hpp"
 #include "daemon/core/state_file.hpp"
 
 namespace smartcash::daemon {
@@ -189,8 +190,10 @@ TEST_P(DaemonDecisionTable, ClassifiesAndActs) {
 }
 
 const Row kRows[] = {
-    {"finished", nothing, [] { return code(exit_code::done); }, ExitClass::done, Expect::finish_done},
-    {"in-process oom", nothing, [] { return code(exit_code::oom); }, ExitClass::oom, Expect::next_tier},
+    {"finished", nothing, [] { return code(exit_code::done); }, ExitClass::done,
+     Expect::finish_done},
+    {"in-process oom", nothing, [] { return code(exit_code::oom); }, ExitClass::oom,
+     Expect::next_tier},
     {"sigkill near the tier limit",
      [](Harness& h) { h.memory(static_cast<std::uint64_t>(7.5 * GiB)); },
      [] { return sig(SIGKILL); }, ExitClass::oom_killed, Expect::next_tier},
@@ -224,25 +227,29 @@ const Row kRows[] = {
          EXPECT_EQ(c->cmd, "checkpoint_and_stop");
          EXPECT_EQ(c->reason, "memory");
      },
-     [] { return code(exit_code::requested_stop); }, ExitClass::requested, Expect::as_asked_next_tier},
+     [] { return code(exit_code::requested_stop); }, ExitClass::requested,
+     Expect::as_asked_next_tier},
     {"config error", nothing, [] { return code(exit_code::config_error); }, ExitClass::fatal,
      Expect::finish_failed},
     {"dataset error", nothing, [] { return code(exit_code::data_error); }, ExitClass::fatal,
      Expect::finish_failed},
-    {"usage error", nothing, [] { return code(exit_code::usage); }, ExitClass::fatal, Expect::finish_failed},
-    {"other exit code", nothing, [] { return code(3); }, ExitClass::crash, Expect::same_tier_backoff},
-    {"io error", nothing, [] { return code(exit_code::io_error); }, ExitClass::crash, Expect::same_tier_backoff},
+    {"usage error", nothing, [] { return code(exit_code::usage); }, ExitClass::fatal,
+     Expect::finish_failed},
+    {"other exit code", nothing, [] { return code(3); }, ExitClass::crash,
+     Expect::same_tier_backoff},
+    {"io error", nothing, [] { return code(exit_code::io_error); }, ExitClass::crash,
+     Expect::same_tier_backoff},
     {"internal error", nothing, [] { return code(exit_code::internal_error); }, ExitClass::crash,
      Expect::same_tier_backoff},
     {"sigsegv", nothing, [] { return sig(SIGSEGV); }, ExitClass::crash, Expect::same_tier_backoff},
     {"sigabrt", nothing, [] { return sig(SIGABRT); }, ExitClass::crash, Expect::same_tier_backoff},
     {"unexplained sigkill", [](Harness& h) { h.memory(1 * GiB); }, [] { return sig(SIGKILL); },
      ExitClass::crash, Expect::same_tier_backoff},
-    {"requested-stop code nobody asked for", nothing, [] { return code(exit_code::requested_stop); },
-     ExitClass::crash, Expect::same_tier_backoff},
+    {"requested-stop code nobody asked for", nothing,
+     [] { return code(exit_code::requested_stop); }, ExitClass::crash, Expect::same_tier_backoff},
     {"hang: heartbeat ran out, then SIGTERM",
-     [](Harness& h) { h.feed(TimerExpired{TimerKind::heartbeat}); },
-     [] { return sig(SIGTERM); }, ExitClass::hang, Expect::same_tier_backoff},
+     [](Harness& h) { h.feed(TimerExpired{TimerKind::heartbeat}); }, [] { return sig(SIGTERM); },
+     ExitClass::hang, Expect::same_tier_backoff},
     {"hang: checkpointed after SIGTERM",
      [](Harness& h) { h.feed(TimerExpired{TimerKind::heartbeat}); },
      [] { return code(exit_code::requested_stop); }, ExitClass::hang, Expect::same_tier_backoff},
@@ -394,7 +401,8 @@ TEST(DaemonDecision, SpawnFailureIsACrashWithinTheBudget) {
     h.feed(TimerExpired{TimerKind::backoff});
     Decision f = h.feed(SpawnFailed{"cannot execute /nowhere/smartcash-worker"});
     ASSERT_TRUE(first_of<Finish>(f));
-    EXPECT_NE(h.state.message.find("/nowhere/smartcash-worker"), std::string::npos) << h.state.message;
+    EXPECT_NE(h.state.message.find("/nowhere/smartcash-worker"), std::string::npos)
+        << h.state.message;
 }
 
 TEST(DaemonDecision, HangGetsTermThenGraceThenKill) {

@@ -122,8 +122,8 @@ int main(int argc, char** argv) {
         in >> step;
     }
     const int start_step = step;
-    std::printf("fake worker pid=%d tier=%s mode=%s resumed_step=%d extra_fds=%d\n", static_cast<int>(::getpid()),
-                tier.c_str(), mode.c_str(), step, extra_open_fds());
+    std::printf("fake worker pid=%d tier=%s mode=%s resumed_step=%d extra_fds=%d\n",
+                static_cast<int>(::getpid()), tier.c_str(), mode.c_str(), step, extra_open_fds());
     std::fflush(stdout);
     report("\"type\":\"hello\",\"pid\":" + std::to_string(::getpid()) + ",\"tier\":\"" + tier +
            "\",\"device\":\"cpu\",\"resumed_step\":" + std::to_string(step) +
@@ -135,13 +135,14 @@ int main(int argc, char** argv) {
             out << step << "\n";
         }
         std::rename((checkpoint + ".tmp").c_str(), checkpoint.c_str());
-        report("\"type\":\"checkpoint\",\"path\":\"" + checkpoint + "\",\"step\":" + std::to_string(step) +
-               ",\"epoch\":0,\"sha256\":\"\",\"kind\":\"" + kind + "\"");
+        report("\"type\":\"checkpoint\",\"path\":\"" + checkpoint + "\",\"step\":" +
+               std::to_string(step) + ",\"epoch\":0,\"sha256\":\"\",\"kind\":\"" + kind + "\"");
     };
     auto stop_now = [&](const std::string& reason, int code) {
         save("stop");
-        report("\"type\":\"stopping\",\"reason\":\"" + reason + "\",\"step\":" + std::to_string(step) +
-               ",\"checkpoint\":\"" + checkpoint + "\",\"exit_code\":" + std::to_string(code));
+        report("\"type\":\"stopping\",\"reason\":\"" + reason +
+               "\",\"step\":" + std::to_string(step) + ",\"checkpoint\":\"" + checkpoint +
+               "\",\"exit_code\":" + std::to_string(code));
         std::printf("stopping at step %d (%s)\n", step, reason.c_str());
         std::fflush(stdout);
         std::exit(code);
@@ -161,13 +162,16 @@ int main(int argc, char** argv) {
             continue;  // silent: no reports at all
         }
         if (step >= steps && mode == "done") {
-            report("\"type\":\"done\",\"step\":" + std::to_string(step) + ",\"epoch\":1,\"best_map50\":0.5,"
+            report("\"type\":\"done\",\"step\":" + std::to_string(step) +
+                   ",\"epoch\":1,\"best_map50\":0.5,"
                    "\"reason\":\"finished\"");
             return 0;
         }
         if (mode == "exit" && step - start_step >= steps) {
             const std::string kind = env_str("FAKE_ERROR_KIND", "");
-            if (!kind.empty()) report("\"type\":\"error\",\"kind\":\"" + kind + "\",\"message\":\"fake " + kind + " problem\"");
+            if (!kind.empty())
+                report("\"type\":\"error\",\"kind\":\"" + kind + "\",\"message\":\"fake " + kind +
+                       " problem\"");
             return env_int("FAKE_EXIT_CODE", 1);
         }
         if (mode == "segv" && step - start_step >= steps) {
@@ -181,12 +185,14 @@ int main(int argc, char** argv) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
         ++step;
-        report("\"type\":\"progress\",\"step\":" + std::to_string(step) + ",\"total_steps\":" + std::to_string(steps) +
+        report("\"type\":\"progress\",\"step\":" + std::to_string(step) +
+               ",\"total_steps\":" + std::to_string(steps) +
                ",\"epoch\":" + std::to_string(step / (epoch_steps > 0 ? epoch_steps : 1)) +
                ",\"loss\":" + std::to_string(1.0 / (1 + step)) + ",\"rss\":0,\"device_mem\":0");
         if (every > 0 && step % every == 0) save("step");
         if (epoch_steps > 0 && step % epoch_steps == 0)
-            report("\"type\":\"epoch_end\",\"epoch\":" + std::to_string(step / epoch_steps) + ",\"phase\":1,\"step\":" +
-                   std::to_string(step) + ",\"seconds\":1,\"peak_rss\":0,\"peak_device_mem\":0");
+            report("\"type\":\"epoch_end\",\"epoch\":" + std::to_string(step / epoch_steps) +
+                   ",\"phase\":1,\"step\":" + std::to_string(step) +
+                   ",\"seconds\":1,\"peak_rss\":0,\"peak_device_mem\":0");
     }
 }

@@ -3,6 +3,7 @@
 #ifdef SMARTCASHD_PATH
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,8 +17,6 @@
 #include <functional>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "common/protocol.hpp"
 #include "common/run_dir.hpp"
@@ -33,36 +32,41 @@ namespace fs = std::filesystem;
 // Settings that keep every test to a few seconds.
 std::string supervisor_yaml(const std::string& heartbeat = "5s", int retry_budget = 3,
                             const std::string& extra = "") {
-    return "supervisor:\n  poll_interval: 20ms\n  min_available: 0\n  heartbeat_timeout: " + heartbeat +
+    return "supervisor:\n  poll_interval: 20ms\n  min_available: 0\n  heartbeat_timeout: " +
+           heartbeat +
            "\n  stop_grace: 500ms\n  backoff_floor: 50ms\n  backoff_cap: 200ms\n  retry_budget: " +
            std::to_string(retry_budget) + "\n" + extra;
 }
 
 std::string tier(const std::string& name, const std::string& limit, const std::string& env) {
-    return "  - name: " + name + "\n    device: cpu\n    micro_batch: 1\n    memory_limit: " + limit +
-           "\n    env: {" + env + "}\n";
+    return "  - name: " + name +
+           "\n    device: cpu\n    micro_batch: 1\n    memory_limit: " + limit + "\n    env: {" +
+           env + "}\n";
 }
 
 class Dir {
-public:
-    explicit Dir(const std::string& name) : m_path(std::string(SMARTCASH_TEST_TMP) + "/sd-" + name) {
+  public:
+    explicit Dir(const std::string& name)
+        : m_path(std::string(SMARTCASH_TEST_TMP) + "/sd-" + name) {
         fs::remove_all(m_path);
         fs::create_directories(m_path);
     }
     std::string run() const { return m_path + "/run"; }
     std::string file(const std::string& n) const { return m_path + "/" + n; }
-    std::string write_config(const std::string& tiers, const std::string& supervisor = supervisor_yaml()) const {
+    std::string write_config(const std::string& tiers,
+                             const std::string& supervisor = supervisor_yaml()) const {
         const std::string path = file("job.yaml");
         std::ofstream(path) << "tiers:\n" << tiers << supervisor;
         return path;
     }
 
-private:
+  private:
     std::string m_path;
 };
 
 // Starts a program with stdout/stderr captured into files; returns its pid.
-pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file, const std::string& err_file) {
+pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file,
+            const std::string& err_file) {
     const pid_t pid = ::fork();
     if (pid == 0) {
         const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -78,9 +82,11 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file, c
     return pid;
 }
 
-pid_t start_daemon(const Dir& d, const std::string& config, const std::string& worker = FAKE_WORKER_PATH) {
-    return spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", d.run(), "--worker", worker},
-                 d.file("smartcashd.out"), d.file("smartcashd.err"));
+pid_t start_daemon(const Dir& d, const std::string& config,
+                   const std::string& worker = FAKE_WORKER_PATH) {
+    return spawn(
+        {SMARTCASHD_PATH, "run", "--config", config, "--run-dir", d.run(), "--worker", worker},
+        d.file("smartcashd.out"), d.file("smartcashd.err"));
 }
 
 // Waits for a child of the test; returns its wait status, or -1 on timeout (then kills it).
@@ -132,7 +138,9 @@ std::string slurp(const std::string& path) {
     return ss.str();
 }
 
-Json state_json(const Dir& d) { return Json::parse(slurp(run_dir::state(d.run())), nullptr, false); }
+Json state_json(const Dir& d) {
+    return Json::parse(slurp(run_dir::state(d.run())), nullptr, false);
+}
 
 std::optional<Json> status(const Dir& d) {
     std::string error;
@@ -144,7 +152,8 @@ bool process_gone(int pid) {
     if (::kill(pid, 0) != 0) return true;
     std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
     const auto close = stat.rfind(')');
-    return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' || stat[close + 2] == 'X';
+    return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' ||
+           stat[close + 2] == 'X';
 }
 
 std::string dump(const std::vector<Json>& v) {
@@ -213,7 +222,8 @@ TEST(SupervisorShell, HardLimitKillIsOomKilledAndMovesDown) {
 
 TEST(SupervisorShell, CrashLoopStopsAfterTheRetryBudget) {
     Dir d("crash");
-    const std::string config = d.write_config(tier("only", "0", "FAKE_MODE: segv, FAKE_STEPS: \"1\""));
+    const std::string config =
+        d.write_config(tier("only", "0", "FAKE_MODE: segv, FAKE_STEPS: \"1\""));
     const pid_t pid = start_daemon(d, config);
     EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1) << slurp(d.file("smartcashd.err"));
     auto exits = events_named(d, "exit");
@@ -231,8 +241,9 @@ TEST(SupervisorShell, CrashLoopStopsAfterTheRetryBudget) {
 
 TEST(SupervisorShell, ConfigErrorIsFatalAfterOneLaunch) {
     Dir d("fatal");
-    const std::string config = d.write_config(
-        tier("only", "0", "FAKE_MODE: exit, FAKE_STEPS: \"0\", FAKE_EXIT_CODE: \"78\", FAKE_ERROR_KIND: config"));
+    const std::string config = d.write_config(tier(
+        "only", "0",
+        "FAKE_MODE: exit, FAKE_STEPS: \"0\", FAKE_EXIT_CODE: \"78\", FAKE_ERROR_KIND: config"));
     const pid_t pid = start_daemon(d, config);
     EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1);
     auto exits = events_named(d, "exit");
@@ -245,9 +256,11 @@ TEST(SupervisorShell, ConfigErrorIsFatalAfterOneLaunch) {
 
 TEST(SupervisorShell, HangGetsTermThenKillAndCountsAsCrash) {
     Dir d("hang");
-    const std::string config = d.write_config(
-        tier("only", "0", "FAKE_MODE: hang, FAKE_STEPS: \"2\", FAKE_IGNORE_TERM: \"1\", FAKE_CHECKPOINT_EVERY: \"0\""),
-        supervisor_yaml("400ms", 1));
+    const std::string config =
+        d.write_config(tier("only", "0",
+                            "FAKE_MODE: hang, FAKE_STEPS: \"2\", FAKE_IGNORE_TERM: \"1\", "
+                            "FAKE_CHECKPOINT_EVERY: \"0\""),
+                       supervisor_yaml("400ms", 1));
     const pid_t pid = start_daemon(d, config);
     EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1) << slurp(d.file("smartcashd.err"));
     auto all = events(d);
@@ -270,8 +283,8 @@ TEST(SupervisorShell, MissingWorkerIsASpawnFailureNotAHang) {
 
 TEST(SupervisorShell, LockSocketStatusAndBadClients) {
     Dir d("socket");
-    const std::string config =
-        d.write_config(tier("only", "0", "FAKE_MODE: done, FAKE_STEPS: \"100000\", FAKE_STEP_MS: \"20\""));
+    const std::string config = d.write_config(
+        tier("only", "0", "FAKE_MODE: done, FAKE_STEPS: \"100000\", FAKE_STEP_MS: \"20\""));
     const pid_t pid = start_daemon(d, config);
     ASSERT_TRUE(wait_for(
         [&] {
@@ -286,8 +299,8 @@ TEST(SupervisorShell, LockSocketStatusAndBadClients) {
     EXPECT_EQ(st.st_mode & 0777, 0600u);
 
     // A second supervisor on the same run directory is refused with a clear message.
-    const pid_t second = spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", d.run(), "--worker",
-                                FAKE_WORKER_PATH},
+    const pid_t second = spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", d.run(),
+                                "--worker", FAKE_WORKER_PATH},
                                d.file("second.out"), d.file("second.err"));
     EXPECT_EQ(exit_code_of(wait_child(second, 10s)), 1);
     EXPECT_NE(slurp(d.file("second.err")).find("another supervisor"), std::string::npos)
@@ -346,11 +359,13 @@ TEST(SupervisorShell, LockSocketStatusAndBadClients) {
     ::close(silent);
 
     // The command-line client, both ways.
-    const pid_t ctl = spawn({SMARTCASHCTL_PATH, "--run-dir", d.run(), "status"}, d.file("ctl.out"), d.file("ctl.err"));
+    const pid_t ctl = spawn({SMARTCASHCTL_PATH, "--run-dir", d.run(), "status"}, d.file("ctl.out"),
+                            d.file("ctl.err"));
     EXPECT_EQ(exit_code_of(wait_child(ctl, 10s)), 0) << slurp(d.file("ctl.err"));
-    EXPECT_NE(slurp(d.file("ctl.out")).find("tier:"), std::string::npos) << slurp(d.file("ctl.out"));
-    const pid_t ctl_json = spawn({SMARTCASHCTL_PATH, "--socket", sock, "status", "--json"}, d.file("ctlj.out"),
-                                 d.file("ctlj.err"));
+    EXPECT_NE(slurp(d.file("ctl.out")).find("tier:"), std::string::npos)
+        << slurp(d.file("ctl.out"));
+    const pid_t ctl_json = spawn({SMARTCASHCTL_PATH, "--socket", sock, "status", "--json"},
+                                 d.file("ctlj.out"), d.file("ctlj.err"));
     EXPECT_EQ(exit_code_of(wait_child(ctl_json, 10s)), 0);
     Json cj = Json::parse(slurp(d.file("ctlj.out")), nullptr, false);
     EXPECT_EQ(cj.value("tier", ""), "only") << slurp(d.file("ctlj.out"));
@@ -369,15 +384,16 @@ TEST(SupervisorShell, LockSocketStatusAndBadClients) {
 
 TEST(SupervisorShell, SupervisorKilledLeavesNoOrphanAndRestartContinuesAtRecordedTier) {
     Dir d("restart");
-    const std::string config =
-        d.write_config(tier("big", "96MiB", "FAKE_MODE: alloc, FAKE_STEP_MS: \"30\"") +
-                       tier("small", "0", "FAKE_MODE: done, FAKE_STEPS: \"120\", FAKE_STEP_MS: \"25\""));
+    const std::string config = d.write_config(
+        tier("big", "96MiB", "FAKE_MODE: alloc, FAKE_STEP_MS: \"30\"") +
+        tier("small", "0", "FAKE_MODE: done, FAKE_STEPS: \"120\", FAKE_STEP_MS: \"25\""));
     const pid_t pid = start_daemon(d, config);
     int worker_pid = 0;
     ASSERT_TRUE(wait_for(
         [&] {
             auto s = status(d);
-            if (!s || s->value("tier", "") != "small" || s->value("step", std::int64_t{-1}) < 20) return false;
+            if (!s || s->value("tier", "") != "small" || s->value("step", std::int64_t{-1}) < 20)
+                return false;
             worker_pid = s->value("pid", 0);
             return worker_pid > 0;
         },
@@ -387,7 +403,8 @@ TEST(SupervisorShell, SupervisorKilledLeavesNoOrphanAndRestartContinuesAtRecorde
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     // The worker notices its supervisor's death, checkpoints and stops on its own.
-    EXPECT_TRUE(wait_for([&] { return process_gone(worker_pid); }, 10s)) << "worker " << worker_pid << " outlived";
+    EXPECT_TRUE(wait_for([&] { return process_gone(worker_pid); }, 10s))
+        << "worker " << worker_pid << " outlived";
     const std::size_t events_before = events(d).size();
 
     const pid_t again = start_daemon(d, config);
@@ -412,15 +429,16 @@ TEST(SupervisorShell, SupervisorKilledLeavesNoOrphanAndRestartContinuesAtRecorde
 
 TEST(SupervisorShell, StartDetachesAndPrintsPidAndSocket) {
     Dir d("detach");
-    const std::string config =
-        d.write_config(tier("only", "0", "FAKE_MODE: done, FAKE_STEPS: \"100000\", FAKE_STEP_MS: \"20\""));
-    const pid_t starter = spawn({SMARTCASHD_PATH, "start", "--config", config, "--run-dir", d.run(), "--worker",
-                                 FAKE_WORKER_PATH},
+    const std::string config = d.write_config(
+        tier("only", "0", "FAKE_MODE: done, FAKE_STEPS: \"100000\", FAKE_STEP_MS: \"20\""));
+    const pid_t starter = spawn({SMARTCASHD_PATH, "start", "--config", config, "--run-dir", d.run(),
+                                 "--worker", FAKE_WORKER_PATH},
                                 d.file("start.out"), d.file("start.err"));
     ASSERT_EQ(exit_code_of(wait_child(starter, 10s)), 0) << slurp(d.file("start.err"));
     const std::string out = slurp(d.file("start.out"));
-    EXPECT_NE(out.find("socket " + run_dir::socket(fs::absolute(d.run()).lexically_normal().string())),
-              std::string::npos)
+    EXPECT_NE(
+        out.find("socket " + run_dir::socket(fs::absolute(d.run()).lexically_normal().string())),
+        std::string::npos)
         << out;
     const auto at = out.find("pid ");
     ASSERT_NE(at, std::string::npos) << out;

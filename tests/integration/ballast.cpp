@@ -26,8 +26,8 @@ long newest_manifest_step(const std::string& run_dir) {
     while (const dirent* e = ::readdir(dir)) {
         long step = 0;
         char tail[8] = {};
-        if (std::sscanf(e->d_name, "step-%ld.%7s", &step, tail) == 2 && std::strcmp(tail, "json") == 0 &&
-            step > best)
+        if (std::sscanf(e->d_name, "step-%ld.%7s", &step, tail) == 2 &&
+            std::strcmp(tail, "json") == 0 && step > best)
             best = step;
     }
     ::closedir(dir);
@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
         if (::getppid() != parent) return 0;
         ::usleep(20 * 1000);
     }
-    std::fprintf(stderr, "ballast: checkpoint at step >= %ld seen; touching %zu MiB\n", after_step, bytes >> 20);
+    std::fprintf(stderr, "ballast: checkpoint at step >= %ld seen; touching %zu MiB\n", after_step,
+                 bytes >> 20);
     std::vector<char> block(bytes);
     for (std::size_t i = 0; i < block.size(); i += 4096) block[i] = 1;
     while (::getppid() == parent) ::usleep(100 * 1000);

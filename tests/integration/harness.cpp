@@ -18,9 +18,12 @@ namespace smartcash::integration {
 
 namespace fs = std::filesystem;
 
-std::string fixture(const std::string& name) { return std::string(SMARTCASH_FIXTURES_DIR) + "/" + name; }
+std::string fixture(const std::string& name) {
+    return std::string(SMARTCASH_FIXTURES_DIR) + "/" + name;
+}
 
-Scratch::Scratch(const std::string& name) : m_path(std::string(SMARTCASH_INTEGRATION_TMP) + "/" + name) {
+Scratch::Scratch(const std::string& name)
+    : m_path(std::string(SMARTCASH_INTEGRATION_TMP) + "/" + name) {
     fs::remove_all(m_path);
     fs::create_directories(m_path + "/kept");
 }
@@ -39,7 +42,8 @@ std::string Scratch::ballast_wrapper() const {
                            "  prev=$a\n"
                            "done\n"
                            "if [ -n \"$SMARTCASH_TEST_BALLAST\" ]; then\n"
-                           "  \"" BALLAST_PATH "\" \"$run_dir\" \"${SMARTCASH_TEST_BALLAST%%:*}\" "
+                           "  \"" BALLAST_PATH
+                           "\" \"$run_dir\" \"${SMARTCASH_TEST_BALLAST%%:*}\" "
                            "\"${SMARTCASH_TEST_BALLAST#*:}\" &\n"
                            "fi\n"
                            "exec \"" SMARTCASH_WORKER_PATH "\" \"$@\"\n";
@@ -49,7 +53,8 @@ std::string Scratch::ballast_wrapper() const {
 
 namespace {
 
-pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file, const std::string& err_file) {
+pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file,
+            const std::string& err_file) {
     const pid_t pid = ::fork();
     if (pid == 0) {
         const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -67,9 +72,11 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file, c
 
 }  // namespace
 
-Daemon::Daemon(const Scratch& scratch, const std::string& config, const std::string& worker, const std::string& tag)
+Daemon::Daemon(const Scratch& scratch, const std::string& config, const std::string& worker,
+               const std::string& tag)
     : m_scratch(scratch), m_err(scratch.file("smartcashd" + tag + ".err")) {
-    m_pid = spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", scratch.run(), "--worker", worker},
+    m_pid = spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", scratch.run(),
+                   "--worker", worker},
                   scratch.file("smartcashd" + tag + ".out"), m_err);
 }
 
@@ -100,7 +107,8 @@ void Daemon::poll_journal(const std::function<void(const Json&)>& on_event) {
     }
 }
 
-int Daemon::wait(std::chrono::milliseconds timeout, const std::function<void(const Json&)>& on_event) {
+int Daemon::wait(std::chrono::milliseconds timeout,
+                 const std::function<void(const Json&)>& on_event) {
     const auto end = std::chrono::steady_clock::now() + timeout;
     while (!m_status && std::chrono::steady_clock::now() < end) {
         poll_journal(on_event);
@@ -119,7 +127,8 @@ int Daemon::wait(std::chrono::milliseconds timeout, const std::function<void(con
     return WIFEXITED(*m_status) ? WEXITSTATUS(*m_status) : -1;
 }
 
-bool Daemon::wait_for_event(const std::function<bool(const Json&)>& pred, std::chrono::milliseconds timeout) {
+bool Daemon::wait_for_event(const std::function<bool(const Json&)>& pred,
+                            std::chrono::milliseconds timeout) {
     bool held = false;
     const auto end = std::chrono::steady_clock::now() + timeout;
     while (!held && !m_status && std::chrono::steady_clock::now() < end) {
@@ -162,7 +171,9 @@ std::string dump(const std::vector<Json>& v) {
     return s;
 }
 
-Json state_json(const Scratch& s) { return Json::parse(slurp(run_dir::state(s.run())), nullptr, false); }
+Json state_json(const Scratch& s) {
+    return Json::parse(slurp(run_dir::state(s.run())), nullptr, false);
+}
 
 int run_program(const std::vector<std::string>& argv, std::string* out) {
     int fds[2];

@@ -23,7 +23,7 @@ std::string fixture(const std::string& name);
 
 /// One scratch directory per test, emptied at the start: RUN is its run directory.
 class Scratch {
-public:
+  public:
     explicit Scratch(const std::string& name);
     const std::string& path() const { return m_path; }
     std::string run() const { return m_path + "/run"; }
@@ -37,25 +37,28 @@ public:
     /// ballast is a child of the worker itself. Returns its path.
     std::string ballast_wrapper() const;
 
-private:
+  private:
     std::string m_path;
 };
 
 /// smartcashd run as a child of the test, stdout/stderr in the scratch directory.
 class Daemon {
-public:
-    Daemon(const Scratch& scratch, const std::string& config, const std::string& worker, const std::string& tag = "");
+  public:
+    Daemon(const Scratch& scratch, const std::string& config, const std::string& worker,
+           const std::string& tag = "");
     ~Daemon();
     pid_t pid() const { return m_pid; }
     /// Waits for the exit (polling the journal meanwhile, see Scratch::kept); returns the exit
     /// code, or -1 on a timeout (then kills it) or a death by signal.
-    int wait(std::chrono::milliseconds timeout, const std::function<void(const Json&)>& on_event = nullptr);
+    int wait(std::chrono::milliseconds timeout,
+             const std::function<void(const Json&)>& on_event = nullptr);
     /// Polls the journal until `pred` holds for an event or the daemon exits; true when it held.
-    bool wait_for_event(const std::function<bool(const Json&)>& pred, std::chrono::milliseconds timeout);
+    bool wait_for_event(const std::function<bool(const Json&)>& pred,
+                        std::chrono::milliseconds timeout);
     void kill_hard();
     std::string stderr_text() const;
 
-private:
+  private:
     void poll_journal(const std::function<void(const Json&)>& on_event);
     const Scratch& m_scratch;
     std::string m_err;

@@ -1,14 +1,13 @@
 // smartcashd with the real smartcash-worker on the tiny model (tests/fixtures/supervisor_*.yaml):
 // every fault of the worker exit contract caused for real, and the supervisor's answer checked in
 // the journal, state.json, the exit codes and the checkpoints themselves.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <map>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "common/run_dir.hpp"
 #include "tests/integration/harness.hpp"
@@ -20,14 +19,17 @@ namespace fs = std::filesystem;
 
 constexpr auto job_timeout = 200s;
 
-std::int64_t step_of(const Json& e, const char* key = "step") { return e.value(key, std::int64_t{-99}); }
+std::int64_t step_of(const Json& e, const char* key = "step") {
+    return e.value(key, std::int64_t{-99});
+}
 
 // The tier history the final checkpoint carries: tier name -> the step it started at (the last
 // time it was entered).
 std::map<std::string, std::int64_t> tier_history(const Json& info) {
     std::map<std::string, std::int64_t> out;
     if (info.contains("tiers") && info["tiers"].is_array())
-        for (const auto& t : info["tiers"]) out[t.value("tier", "")] = t.value("from_step", std::int64_t{-1});
+        for (const auto& t : info["tiers"])
+            out[t.value("tier", "")] = t.value("from_step", std::int64_t{-1});
     return out;
 }
 
@@ -78,7 +80,8 @@ TEST(IntegrationTiers, SoftLimitCheckpointsAndMovesDownWithNoStepLost) {
     EXPECT_EQ(step_of(stop_info), stop_step);
     EXPECT_EQ(stop_info.value("kind", ""), "stop");
     EXPECT_EQ(stop_info.value("tier", ""), "big");
-    EXPECT_EQ(last_step_at_tier(s, "big"), stop_step) << "steps finished at big after the stop checkpoint";
+    EXPECT_EQ(last_step_at_tier(s, "big"), stop_step)
+        << "steps finished at big after the stop checkpoint";
     const auto hellos = events_named(s, "hello");
     ASSERT_EQ(hellos.size(), 2u);
     EXPECT_EQ(hellos[1].value("tier", ""), "small");
@@ -89,7 +92,8 @@ TEST(IntegrationTiers, SoftLimitCheckpointsAndMovesDownWithNoStepLost) {
     expect_done(s, "small");
     const Json st = state_json(s);
     EXPECT_EQ(st["tiers"]["big"].value("last_outcome", ""), "requested");
-    EXPECT_GE(st["tiers"]["big"].value("peak_rss", std::uint64_t{0}), 252ull << 20);  // 0.6 x 420 MiB
+    EXPECT_GE(st["tiers"]["big"].value("peak_rss", std::uint64_t{0}),
+              252ull << 20);  // 0.6 x 420 MiB
 }
 
 TEST(IntegrationTiers, WatchdogKillMovesDownLosingAtMostTheCheckpointInterval) {
@@ -145,7 +149,9 @@ TEST(IntegrationTiers, LimitBelowWhatTheWorkerNeedsIsLeftForTheNextTier) {
     // Whatever big managed before the kill, small resumes at its last checkpoint (or at 0).
     const auto hellos = events_named(s, "hello");
     ASSERT_FALSE(hellos.empty());
-    EXPECT_LE(last_step_at_tier(s, "big") - std::max<std::int64_t>(step_of(hellos.back(), "resumed_step"), 0), 2);
+    EXPECT_LE(last_step_at_tier(s, "big") -
+                  std::max<std::int64_t>(step_of(hellos.back(), "resumed_step"), 0),
+              2);
     expect_done(s, "small");
 }
 
@@ -178,7 +184,8 @@ TEST(IntegrationTiers, InProcessOomResumesAtTheEmergencyCheckpointOneTierDown) {
     ASSERT_EQ(hellos.size(), 2u);
     EXPECT_EQ(hellos[1].value("tier", ""), "small");
     EXPECT_EQ(step_of(hellos[1], "resumed_step"), oom_step);
-    EXPECT_NE(slurp(run_dir::logs(s.run()) + "/worker-1.log").find("out of memory"), std::string::npos);
+    EXPECT_NE(slurp(run_dir::logs(s.run()) + "/worker-1.log").find("out of memory"),
+              std::string::npos);
     expect_done(s, "small");
     EXPECT_EQ(state_json(s)["tiers"]["big"].value("last_outcome", ""), "oom");
 }
@@ -236,15 +243,18 @@ TEST(IntegrationFaults, DataErrorSeenByTheWorkerIsFatalAfterOneLaunch) {
     const auto errors = events_named(s, "worker-error");
     ASSERT_EQ(errors.size(), 1u) << dump(all);
     EXPECT_EQ(errors[0].value("kind", ""), "data");
-    EXPECT_NE(errors[0].value("message", "").find("no-such-dataset"), std::string::npos) << dump(errors);
+    EXPECT_NE(errors[0].value("message", "").find("no-such-dataset"), std::string::npos)
+        << dump(errors);
     const auto failed = events_named(s, "failed");
     ASSERT_EQ(failed.size(), 1u);
-    EXPECT_NE(failed[0].value("message", "").find("no-such-dataset"), std::string::npos) << dump(failed);
+    EXPECT_NE(failed[0].value("message", "").find("no-such-dataset"), std::string::npos)
+        << dump(failed);
     EXPECT_TRUE(events_named(s, "backoff").empty());
 
     // The supervisor has exited; smartcashctl status still tells why, from state.json.
     std::string out;
-    ASSERT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "status", "--json"}, &out), 0) << out;
+    ASSERT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "status", "--json"}, &out), 0)
+        << out;
     const Json status = Json::parse(out, nullptr, false);
     EXPECT_EQ(status.value("state", ""), "failed") << out;
     EXPECT_FALSE(status.value("supervisor_running", true));
@@ -275,7 +285,8 @@ TEST(IntegrationFaults, WorkerThatDiesAtStartEveryTimeStopsAfterTheRetryBudget) 
     EXPECT_NE(st.value("message", "").find("3 times in a row"), std::string::npos) << st.dump(2);
 }
 
-TEST(IntegrationRestart, KilledSupervisorLeavesNoWorkerTrainingAndARestartContinuesAtTheRecordedTier) {
+TEST(IntegrationRestart,
+     KilledSupervisorLeavesNoWorkerTrainingAndARestartContinuesAtTheRecordedTier) {
     Scratch s("restart");
     const std::string worker = s.ballast_wrapper();
     std::int64_t stop_step = -1;
@@ -300,7 +311,8 @@ TEST(IntegrationRestart, KilledSupervisorLeavesNoWorkerTrainingAndARestartContin
     ASSERT_GT(worker_pid, 0);
     // The worker got SIGTERM from the kernel (PR_SET_PDEATHSIG): it checkpoints and exits.
     const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!process_gone(worker_pid) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+    while (!process_gone(worker_pid) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
     ASSERT_TRUE(process_gone(worker_pid)) << "the worker outlived its supervisor";
     EXPECT_TRUE(processes_mentioning(s.run()).empty());
     const std::string orphan_log = slurp(run_dir::logs(s.run()) + "/worker-2.log");
@@ -346,7 +358,8 @@ TEST(IntegrationPromotion, MovesBackUpAndAFailedPromotionDoublesTheWait) {
     bool launched_big = false;
     for (const auto& e : all) {
         if (e.value("event", "") == "promoted") promoted = true;
-        if (promoted && e.value("event", "") == "launch" && e.value("tier", "") == "big") launched_big = true;
+        if (promoted && e.value("event", "") == "launch" && e.value("tier", "") == "big")
+            launched_big = true;
     }
     EXPECT_TRUE(launched_big) << dump(all);
     // Big still cannot hold: the promotion fails and the next wait doubles.
