@@ -132,6 +132,8 @@ TEST_F(WorkerFaults, SigkillDuringCheckpointWriteResumesFromPreviousGood) {
         auto w = train(run);
         ASSERT_TRUE(w->wait_report("hello", 120)) << w->err();
         EXPECT_FALSE(fs::exists(run + "/checkpoints/" + interrupted));
+        // One good checkpoint of this launch, so that (b) has a previous one to fall back to.
+        ASSERT_TRUE(w->wait_report("checkpoint", 120)) << w->err();
         w->signal(SIGKILL);
         w->wait();
         EXPECT_NE(w->err().find("removed " + interrupted + ", left by an interrupted checkpoint write"),
