@@ -414,7 +414,8 @@ class Loader {
 
     void read_model(const Entry& entry, ModelConfig& m) {
         Section s = section(
-            entry, {"backbone", "width_multiple", "depth_multiple", "img_size", "drop_connect"});
+            entry, {"backbone", "width_multiple", "depth_multiple", "img_size", "drop_connect",
+                    "bn_momentum"});
         read_enum(s, "backbone", m.backbone, backbone_names);
         read(s, "width_multiple", m.width_multiple, above(0));
         read(s, "depth_multiple", m.depth_multiple, above(0));
@@ -426,6 +427,7 @@ class Loader {
                              m.img_size));
         }
         read(s, "drop_connect", m.drop_connect, closed_open(0, 1));
+        read(s, "bn_momentum", m.bn_momentum, closed_open(0, 1));
     }
 
     void read_data(const Entry& entry, DataConfig& d) {
@@ -785,6 +787,7 @@ std::string dump_config(const Config& c) {
     key("depth_multiple") << num(c.model.depth_multiple);
     key("img_size") << c.model.img_size;
     key("drop_connect") << num(c.model.drop_connect);
+    key("bn_momentum") << num(c.model.bn_momentum);
     out << YAML::EndMap;
 
     key("data") << YAML::BeginMap;

@@ -75,6 +75,7 @@ DetectorOptions options_from(const ModelConfig& config) {
     options.width_multiple = config.width_multiple;
     options.depth_multiple = config.depth_multiple;
     options.drop_connect = config.drop_connect;
+    options.bn_momentum = config.bn_momentum;
     return options;
 }
 
@@ -102,6 +103,11 @@ DetectorImpl::DetectorImpl(const DetectorOptions& options) : m_options(options) 
                             YoloHead(channels, layer.num_classes, anchors_per_scale, strides)));
     }
     m_anchors = register_buffer("anchors", default_anchors());
+    if (options.bn_momentum > 0) {
+        for (auto& module : modules(/*include_self=*/false)) {
+            if (auto* bn = module->as<torch::nn::BatchNorm2dImpl>()) bn->options.momentum(options.bn_momentum);
+        }
+    }
 }
 
 std::vector<std::vector<torch::Tensor>> DetectorImpl::forward(const torch::Tensor& images) {

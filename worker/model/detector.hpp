@@ -47,6 +47,7 @@ struct DetectorOptions {
     double depth_multiple = 1.0;
     /// Stochastic-depth rate at the last EfficientNet block.
     double drop_connect = 0.2;
+    double bn_momentum = 0.0;  ///< > 0: overrides every BatchNorm's momentum
 };
 
 /// The detector options a model config asks for.
