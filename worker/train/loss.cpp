@@ -1,5 +1,6 @@
 #include "worker/train/loss.hpp"
 
+#include <array>
 #include <cmath>
 
 #include "worker/model/detector.hpp"
@@ -85,15 +86,10 @@ LossParts YoloLoss::operator()(const std::vector<std::vector<torch::Tensor>>& ou
                 auto up = (frac.select(1, 1) < 0.5) & (mxy.select(1, 1) > 1.0);
                 auto right = (frac.select(1, 0) > 0.5) & (mxy.select(1, 0) < w - 1.0);
                 auto down = (frac.select(1, 1) > 0.5) & (mxy.select(1, 1) < h - 1.0);
-                std::vector<torch::Tensor> sel_list{torch::ones_like(left)}, off_list{torch::zeros({2}, opts)};
-                sel_list.push_back(left);
-                off_list.push_back(torch::tensor({0.5f, 0.0f}, opts));
-                sel_list.push_back(up);
-                off_list.push_back(torch::tensor({0.0f, 0.5f}, opts));
-                sel_list.push_back(right);
-                off_list.push_back(torch::tensor({-0.5f, 0.0f}, opts));
-                sel_list.push_back(down);
-                off_list.push_back(torch::tensor({0.0f, -0.5f}, opts));
+                const std::array<torch::Tensor, 5> sel_list = {torch::ones_like(left), left, up, right, down};
+                const std::array<torch::Tensor, 5> off_list = {
+                    torch::zeros({2}, opts), torch::tensor({0.5f, 0.0f}, opts), torch::tensor({0.0f, 0.5f}, opts),
+                    torch::tensor({-0.5f, 0.0f}, opts), torch::tensor({0.0f, -0.5f}, opts)};
                 std::vector<torch::Tensor> all_a, all_t, all_off;
                 for (std::size_t k = 0; k < sel_list.size(); ++k) {
                     auto keep = sel_list[k].nonzero().squeeze(1);
