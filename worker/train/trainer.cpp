@@ -1,5 +1,7 @@
 #include "worker/train/trainer.hpp"
 
+#include <ATen/Context.h>
+#include <fmt/core.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -10,9 +12,7 @@
 #include <filesystem>
 #include <iostream>
 #include <new>
-
-#include <fmt/core.h>
-#include <ATen/Context.h>
+#include <optional>
 
 #include "common/atomic_file.hpp"
 #include "common/exit_codes.hpp"
@@ -30,6 +30,7 @@
 #include "worker/train/stop_request.hpp"
 #include "worker/train/validation.hpp"
 #include "worker/ui/progress.hpp"
+#include "worker/ui/summary.hpp"
 
 namespace smartcash::train {
 
@@ -46,16 +47,18 @@ bool is_out_of_memory(const std::string& m) {
            m.find("std::bad_alloc") != std::string::npos;
 }
 
-StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer, const YoloLoss& loss,
-                      const std::vector<data::Sample>& samples, int micro_batch, int img_size, double grad_clip,
-                      const torch::Device& device, const std::function<bool()>& between_micro) {
+StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer,
+                      const YoloLoss& loss, const std::vector<data::Sample>& samples,
+                      int micro_batch, int img_size, double grad_clip, const torch::Device& device,
+                      const std::function<bool()>& between_micro) {
     StepResult result;
     const auto n = samples.size();
     const double effective = static_cast<double>(n);
     optimizer.zero_grad();
     for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(micro_batch)) {
-        std::vector<data::Sample> part(samples.begin() + static_cast<std::ptrdiff_t>(start),
-                                       samples.begin() + static_cast<std::ptrdiff_t>(std::min(n, start + micro_batch)));
+        std::vector<data::Sample> part(
+            samples.begin() + static_cast<std::ptrdiff_t>(start),
+            samples.begin() + static_cast<std::ptrdiff_t>(std::min(n, start + micro_batch)));
         auto batch = collate(part);
         auto outputs = model.forward(batch.images.to(device));
         auto parts = loss(outputs, batch.targets, img_size);
@@ -90,10 +93,11 @@ namespace {
 /// Address space kept in reserve so that writing the emergency checkpoint still works after an
 /// allocation failed under an address-space limit.
 class EmergencyReserve {
-public:
+  public:
     void hold(std::size_t bytes) {
         release();
-        void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void* p =
+            ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p != MAP_FAILED) {
             m_ptr = p;
             m_size = bytes;
@@ -106,7 +110,7 @@ public:
     }
     ~EmergencyReserve() { release(); }
 
-private:
+  private:
     void* m_ptr = nullptr;
     std::size_t m_size = 0;
 };
@@ -137,7 +141,7 @@ std::string iso_time() {
 }
 
 class Trainer {
-public:
+  public:
     Trainer(Config config, const TierConfig& tier, std::string run_dir, ReportChannel* channel)
         : m_config(std::move(config)),
           m_tier(tier),
@@ -148,7 +152,7 @@ public:
 
     int run();
 
-private:
+  private:
     void setup();
     void resume();
     void train_epoch();
@@ -168,7 +172,9 @@ private:
         return (phase == 1 ? m_phase2_start : m_config.training.phase2.epochs) * m_steps_per_epoch;
     }
     std::int64_t step_in_phase() const {
-        return m_progress.step - (phase_of(m_progress.epoch) == 2 ? std::int64_t{m_phase2_start} * m_steps_per_epoch : 0);
+        return m_progress.step - (phase_of(m_progress.epoch) == 2
+                                      ? std::int64_t{m_phase2_start} * m_steps_per_epoch
+                                      : 0);
     }
     void apply_phase();
     void append_metrics(const nlohmann::json& line);
@@ -194,7 +200,7 @@ private:
     EmergencyReserve m_reserve;
     bool m_in_optimizer_step = false;
     std::int64_t m_updates_at_step_start = 0;  // optimizer_updates() when the current step began
-    bool m_pending_checkpoint = false;  // the supervisor asked for a checkpoint
+    bool m_pending_checkpoint = false;         // the supervisor asked for a checkpoint
 
     // Live figures for reports.
     StepResult m_last_step;
@@ -229,7 +235,8 @@ void Trainer::setup() {
         so.size = m_config.data.synthetic.size;
         so.seed = m_config.data.synthetic.seed;
         if (!data::synthetic_complete(so)) {
-            log(fmt::format("generating the synthetic dataset ({} images, {} px) in {}", so.images, so.size, so.out));
+            log(fmt::format("generating the synthetic dataset ({} images, {} px) in {}", so.images,
+                            so.size, so.out));
             data::synthesize(so);
         }
         dataset_path = so.out;
@@ -237,12 +244,14 @@ void Trainer::setup() {
     m_data = data::open_dataset(dataset_path, m_config.data.bad_labels);
     if (m_data.skipped > 0)
         log(fmt::format("dataset: skipped {} bad label lines (first: {}:{}: {})", m_data.skipped,
-                        m_data.issues.front().file, m_data.issues.front().line, m_data.issues.front().message));
+                        m_data.issues.front().file, m_data.issues.front().line,
+                        m_data.issues.front().message));
     if (m_data.valid.empty()) throw data::DataError(dataset_path + ": the valid split is empty");
     m_steps_per_epoch = static_cast<std::int64_t>(m_data.train.size()) / tc.effective_batch;
     if (m_steps_per_epoch == 0)
-        throw data::DataError(fmt::format("{}: the train split has {} images, fewer than training.effective_batch {}",
-                                          dataset_path, m_data.train.size(), tc.effective_batch));
+        throw data::DataError(
+            fmt::format("{}: the train split has {} images, fewer than training.effective_batch {}",
+                        dataset_path, m_data.train.size(), tc.effective_batch));
 
     torch::manual_seed(tc.seed);
     m_model = model::Detector(model::options_from(m_config.model));
@@ -250,15 +259,19 @@ void Trainer::setup() {
     m_model->set_activation_checkpointing(m_tier.activation_checkpointing);
     m_optimizer = make_optimizer(*m_model, tc);
     m_loss = std::make_unique<YoloLoss>(tc.loss, m_model->anchors());
-    m_store = std::make_unique<CheckpointStore>(run_dir::checkpoints(m_run_dir), tc.keep_checkpoints);
+    m_store =
+        std::make_unique<CheckpointStore>(run_dir::checkpoints(m_run_dir), tc.keep_checkpoints);
     m_phase2_start = tc.phase1.epochs;
 
     std::size_t model_bytes = 0;
-    for (const auto& [name, t] : model_tensors(*m_model)) model_bytes += t.numel() * t.element_size();
+    for (const auto& [name, t] : model_tensors(*m_model))
+        model_bytes += t.numel() * t.element_size();
     m_reserve.hold(4 * model_bytes + (64u << 20));
 
-    if (const char* at = std::getenv("SMARTCASH_TEST_RLIMIT_AS_AT_STEP")) m_rlimit_at_step = std::atoll(at);
-    if (const char* h = std::getenv("SMARTCASH_TEST_RLIMIT_AS_HEADROOM")) m_rlimit_headroom = parse_size(h);
+    if (const char* at = std::getenv("SMARTCASH_TEST_RLIMIT_AS_AT_STEP"))
+        m_rlimit_at_step = std::atoll(at);
+    if (const char* h = std::getenv("SMARTCASH_TEST_RLIMIT_AS_HEADROOM"))
+        m_rlimit_headroom = parse_size(h);
 }
 
 void Trainer::resume() {
@@ -281,10 +294,12 @@ void Trainer::resume() {
         if (!diffs.empty()) {
             std::string keys;
             for (const auto& d : diffs) keys += (keys.empty() ? "" : ", ") + d;
-            throw ConfigError(m_config.source_path, 0, 0, diffs.front(),
-                              fmt::format("cannot resume {}: {} changed since the checkpoint was written (start a new "
-                                          "run directory, or restore the old value)",
-                                          ckpt->path, keys));
+            throw ConfigError(
+                m_config.source_path, 0, 0, diffs.front(),
+                fmt::format(
+                    "cannot resume {}: {} changed since the checkpoint was written (start a new "
+                    "run directory, or restore the old value)",
+                    ckpt->path, keys));
         }
         restore_checkpoint(*ckpt, *m_model, *m_optimizer, m_device);
         m_progress = ckpt->meta.progress;
@@ -303,8 +318,12 @@ void Trainer::resume() {
     const std::string device = device_name(m_device);
     if (m_progress.tiers.empty() || m_progress.tiers.back().value("tier", "") != m_tier.name ||
         m_progress.tiers.back().value("micro_batch", 0) != m_tier.micro_batch) {
-        m_progress.tiers.push_back({{"tier", m_tier.name}, {"device", device}, {"micro_batch", m_tier.micro_batch},
-                                    {"threads", m_tier.threads}, {"from_step", m_progress.step}, {"time", iso_time()}});
+        m_progress.tiers.push_back({{"tier", m_tier.name},
+                                    {"device", device},
+                                    {"micro_batch", m_tier.micro_batch},
+                                    {"threads", m_tier.threads},
+                                    {"from_step", m_progress.step},
+                                    {"time", iso_time()}});
     }
 }
 
@@ -332,15 +351,25 @@ void Trainer::send_progress(bool force) {
     const auto dev = device_allocated_bytes(m_device);
     m_peak_rss = std::max(m_peak_rss, mem.rss);
     m_peak_device = std::max(m_peak_device, dev);
-    const std::int64_t total = std::int64_t{m_phase2_start + m_config.training.phase2.epochs} * m_steps_per_epoch;
-    const double eta = m_images_per_s > 0
-                           ? static_cast<double>(total - m_progress.step) * m_config.training.effective_batch / m_images_per_s
-                           : -1.0;
-    report({{"type", "progress"},      {"step", m_progress.step},     {"total_steps", total},
-            {"epoch", m_progress.epoch}, {"phase", phase_of(m_progress.epoch)},
-            {"loss", m_last_step.loss}, {"loss_box", m_last_step.box}, {"loss_obj", m_last_step.obj},
-            {"loss_cls", m_last_step.cls}, {"lr", m_lr},               {"images_per_s", m_images_per_s},
-            {"rss", mem.rss},          {"device_mem", dev},           {"eta_s", eta}});
+    const std::int64_t total =
+        std::int64_t{m_phase2_start + m_config.training.phase2.epochs} * m_steps_per_epoch;
+    const double eta = m_images_per_s > 0 ? static_cast<double>(total - m_progress.step) *
+                                                m_config.training.effective_batch / m_images_per_s
+                                          : -1.0;
+    report({{"type", "progress"},
+            {"step", m_progress.step},
+            {"total_steps", total},
+            {"epoch", m_progress.epoch},
+            {"phase", phase_of(m_progress.epoch)},
+            {"loss", m_last_step.loss},
+            {"loss_box", m_last_step.box},
+            {"loss_obj", m_last_step.obj},
+            {"loss_cls", m_last_step.cls},
+            {"lr", m_lr},
+            {"images_per_s", m_images_per_s},
+            {"rss", mem.rss},
+            {"device_mem", dev},
+            {"eta_s", eta}});
     ui::ProgressState s;
     s.epoch = m_progress.epoch + 1;
     s.epochs = m_phase2_start + m_config.training.phase2.epochs;
@@ -364,7 +393,8 @@ bool Trainer::between_micro() {
     while (auto cmd = m_channel ? m_channel->poll_command() : std::nullopt) {
         const std::string name = cmd->value("cmd", "");
         if (name == "checkpoint_and_stop") {
-            request_stop(cmd->value("reason", "requested"), cmd->value("exit_code", exit_code::requested_stop));
+            request_stop(cmd->value("reason", "requested"),
+                         cmd->value("exit_code", exit_code::requested_stop));
         } else if (name == "checkpoint") {
             m_pending_checkpoint = true;
         } else {
@@ -386,13 +416,18 @@ void Trainer::checkpoint(const std::string& kind, bool mid_step) {
     meta.effective_batch = m_config.training.effective_batch;
     meta.fingerprint = resume_fingerprint(m_config);
     meta.config_yaml = dump_config(m_config);
-    const std::string bytes =
-        serialize_checkpoint(*m_model, *m_optimizer, meta, mid_step ? &m_step_start_buffers : nullptr);
+    const std::string bytes = serialize_checkpoint(*m_model, *m_optimizer, meta,
+                                                   mid_step ? &m_step_start_buffers : nullptr);
     auto saved = m_store->save(bytes, meta);
     m_last_saved_step = m_progress.step;
-    if (kind == "epoch" && m_progress.best_epoch == m_progress.epoch - 1) m_store->save_best(bytes, meta);
-    report({{"type", "checkpoint"}, {"path", saved.path}, {"step", saved.step}, {"epoch", m_progress.epoch},
-            {"sha256", saved.sha256}, {"kind", kind}});
+    if (kind == "epoch" && m_progress.best_epoch == m_progress.epoch - 1)
+        m_store->save_best(bytes, meta);
+    report({{"type", "checkpoint"},
+            {"path", saved.path},
+            {"step", saved.step},
+            {"epoch", m_progress.epoch},
+            {"sha256", saved.sha256},
+            {"kind", kind}});
 }
 
 void Trainer::stop_now() {
@@ -405,11 +440,17 @@ void Trainer::stop_now() {
     path = fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
     const int code = stop_exit_code();
     if (!m_step_start_buffers.empty())
-        log(fmt::format("stopping ({}) inside step {}: its partial gradients are dropped; checkpoint at step {} written",
+        log(
+            fmt::format("stopping ({}) inside step {}: its partial gradients are dropped; "
+                        "checkpoint at step {} written",
                         reason, m_progress.step + 1, m_progress.step));
     else
         log(fmt::format("stopping ({}): checkpoint at step {} written", reason, m_progress.step));
-    report({{"type", "stopping"}, {"reason", reason}, {"step", m_progress.step}, {"checkpoint", path}, {"exit_code", code}});
+    report({{"type", "stopping"},
+            {"reason", reason},
+            {"step", m_progress.step},
+            {"checkpoint", path},
+            {"exit_code", code}});
     throw RunEnd{code};
 }
 
@@ -432,13 +473,17 @@ void Trainer::handle_oom(const std::string& message, bool in_optimizer_step) {
     } else {
         try {
             checkpoint("emergency", /*mid_step=*/!m_step_start_buffers.empty());
-            path = fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
+            path =
+                fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
             log(fmt::format("emergency checkpoint at step {} written", m_progress.step));
         } catch (const std::exception& e) {
             log(std::string("emergency checkpoint failed: ") + e.what());
         }
     }
-    report({{"type", "oom"}, {"message", first_line}, {"step", m_progress.step}, {"checkpoint", path}});
+    report({{"type", "oom"},
+            {"message", first_line},
+            {"step", m_progress.step},
+            {"checkpoint", path}});
     throw RunEnd{exit_code::oom};
 }
 
@@ -457,15 +502,19 @@ void Trainer::run_one_step() {
     const std::int64_t first = m_progress.step_in_epoch * tc.effective_batch;
     for (std::int64_t k = 0; k < tc.effective_batch; ++k) {
         const std::int64_t pos = first + k;
-        const auto index = static_cast<std::size_t>(m_progress.order.at(static_cast<std::size_t>(pos)));
-        const std::uint64_t seed = mix_seed(tc.seed, static_cast<std::uint64_t>(m_progress.epoch) + 1,
-                                            static_cast<std::uint64_t>(pos));
-        samples.push_back(data::load_sample(m_data.train, index, m_config.model.img_size, &m_config.data.augment, seed));
+        const auto index =
+            static_cast<std::size_t>(m_progress.order.at(static_cast<std::size_t>(pos)));
+        const std::uint64_t seed =
+            mix_seed(tc.seed, static_cast<std::uint64_t>(m_progress.epoch) + 1,
+                     static_cast<std::uint64_t>(pos));
+        samples.push_back(data::load_sample(m_data.train, index, m_config.model.img_size,
+                                            &m_config.data.augment, seed));
     }
     StepResult r;
     try {
-        r = train_step(*m_model, *m_optimizer, *m_loss, samples, m_tier.micro_batch, m_config.model.img_size,
-                       tc.grad_clip, m_device, [this] { return between_micro(); });
+        r = train_step(*m_model, *m_optimizer, *m_loss, samples, m_tier.micro_batch,
+                       m_config.model.img_size, tc.grad_clip, m_device,
+                       [this] { return between_micro(); });
     } catch (const std::bad_alloc& e) {
         handle_oom("std::bad_alloc", false);
     } catch (const c10::Error& e) {
@@ -480,9 +529,18 @@ void Trainer::run_one_step() {
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     const double ips = tc.effective_batch / std::max(seconds, 1e-9);
     m_images_per_s = m_images_per_s == 0 ? ips : 0.8 * m_images_per_s + 0.2 * ips;
-    append_metrics({{"type", "step"}, {"step", m_progress.step}, {"epoch", m_progress.epoch}, {"phase", phase},
-                    {"loss", r.loss}, {"box", r.box}, {"obj", r.obj}, {"cls", r.cls}, {"lr", m_lr},
-                    {"images_per_s", ips}, {"rss", read_process_memory().rss}, {"tier", m_tier.name}});
+    append_metrics({{"type", "step"},
+                    {"step", m_progress.step},
+                    {"epoch", m_progress.epoch},
+                    {"phase", phase},
+                    {"loss", r.loss},
+                    {"box", r.box},
+                    {"obj", r.obj},
+                    {"cls", r.cls},
+                    {"lr", m_lr},
+                    {"images_per_s", ips},
+                    {"rss", read_process_memory().rss},
+                    {"tier", m_tier.name}});
     send_progress(false);
 }
 
@@ -503,8 +561,9 @@ void Trainer::train_epoch() {
         }
         run_one_step();
         const bool epoch_done = m_progress.step_in_epoch >= m_steps_per_epoch;
-        if (!epoch_done && ((tc.checkpoint_every_steps > 0 && m_progress.step % tc.checkpoint_every_steps == 0) ||
-                            m_pending_checkpoint)) {
+        if (!epoch_done &&
+            ((tc.checkpoint_every_steps > 0 && m_progress.step % tc.checkpoint_every_steps == 0) ||
+             m_pending_checkpoint)) {
             m_pending_checkpoint = false;
             checkpoint("step", false);
         }
@@ -517,15 +576,18 @@ void Trainer::end_epoch() {
     const int epoch = m_progress.epoch;
     const int phase = phase_of(epoch);
     const int total_epochs = m_phase2_start + tc.phase2.epochs;
-    nlohmann::json row = {{"type", "epoch"}, {"epoch", epoch}, {"phase", phase}, {"step", m_progress.step},
-                          {"loss", m_last_step.loss}, {"box", m_last_step.box}, {"obj", m_last_step.obj},
-                          {"cls", m_last_step.cls}, {"tier", m_tier.name}};
+    nlohmann::json row = {
+        {"type", "epoch"},         {"epoch", epoch},           {"phase", phase},
+        {"step", m_progress.step}, {"loss", m_last_step.loss}, {"box", m_last_step.box},
+        {"obj", m_last_step.obj},  {"cls", m_last_step.cls},   {"tier", m_tier.name}};
     const bool last_epoch = epoch + 1 >= total_epochs;
     bool improved = false;
+    std::optional<eval::EvalResult> validation;
     if (tc.eval.every_epochs > 0 && ((epoch + 1) % tc.eval.every_epochs == 0 || last_epoch)) {
         eval::EvalResult result;
         try {
-            result = evaluate_split(*m_model, m_data.valid, m_data.names, m_config, m_device, m_tier.micro_batch,
+            result = evaluate_split(*m_model, m_data.valid, m_data.names, m_config, m_device,
+                                    m_tier.micro_batch,
                                     [this](std::size_t, std::size_t) { send_progress(false); });
         } catch (const std::bad_alloc&) {
             handle_oom("std::bad_alloc", false);
@@ -538,7 +600,8 @@ void Trainer::end_epoch() {
         row["precision"] = result.precision;
         row["recall"] = result.recall;
         nlohmann::json layers = nlohmann::json::object();
-        for (const auto& l : result.layers) layers[l.name] = {{"map50", l.map50}, {"map50_95", l.map50_95}};
+        for (const auto& l : result.layers)
+            layers[l.name] = {{"map50", l.map50}, {"map50_95", l.map50_95}};
         row["layers"] = layers;
         if (result.map50 > m_progress.best_map50 + tc.early_stopping.min_delta) {
             m_progress.best_map50 = result.map50;
@@ -548,9 +611,16 @@ void Trainer::end_epoch() {
         } else {
             ++m_progress.stale_epochs;
         }
-        report({{"type", "eval"}, {"epoch", epoch}, {"step", m_progress.step}, {"map50", result.map50},
-                {"map50_95", result.map50_95}, {"precision", result.precision}, {"recall", result.recall},
-                {"layers", layers}, {"best_map50", m_progress.best_map50}});
+        report({{"type", "eval"},
+                {"epoch", epoch},
+                {"step", m_progress.step},
+                {"map50", result.map50},
+                {"map50_95", result.map50_95},
+                {"precision", result.precision},
+                {"recall", result.recall},
+                {"layers", layers},
+                {"best_map50", m_progress.best_map50}});
+        validation = std::move(result);
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - m_epoch_started).count();
     const auto mem = read_process_memory();
@@ -559,16 +629,40 @@ void Trainer::end_epoch() {
     m_progress.metrics.push_back(row);
     append_metrics(row);
 
-    // Summary for people.
-    std::string layer_text;
-    if (row.contains("layers"))
-        for (auto& [name, v] : row["layers"].items()) layer_text += fmt::format(" {} {:.3f}", name, v["map50"].get<double>());
-    log(fmt::format("epoch {}/{} phase {} | loss {:.4f} (box {:.4f} obj {:.4f} cls {:.4f}) | mAP@0.5 {} mAP@0.5:0.95 {} |{} | "
-                    "{} | peak RSS {} | tier {}{}",
-                    epoch + 1, total_epochs, phase, m_last_step.loss, m_last_step.box, m_last_step.obj, m_last_step.cls,
-                    row.contains("map50") ? fmt::format("{:.3f}", row["map50"].get<double>()) : "-",
-                    row.contains("map50_95") ? fmt::format("{:.3f}", row["map50_95"].get<double>()) : "-", layer_text,
-                    format_duration(seconds), format_size(mem.peak), m_tier.name, improved ? " (best)" : ""));
+    // Summary for people: a table in a terminal, one line in a log.
+    if (ui::stdout_is_terminal()) {
+        ui::EpochSummary summary;
+        summary.epoch = epoch + 1;
+        summary.epochs = total_epochs;
+        summary.phase = phase;
+        summary.loss = m_last_step.loss;
+        summary.loss_box = m_last_step.box;
+        summary.loss_obj = m_last_step.obj;
+        summary.loss_cls = m_last_step.cls;
+        summary.validation = validation;
+        summary.seconds = seconds;
+        summary.peak_rss = mem.peak;
+        summary.peak_device_mem = m_peak_device;
+        summary.tier = m_tier.name;
+        summary.best = improved;
+        std::fputs(ui::format_epoch_summary(summary).c_str(), stdout);
+        std::fflush(stdout);
+    } else {
+        std::string layer_text;
+        if (row.contains("layers"))
+            for (auto& [name, v] : row["layers"].items())
+                layer_text += fmt::format(" {} {:.3f}", name, v["map50"].get<double>());
+        log(fmt::format(
+            "epoch {}/{} phase {} | loss {:.4f} (box {:.4f} obj {:.4f} cls {:.4f}) | mAP@0.5 {} "
+            "mAP@0.5:0.95 {} |{} | "
+            "{} | peak RSS {} | tier {}{}",
+            epoch + 1, total_epochs, phase, m_last_step.loss, m_last_step.box, m_last_step.obj,
+            m_last_step.cls,
+            row.contains("map50") ? fmt::format("{:.3f}", row["map50"].get<double>()) : "-",
+            row.contains("map50_95") ? fmt::format("{:.3f}", row["map50_95"].get<double>()) : "-",
+            layer_text, format_duration(seconds), format_size(mem.peak), m_tier.name,
+            improved ? " (best)" : ""));
+    }
 
     // Early stopping: in phase 1 it moves on to phase 2; in phase 2 it ends the run.
     const int patience = tc.early_stopping.patience;
@@ -592,24 +686,38 @@ void Trainer::end_epoch() {
     if (phase == 1 && phase_of(m_progress.epoch) == 2) m_progress.stale_epochs = 0;
     m_progress.order = epoch_order(m_data.train.size(), tc.seed, m_progress.epoch);
     checkpoint("epoch", false);
-    report({{"type", "epoch_end"}, {"epoch", epoch}, {"phase", phase}, {"step", m_progress.step},
-            {"seconds", seconds}, {"peak_rss", mem.peak}, {"peak_device_mem", m_peak_device}});
+    report({{"type", "epoch_end"},
+            {"epoch", epoch},
+            {"phase", phase},
+            {"step", m_progress.step},
+            {"seconds", seconds},
+            {"peak_rss", mem.peak},
+            {"peak_device_mem", m_peak_device}});
     release_memory(m_device, m_tier.cleanup);
 }
 
 int Trainer::run() {
     setup();
     resume();
-    const std::int64_t total = std::int64_t{m_phase2_start + m_config.training.phase2.epochs} * m_steps_per_epoch;
-    log(fmt::format("training on {} ({} tier: micro-batch {} x {} accumulation = {} images/step, {} threads); "
-                    "{} train / {} valid images, {} steps per epoch",
-                    device_name(m_device), m_tier.name, m_tier.micro_batch, m_tier.accumulation,
-                    m_config.training.effective_batch, m_tier.threads, m_data.train.size(), m_data.valid.size(),
-                    m_steps_per_epoch));
-    report({{"type", "hello"}, {"pid", static_cast<long>(::getpid())}, {"tier", m_tier.name},
-            {"device", device_name(m_device)}, {"threads", m_tier.threads}, {"micro_batch", m_tier.micro_batch},
-            {"accumulation", m_tier.accumulation}, {"resumed_step", m_resumed_step}, {"total_steps", total},
-            {"epoch", m_progress.epoch}, {"phase", phase_of(m_progress.epoch)}});
+    const std::int64_t total =
+        std::int64_t{m_phase2_start + m_config.training.phase2.epochs} * m_steps_per_epoch;
+    log(fmt::format(
+        "training on {} ({} tier: micro-batch {} x {} accumulation = {} images/step, {} threads); "
+        "{} train / {} valid images, {} steps per epoch",
+        device_name(m_device), m_tier.name, m_tier.micro_batch, m_tier.accumulation,
+        m_config.training.effective_batch, m_tier.threads, m_data.train.size(), m_data.valid.size(),
+        m_steps_per_epoch));
+    report({{"type", "hello"},
+            {"pid", static_cast<long>(::getpid())},
+            {"tier", m_tier.name},
+            {"device", device_name(m_device)},
+            {"threads", m_tier.threads},
+            {"micro_batch", m_tier.micro_batch},
+            {"accumulation", m_tier.accumulation},
+            {"resumed_step", m_resumed_step},
+            {"total_steps", total},
+            {"epoch", m_progress.epoch},
+            {"phase", phase_of(m_progress.epoch)}});
     try {
         try {
             while (!m_progress.finished) {
@@ -627,10 +735,14 @@ int Trainer::run() {
     } catch (const RunEnd& end) {
         return end.code;
     }
-    log(fmt::format("done: {} steps, best mAP@0.5 {:.3f} (epoch {}); best weights in {}/best.pt", m_progress.step,
-                    m_progress.best_map50, m_progress.best_epoch + 1, run_dir::checkpoints(m_run_dir)));
-    report({{"type", "done"}, {"step", m_progress.step}, {"epoch", m_progress.epoch},
-            {"best_map50", m_progress.best_map50}, {"reason", m_progress.finish_reason}});
+    log(fmt::format("done: {} steps, best mAP@0.5 {:.3f} (epoch {}); best weights in {}/best.pt",
+                    m_progress.step, m_progress.best_map50, m_progress.best_epoch + 1,
+                    run_dir::checkpoints(m_run_dir)));
+    report({{"type", "done"},
+            {"step", m_progress.step},
+            {"epoch", m_progress.epoch},
+            {"best_map50", m_progress.best_map50},
+            {"reason", m_progress.finish_reason}});
     return exit_code::done;
 }
 
@@ -652,13 +764,16 @@ int run_training(const TrainOptions& options) {
             if (!tier) {
                 std::string names;
                 for (const auto& t : config.tiers) names += (names.empty() ? "" : ", ") + t.name;
-                report_error("config", fmt::format("{}: no tier named '{}' (tiers: {})", options.config_path,
-                                                   options.tier, names));
+                report_error("config", fmt::format("{}: no tier named '{}' (tiers: {})",
+                                                   options.config_path, options.tier, names));
                 return exit_code::config_error;
             }
             if (!device_available(tier->device)) {
-                report_error("config", fmt::format("tier '{}' needs device {}, which this machine or LibTorch build "
-                                                   "does not have", tier->name, to_string(tier->device)));
+                report_error(
+                    "config",
+                    fmt::format("tier '{}' needs device {}, which this machine or LibTorch build "
+                                "does not have",
+                                tier->name, to_string(tier->device)));
                 return exit_code::config_error;
             }
         } else {
@@ -673,7 +788,8 @@ int run_training(const TrainOptions& options) {
             }
         }
         for (const auto& [k, v] : tier->env) ::setenv(k.c_str(), v.c_str(), /*overwrite=*/0);
-        const std::string run_dir = options.run_dir.empty() ? default_run_dir(options.config_path) : options.run_dir;
+        const std::string run_dir =
+            options.run_dir.empty() ? default_run_dir(options.config_path) : options.run_dir;
         Trainer trainer(config, *tier, run_dir, channel.get());
         int code = trainer.run();
         if (channel) channel->flush(std::chrono::milliseconds(2000));
@@ -696,7 +812,8 @@ int run_training(const TrainOptions& options) {
     } catch (const std::exception& e) {
         const std::string what = e.what();
         if (is_out_of_memory(what)) {
-            report_error("internal", "out of memory outside a training step: " + what.substr(0, what.find('\n')));
+            report_error("internal", "out of memory outside a training step: " +
+                                         what.substr(0, what.find('\n')));
             return exit_code::oom;
         }
         report_error("internal", what);
