@@ -2,6 +2,9 @@
 
 #include <ATen/Context.h>
 #include <fmt/core.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -268,8 +271,15 @@ void Trainer::setup() {
         model_bytes += t.numel() * t.element_size();
     m_reserve.hold(4 * model_bytes + (64u << 20));
 
-    if (const char* at = std::getenv("SMARTCASH_TEST_RLIMIT_AS_AT_STEP"))
+    if (const char* at = std::getenv("SMARTCASH_TEST_RLIMIT_AS_AT_STEP")) {
         m_rlimit_at_step = std::atoll(at);
+#if defined(__GLIBC__)
+        // glibc raises its mmap threshold as large blocks are freed and then serves a step from
+        // memory it already holds, so a cap at the current size might never be hit. A fixed
+        // threshold maps every large tensor afresh: the next step really needs new address space.
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+    }
     if (const char* h = std::getenv("SMARTCASH_TEST_RLIMIT_AS_HEADROOM"))
         m_rlimit_headroom = parse_size(h);
 }
