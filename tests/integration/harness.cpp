@@ -101,7 +101,12 @@ void Daemon::poll_journal(const std::function<void(const Json&)>& on_event) {
         if (e.value("event", "") == "checkpoint") {
             std::error_code ec;
             const std::string path = e.value("path", "");
-            if (!path.empty()) fs::create_hard_link(path, m_scratch.kept(path), ec);
+            if (!path.empty()) {
+                // A later checkpoint of the same step (a stop right after a periodic one)
+                // replaces the file: keep the newest.
+                fs::remove(m_scratch.kept(path), ec);
+                fs::create_hard_link(path, m_scratch.kept(path), ec);
+            }
         }
         if (on_event) on_event(e);
     }
