@@ -468,13 +468,15 @@ TEST(Config, ShippedConfigsLoad) {
     Config demo = load_config(dir + "/demo.yaml");
     EXPECT_DOUBLE_EQ(demo.model.width_multiple, 0.25);
     EXPECT_DOUBLE_EQ(demo.model.depth_multiple, 0.34);
-    EXPECT_EQ(demo.model.img_size, 256);
+    EXPECT_EQ(demo.model.img_size, 128);
+    EXPECT_DOUBLE_EQ(demo.model.bn_momentum, 0.1);
     EXPECT_EQ(demo.data.synthetic.images, 240);
     EXPECT_EQ(demo.data.synthetic.size, 320);
     EXPECT_EQ(demo.training.effective_batch, 8);
     ASSERT_EQ(demo.tiers.size(), 3u);
     EXPECT_EQ(demo.tiers[0].name, "accelerated");
-    EXPECT_EQ(demo.tiers[0].memory_limit, 300ull << 20);
+    EXPECT_EQ(demo.tiers[0].memory_limit, 200ull << 20);
+    EXPECT_LT(demo.tiers[0].memory_limit, demo.tiers[1].memory_limit);
     EXPECT_EQ(demo.tiers[0].accumulation, 1);
     EXPECT_EQ(demo.tiers[1].accumulation, 2);
     EXPECT_EQ(demo.tiers[2].accumulation, 8);
