@@ -21,6 +21,7 @@
 #include "common/protocol.hpp"
 #include "common/run_dir.hpp"
 #include "daemon/core/control_client.hpp"
+#include "tests/support/journal.hpp"
 
 namespace smartcash::daemon {
 namespace {
@@ -114,21 +115,11 @@ bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeo
 }
 
 std::vector<Json> events(const Dir& d) {
-    std::vector<Json> out;
-    std::ifstream in(run_dir::events(d.run()));
-    std::string line;
-    while (std::getline(in, line)) {
-        Json j = Json::parse(line, nullptr, false);
-        if (!j.is_discarded()) out.push_back(j);
-    }
-    return out;
+    return test_support::read_journal(run_dir::events(d.run()));
 }
 
 std::vector<Json> events_named(const Dir& d, const std::string& name) {
-    std::vector<Json> out;
-    for (auto& e : events(d))
-        if (e.value("event", "") == name) out.push_back(e);
-    return out;
+    return test_support::only_events(events(d), name);
 }
 
 std::string slurp(const std::string& path) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/run_dir.hpp"
+#include "tests/support/journal.hpp"
 
 namespace smartcash::integration {
 
@@ -153,21 +154,11 @@ std::string slurp(const std::string& path) {
 }
 
 std::vector<Json> events(const Scratch& s) {
-    std::vector<Json> out;
-    std::ifstream in(run_dir::events(s.run()));
-    std::string line;
-    while (std::getline(in, line)) {
-        Json j = Json::parse(line, nullptr, false);
-        if (!j.is_discarded()) out.push_back(j);
-    }
-    return out;
+    return test_support::read_journal(run_dir::events(s.run()));
 }
 
 std::vector<Json> events_named(const Scratch& s, const std::string& name) {
-    std::vector<Json> out;
-    for (auto& e : events(s))
-        if (e.value("event", "") == name) out.push_back(e);
-    return out;
+    return test_support::only_events(events(s), name);
 }
 
 std::string dump(const std::vector<Json>& v) {
