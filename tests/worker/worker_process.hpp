@@ -398,6 +398,12 @@ struct Reference {
     std::map<std::int64_t, std::uintmax_t> checkpoint_sizes;  ///< by step, as reported
 };
 
+/// A run's final weights (final_hash()) equal the uninterrupted reference's, at the same step.
+inline void expect_reference_weights(const std::pair<std::string, std::int64_t>& final, const Reference& ref) {
+    EXPECT_EQ(final.second, ref.final_step);
+    EXPECT_EQ(final.first, ref.hash);
+}
+
 /// Runs (once per test process and tier) the uninterrupted reference.
 inline const Reference& reference(const std::string& tier) {
     static std::mutex mutex;
