@@ -62,6 +62,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file,
         const int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         ::dup2(out, 1);
         ::dup2(err, 2);
+        ::unsetenv("SMARTCASH_WORKER");  // the worker is the one given, or smartcashd's default
         std::vector<char*> args;
         for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
         args.push_back(nullptr);
@@ -76,9 +77,13 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file,
 Daemon::Daemon(const Scratch& scratch, const std::string& config, const std::string& worker,
                const std::string& tag)
     : m_scratch(scratch), m_err(scratch.file("smartcashd" + tag + ".err")) {
-    m_pid = spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", scratch.run(),
-                   "--worker", worker},
-                  scratch.file("smartcashd" + tag + ".out"), m_err);
+    std::vector<std::string> argv{SMARTCASHD_PATH, "run",       "--config",
+                                  config,          "--run-dir", scratch.run()};
+    if (!worker.empty()) {
+        argv.push_back("--worker");
+        argv.push_back(worker);
+    }
+    m_pid = spawn(argv, scratch.file("smartcashd" + tag + ".out"), m_err);
 }
 
 Daemon::~Daemon() {
@@ -130,6 +135,7 @@ int Daemon::wait(std::chrono::milliseconds timeout,
         kill_hard();
         return -1;
     }
+    if (WIFSIGNALED(*m_status)) return 128 + WTERMSIG(*m_status);
     return WIFEXITED(*m_status) ? WEXITSTATUS(*m_status) : -1;
 }
 

@@ -44,12 +44,15 @@ class Scratch {
 /// smartcashd run as a child of the test, stdout/stderr in the scratch directory.
 class Daemon {
   public:
+    /// An empty `worker` runs smartcashd without --worker (and without SMARTCASH_WORKER), as the
+    /// README does: the worker next to smartcashd.
     Daemon(const Scratch& scratch, const std::string& config, const std::string& worker,
            const std::string& tag = "");
     ~Daemon();
     pid_t pid() const { return m_pid; }
     /// Waits for the exit (polling the journal meanwhile, see Scratch::kept); returns the exit
-    /// code, or -1 on a timeout (then kills it) or a death by signal.
+    /// code, 128 + the signal number for a death by signal (139: SIGSEGV), or -1 on a timeout
+    /// (then kills it).
     int wait(std::chrono::milliseconds timeout,
              const std::function<void(const Json&)>& on_event = nullptr);
     /// Polls the journal until `pred` holds for an event or the daemon exits; true when it held.

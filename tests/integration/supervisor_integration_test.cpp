@@ -266,6 +266,17 @@ TEST(IntegrationFaults, DataErrorSeenByTheWorkerIsFatalAfterOneLaunch) {
     EXPECT_NE(out.find("no-such-dataset"), std::string::npos) << out;
 }
 
+// The README's command: no --worker, so smartcashd runs the smartcash-worker next to itself.
+TEST(IntegrationReadme, SmartcashdFindsTheWorkerNextToItself) {
+    Scratch s("default-worker");
+    Daemon d(s, fixture("supervisor_base.yaml"), /*worker=*/"");
+    ASSERT_EQ(d.wait(job_timeout), 0) << d.stderr_text();
+    const auto exits = events_named(s, "exit");
+    ASSERT_EQ(exits.size(), 1u) << dump(events(s));
+    EXPECT_EQ(exits[0].value("class", ""), "done");
+    expect_done(s, "big");
+}
+
 TEST(IntegrationFaults, WorkerThatDiesAtStartEveryTimeStopsAfterTheRetryBudget) {
     Scratch s("dies-at-start");
     Daemon d(s, fixture("supervisor_base.yaml"), "/bin/false");
