@@ -92,6 +92,20 @@ const char* to_string(WorkerPhase p) {
     return "unknown";
 }
 
+const char* to_string(KillReason r) {
+    switch (r) {
+        case KillReason::none:
+            return "none";
+        case KillReason::memory:
+            return "memory";
+        case KillReason::hang:
+            return "hang";
+        case KillReason::stop:
+            return "stop";
+    }
+    return "unknown";
+}
+
 static std::string signal_name(int sig) {
     switch (sig) {
         case SIGKILL:
@@ -144,9 +158,25 @@ static bool near_tier_limit(std::uint64_t rss, const TierConfig& tier, const Sup
                sc.soft_limit_fraction * static_cast<double>(tier.memory_limit);
 }
 
+bool memory_short_near_end(const SupervisorState& state, const DecideContext& context) {
+    const Config& config = *context.config;
+    const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
+    const SupervisorConfig& sc = config.supervisor;
+    for (const RecentSample& r : state.recent) {
+        if (tier_ok &&
+            near_tier_limit(r.rss, config.tiers[static_cast<std::size_t>(state.tier)], sc))
+            return true;
+        if (r.available && *r.available < sc.min_available) return true;
+        if (r.pressure && *r.pressure >= sc.pressure_threshold) return true;
+    }
+    return false;
+}
+
 ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
                    const DecideContext& context) {
-    const Config& config = *context.config;
+    // The supervisor's own signals are classified by why it sent them, whatever memory did.
+    const bool asked_to_stop =
+        state.stop_reason != StopReason::none || state.hold != StopReason::none;
     if (exited.exit_code) {
         const int code = *exited.exit_code;
         if (code == exit_code::done) return ExitClass::done;
@@ -156,18 +186,22 @@ ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
             return ExitClass::fatal;
         // A requested stop only counts as one when the supervisor asked for it; a worker that
         // stopped by itself (someone signalled it directly) is restarted like a crash.
-        if (code == exit_code::requested_stop && state.stop_reason != StopReason::none)
-            return ExitClass::requested;
+        if (code == exit_code::requested_stop && asked_to_stop) return ExitClass::requested;
         return state.hang ? ExitClass::hang : ExitClass::crash;
     }
-    if (exited.signal && *exited.signal == SIGKILL) {
-        if (state.watchdog_kill || exited.cgroup_oom_kill || exited.memory_near_limit)
+    switch (state.kill_reason) {
+        case KillReason::memory:
             return ExitClass::oom_killed;
-        const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
-        if (tier_ok &&
-            near_tier_limit(state.peak_rss_launch, config.tiers[state.tier], config.supervisor))
-            return ExitClass::oom_killed;
+        case KillReason::hang:
+            return ExitClass::hang;
+        case KillReason::stop:
+            return ExitClass::requested;
+        case KillReason::none:
+            break;
     }
+    if (exited.signal && *exited.signal == SIGKILL &&
+        (exited.cgroup_oom_kill || memory_short_near_end(state, context)))
+        return ExitClass::oom_killed;
     return state.hang ? ExitClass::hang : ExitClass::crash;
 }
 
@@ -224,6 +258,7 @@ class Machine {
     void hold_now();
     void finish_job(JobStatus status, const std::string& message);
     void check_soft_limit(const MemorySample& e);
+    void remember_recent(const MemorySample& e);
     void maybe_promote();
 
     SupervisorState m_s;
@@ -263,7 +298,9 @@ void Machine::launch() {
     m_s.launched_at = m_now;
     m_s.pid = 0;
     m_s.progress_since_launch = false;
-    m_s.watchdog_kill = false;
+    m_s.launch_resume_step = m_s.last_checkpoint_step;
+    m_s.recent.clear();
+    m_s.kill_reason = KillReason::none;
     m_s.hang = false;
     m_s.stop_reason = StopReason::none;
     m_s.stop_target = -1;
@@ -485,7 +522,16 @@ void Machine::on(const SpawnFailed& e) {
     if (m_s.phase != WorkerPhase::spawning) return;
     m_s.phase = WorkerPhase::idle;
     m_s.last_error = e.message;
-    journal(Json{{"event", "spawn-failed"}, {"tier", tier(m_s.tier).name}, {"message", e.message}});
+    journal(Json{{"event", "spawn-failed"},
+                 {"tier", tier(m_s.tier).name},
+                 {"message", e.message},
+                 {"cannot_execute", e.cannot_execute}});
+    if (e.cannot_execute) {
+        // A missing or non-executable worker stays so: say it now instead of after the budget.
+        m_s.tier_records[tier(m_s.tier).name].last_outcome = to_string(ExitClass::fatal);
+        fail(e.message + "; not retrying (check --worker or SMARTCASH_WORKER)");
+        return;
+    }
     if (m_s.hold != StopReason::none) {
         hold_now();
         return;
@@ -498,7 +544,6 @@ void Machine::on(const WorkerExited& e) {
     act(CancelTimer{TimerKind::heartbeat});
     act(CancelTimer{TimerKind::stop});
     act(CancelTimer{TimerKind::grace});
-    m_s.progress_since_launch = m_s.progress_since_launch || e.made_progress;
     const ExitClass cls = classify(e, m_s, DecideContext{&m_config, m_devices});
     const std::string what = describe_exit(e);
     TierRecord& record = m_s.tier_records[tier(m_s.tier).name];
@@ -595,6 +640,7 @@ void Machine::on(const Report& e) {
         if (m_s.promoted_from >= 0 && m_s.promoted_at < 0) m_s.promoted_at = m_now;
         m_s.device = str("device");
         m_s.step = static_cast<std::int64_t>(num("resumed_step", 0));
+        m_s.launch_resume_step = m_s.step;
         m_s.total_steps = static_cast<std::int64_t>(num("total_steps", 0));
         m_s.epoch = static_cast<int>(num("epoch", 0));
         journal(Json{{"event", "hello"},
@@ -613,7 +659,9 @@ void Machine::on(const Report& e) {
     } else if (type == "checkpoint") {
         m_s.last_checkpoint = str("path");
         m_s.last_checkpoint_step = static_cast<std::int64_t>(num("step", -1));
-        m_s.progress_since_launch = true;
+        // A stop checkpoint at the step the launch resumed from is no progress: a worker that
+        // hangs but answers SIGTERM must not reset the retry budget forever.
+        if (m_s.last_checkpoint_step > m_s.launch_resume_step) m_s.progress_since_launch = true;
         journal(Json{{"event", "checkpoint"},
                      {"tier", tier(m_s.tier).name},
                      {"path", m_s.last_checkpoint},
@@ -740,11 +788,26 @@ void Machine::check_soft_limit(const MemorySample& e) {
     request_stop(StopReason::memory, sc().heartbeat_timeout_seconds);
 }
 
+// Keeps the readings of the last seconds (at least the last three): a kill is blamed on memory
+// only when memory was short then, not because it touched the limit an hour earlier.
+void Machine::remember_recent(const MemorySample& e) {
+    constexpr std::size_t keep_at_least = 3;
+    constexpr std::size_t keep_at_most = 64;
+    const double window = std::max(2.0, 3 * sc().poll_interval_seconds);
+    m_s.recent.push_back(RecentSample{m_now, e.rss, e.available, e.pressure});
+    std::size_t drop = 0;
+    while (m_s.recent.size() - drop > keep_at_least &&
+           (m_s.recent[drop].at < m_now - window || m_s.recent.size() - drop > keep_at_most))
+        ++drop;
+    m_s.recent.erase(m_s.recent.begin(), m_s.recent.begin() + static_cast<long>(drop));
+}
+
 void Machine::on(const MemorySample& e) {
     if (!worker_alive()) return;
     m_s.rss = e.rss;
     m_s.available = e.available;
     m_s.peak_rss_launch = std::max(m_s.peak_rss_launch, e.rss);
+    remember_recent(e);
     m_s.peak_rss_at_tier = std::max(m_s.peak_rss_at_tier, e.rss);
     TierRecord& record = m_s.tier_records[tier(m_s.tier).name];
     record.peak_rss = std::max(record.peak_rss, e.rss);
@@ -755,7 +818,7 @@ void Machine::on(const MemorySample& e) {
                      {"tier", t.name},
                      {"rss", e.rss},
                      {"limit", t.memory_limit}});
-        m_s.watchdog_kill = true;
+        m_s.kill_reason = KillReason::memory;
         if (m_s.limit_hit_at < 0) m_s.limit_hit_at = m_now;
         m_s.phase = WorkerPhase::killing;
         act(CancelTimer{TimerKind::stop});
@@ -781,6 +844,7 @@ void Machine::on(const TimerExpired& e) {
                          {"pid", m_s.pid},
                          {"timeout_s", sc().heartbeat_timeout_seconds}});
             m_s.phase = WorkerPhase::terminating;
+            m_s.kill_reason = KillReason::hang;
             act(CancelTimer{TimerKind::stop});
             act(SignalWorker{SIGTERM});
             act(StartTimer{TimerKind::grace, sc().stop_grace_seconds});
@@ -791,6 +855,7 @@ void Machine::on(const TimerExpired& e) {
                          {"pid", m_s.pid},
                          {"reason", to_string(m_s.stop_reason)}});
             m_s.phase = WorkerPhase::terminating;
+            m_s.kill_reason = KillReason::stop;
             act(SignalWorker{SIGTERM});
             act(StartTimer{TimerKind::grace, sc().stop_grace_seconds});
             return;
@@ -901,6 +966,7 @@ void Machine::on(const Shutdown& e) {
     if (e.force) {
         if (worker_alive() && m_s.phase != WorkerPhase::killing) {
             m_s.phase = WorkerPhase::killing;
+            m_s.kill_reason = KillReason::stop;
             act(SignalWorker{SIGKILL});
         }
         return;

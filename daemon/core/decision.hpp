@@ -58,6 +58,18 @@ struct TierRecord {
     std::string last_outcome;  ///< class name of the last end at this tier ("" while none)
 };
 
+/// One memory reading kept for judging a SIGKILL: only the readings just before a kill say
+/// whether memory was what killed the worker.
+struct RecentSample {
+    double at = 0;
+    std::uint64_t rss = 0;
+    std::optional<std::uint64_t> available;
+    std::optional<double> pressure;
+};
+
+/// Why the supervisor itself signalled the worker (none: it did not).
+enum class KillReason { none, memory, hang, stop };
+
 struct SupervisorState {
     // --- persisted (state.json) ---
     JobStatus status = JobStatus::running;
@@ -78,14 +90,21 @@ struct SupervisorState {
     double tier_since = 0;               ///< when the current tier was entered
     std::uint64_t peak_rss_at_tier = 0;  ///< since tier_since; decides promotion headroom
     std::uint64_t peak_rss_launch = 0;   ///< during the current launch
+    /// The checkpoint step this launch resumed from (the worker's hello says it exactly); only a
+    /// checkpoint past it is progress.
+    std::int64_t launch_resume_step = -1;
     bool progress_since_launch = false;
+    /// Readings of the last seconds of this launch (see RecentSample).
+    std::vector<RecentSample> recent;
     StopReason stop_reason = StopReason::none;  ///< the reason sent with checkpoint_and_stop
     int stop_target = -1;  ///< tier to launch after a requested stop (memory, promotion, tier)
     /// What to do once the worker is gone instead of launching again: none, pause, stop or
     /// shutdown. Kept apart from stop_reason so a pending tier move is still recorded.
     StopReason hold = StopReason::none;
-    bool watchdog_kill = false;  ///< the supervisor SIGKILLed the worker for its memory
-    bool hang = false;           ///< the heartbeat ran out for this launch
+    /// The supervisor's own signals to this launch: the watchdog's memory kill, the hang
+    /// timeout, or the end of a requested stop's grace (and a forced shutdown).
+    KillReason kill_reason = KillReason::none;
+    bool hang = false;  ///< the heartbeat ran out for this launch
     std::optional<double> pressure_since;
     bool soft_limit_noted = false;  ///< "soft limit at the last tier" journaled for this launch
     int promoted_from = -1;         ///< tier we came up from, while a promotion is on trial
@@ -121,13 +140,13 @@ struct WorkerStarted {
 /// The worker could not be started (exec failed, pipes could not be made...).
 struct SpawnFailed {
     std::string message;
+    /// The program itself cannot be run (missing, not executable): a fatal end, not a retry.
+    bool cannot_execute = false;
 };
 struct WorkerExited {
-    std::optional<int> exit_code;    ///< set when it exited
-    std::optional<int> signal;       ///< set when a signal ended it
-    bool memory_near_limit = false;  ///< the shell saw the system near its memory end
-    bool cgroup_oom_kill = false;    ///< the kernel's cgroup oom killer fired during the launch
-    bool made_progress = false;      ///< a new checkpoint appeared since launch
+    std::optional<int> exit_code;  ///< set when it exited
+    std::optional<int> signal;     ///< set when a signal ended it
+    bool cgroup_oom_kill = false;  ///< the kernel's cgroup oom killer fired during the launch
 };
 /// One message from the worker's report channel (decoded, has a string "type").
 struct Report {
@@ -211,6 +230,11 @@ Decision decide(const SupervisorState& state, const Event& event, const DecideCo
 ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
                    const DecideContext& context);
 
+/// Whether the readings just before the end show memory at its end: the worker's RSS at the
+/// soft fraction of its tier's limit, the system below min_available, or pressure at its
+/// threshold.
+bool memory_short_near_end(const SupervisorState& state, const DecideContext& context);
+
 /// Whether a tier's device exists on this machine.
 bool tier_present(const TierConfig& tier, const DevicePresence& devices);
 
@@ -219,6 +243,7 @@ const char* to_string(ExitClass c);
 const char* to_string(JobStatus s);
 const char* to_string(StopReason r);
 const char* to_string(WorkerPhase p);
+const char* to_string(KillReason r);
 std::optional<JobStatus> job_status_from_string(const std::string& s);
 
 /// "exit code 75 (oom)", "signal 9 (SIGKILL)".

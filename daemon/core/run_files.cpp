@@ -101,18 +101,25 @@ std::string iso_time_now() {
 
 Journal::Journal(std::string run_dir) : m_path(run_dir::events(run_dir)) {}
 
-std::string Journal::append(const protocol::Json& event) {
+std::string Journal::line(const protocol::Json& event) {
     // "t" and "event" lead the line so the journal reads well with plain tools.
-    std::string line = "{\"t\":" + protocol::Json(iso_time_now()).dump();
-    if (event.contains("event")) line += ",\"event\":" + event["event"].dump();
+    std::string text = "{\"t\":" + protocol::Json(iso_time_now()).dump();
+    if (event.contains("event")) text += ",\"event\":" + event["event"].dump();
     for (const auto& [key, value] : event.items()) {
         if (key == "event" || key == "t") continue;
-        line += "," + protocol::Json(key).dump() + ":" +
+        text += "," + protocol::Json(key).dump() + ":" +
                 value.dump(-1, ' ', false, protocol::Json::error_handler_t::replace);
     }
-    line += "}";
-    append_line_durable(m_path, line, /*fsync=*/true);
-    return line;
+    text += "}";
+    return text;
+}
+
+void Journal::write(const std::string& line) { append_line_durable(m_path, line, /*fsync=*/true); }
+
+std::string Journal::append(const protocol::Json& event) {
+    std::string text = line(event);
+    write(text);
+    return text;
 }
 
 }  // namespace smartcash::daemon

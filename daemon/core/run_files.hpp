@@ -46,7 +46,11 @@ PreparedRun prepare_run(const std::string& config_file, const std::string& run_d
 class Journal {
   public:
     explicit Journal(std::string run_dir);
-    /// Returns the line written (without '\n'). Throws IoError.
+    /// The line for one event, stamped with the time now (without '\n').
+    static std::string line(const protocol::Json& event);
+    /// Appends a line made by line(). Throws IoError (nothing of the line is left behind).
+    void write(const std::string& line);
+    /// write(line(event)); returns the line.
     std::string append(const protocol::Json& event);
 
   private:

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -48,6 +49,7 @@ struct Supervisor::Impl {
           journal(options.run_dir),
           signals(io, SIGINT, SIGTERM, SIGQUIT),
           poll_timer(io),
+          persist_timer(io),
           control(io, [this](const Json& request) { return on_control(request); }),
           probe(make_memory_probe()),
           started(Clock::now()) {
@@ -68,6 +70,7 @@ struct Supervisor::Impl {
     asio::io_context io;
     asio::signal_set signals;
     asio::steady_timer poll_timer;
+    asio::steady_timer persist_timer;  // retries state.json and journal writes that failed
     ControlServer control;
     std::unique_ptr<MemoryProbe> probe;
     Clock::time_point started;
@@ -77,8 +80,14 @@ struct Supervisor::Impl {
     std::shared_ptr<WorkerProcess> worker;
     std::uint64_t launch_generation = 0;
     std::optional<std::uint64_t> oom_kills_at_launch;
-    bool system_short = false;  // the last reading saw the system itself short of memory
-    std::filesystem::file_time_type launch_file_time;
+    // Persistence that failed (full disk, I/O error): the state in memory stays authoritative,
+    // journal lines wait here in order, and both are retried until they are written.
+    std::deque<std::string> unwritten_journal;
+    std::size_t dropped_journal_lines = 0;
+    bool state_unsaved = false;
+    std::string persist_error;  // the last write error ("" while everything is on disk)
+    double persist_failing_since = 0;
+    bool persist_retry_armed = false;
     int shutdown_signals = 0;
     std::optional<int> exit_code;
     bool stderr_is_terminal = ::isatty(STDERR_FILENO) == 1;
@@ -99,6 +108,7 @@ struct Supervisor::Impl {
         } else if (weight == EventWeight::notable && stderr_is_terminal) {
             text = "\033[1m" + text + "\033[0m";
         }
+        std::cerr.clear();  // a write that failed once (full disk, EFBIG) must not mute the rest
         std::cerr << "smartcashd " << clock << "  " << text << std::endl;
     }
 
@@ -202,8 +212,6 @@ struct Supervisor::Impl {
         spec.log_path =
             run_dir::logs(options.run_dir) + "/worker-" + std::to_string(state.launches) + ".log";
         oom_kills_at_launch = probe->oom_kill_count();
-        system_short = false;
-        launch_file_time = std::filesystem::file_time_type::clock::now();
         const std::uint64_t generation = ++launch_generation;
         auto process = std::make_shared<WorkerProcess>(io);
         auto error = process->start(
@@ -220,7 +228,9 @@ struct Supervisor::Impl {
         // Results come back as events from the loop, never from inside this action list.
         if (error) {
             worker.reset();
-            asio::post(io, [this, msg = *error] { dispatch(SpawnFailed{msg}); });
+            asio::post(io, [this, e = *error] {
+                dispatch(SpawnFailed{e.message, e.cannot_execute});
+            });
             return;
         }
         worker = process;
@@ -260,24 +270,73 @@ struct Supervisor::Impl {
     }
 
     void perform(const JournalEntry& a) {
-        try {
-            journal.append(a.entry);
-            const EventText text = describe_event(a.entry);
-            if (!text.text.empty()) log(text.text, text.weight);
-        } catch (const std::exception& e) {
-            log(std::string("cannot write the journal: ") + e.what());
+        const std::string line = Journal::line(a.entry);
+        const EventText text = describe_event(a.entry);
+        if (!text.text.empty()) log(text.text, text.weight);
+        constexpr std::size_t max_unwritten = 100000;
+        if (unwritten_journal.size() >= max_unwritten) {
+            unwritten_journal.pop_front();
+            ++dropped_journal_lines;
         }
+        unwritten_journal.push_back(line);
+        persist();
     }
 
     void perform(const SaveState&) {
+        state_unsaved = true;
+        persist();
+    }
+
+    // Writes what waits (journal lines first, in order, then state.json). On failure the rest
+    // waits for the retry timer; the state in memory is what the supervisor acts on meanwhile.
+    void persist() {
+        std::string error;
         try {
-            save_state_file(options.run_dir, state, config);
+            while (!unwritten_journal.empty()) {
+                journal.write(unwritten_journal.front());
+                unwritten_journal.pop_front();
+            }
         } catch (const std::exception& e) {
-            log(std::string("cannot write state.json: ") + e.what());
+            error = std::string("cannot write the journal: ") + e.what();
         }
+        if (error.empty() && state_unsaved) {
+            try {
+                save_state_file(options.run_dir, state, config);
+                state_unsaved = false;
+            } catch (const std::exception& e) {
+                error = std::string("cannot write state.json: ") + e.what();
+            }
+        }
+        if (error.empty()) {
+            if (!persist_error.empty()) {
+                log("the run directory is writable again; state.json and the journal are up to "
+                    "date" +
+                        (dropped_journal_lines ? " (" + std::to_string(dropped_journal_lines) +
+                                                     " journal lines were dropped)"
+                                               : std::string()),
+                    EventWeight::notable);
+                persist_error.clear();
+                dropped_journal_lines = 0;
+            }
+            return;
+        }
+        if (persist_error != error)
+            log(error + "; keeping the state in memory and retrying", EventWeight::alarm);
+        if (persist_error.empty()) persist_failing_since = now();
+        persist_error = error;
+        if (persist_retry_armed) return;
+        persist_retry_armed = true;
+        persist_timer.expires_after(std::chrono::seconds(1));
+        persist_timer.async_wait([this](const boost::system::error_code& ec) {
+            persist_retry_armed = false;
+            if (!ec) persist();
+        });
     }
 
     void perform(const Finish& a) {
+        persist();
+        if (!persist_error.empty())
+            log("exiting with the run directory out of date: " + persist_error, EventWeight::alarm);
         end_follow();
         print_summary(a);
         switch (a.status) {
@@ -301,33 +360,20 @@ struct Supervisor::Impl {
         WorkerExited e;
         e.exit_code = end.exit_code;
         e.signal = end.signal;
-        e.memory_near_limit = system_short;
         if (oom_kills_at_launch) {
             auto after = probe->oom_kill_count();
             e.cgroup_oom_kill = after && *after > *oom_kills_at_launch;
         }
-        e.made_progress = new_checkpoint_since_launch();
         worker.reset();
         end_follow();
         dispatch(e);
     }
 
-    bool new_checkpoint_since_launch() const {
-        std::error_code ec;
-        std::filesystem::recursive_directory_iterator it(run_dir::checkpoints(options.run_dir), ec),
-            end;
-        for (; !ec && it != end; it.increment(ec)) {
-            if (!it->is_regular_file(ec)) continue;
-            if (it->last_write_time(ec) > launch_file_time) return true;
-        }
-        return false;
-    }
-
     void poll_memory() {
         follow_log();
-        if (worker && !worker->exited()) {
+        // Once reaped, the worker's pid may already name another process: never read it.
+        if (worker && !worker->reaped()) {
             MemoryReading r = probe->read(worker->pid());
-            system_short = r.available && *r.available < config.supervisor.min_available;
             dispatch(MemorySample{r.rss, r.available, r.pressure});
         }
         poll_timer.expires_after(
@@ -380,8 +426,20 @@ struct Supervisor::Impl {
                     {"last_checkpoint", state.last_checkpoint},
                     {"last_checkpoint_step", state.last_checkpoint_step},
                     {"message", state.message},
+                    {"persistence", persistence_json()},
                     {"run_dir", options.run_dir},
                     {"supervisor_pid", static_cast<int>(::getpid())}};
+    }
+
+    // Whether state.json and the journal are on disk; status shows it so that a full disk is
+    // seen before a restart would resume from an old state.
+    Json persistence_json() const {
+        if (persist_error.empty()) return Json{{"ok", true}};
+        return Json{{"ok", false},
+                    {"error", persist_error},
+                    {"failing_for_s", now() - persist_failing_since},
+                    {"unwritten_journal_lines", unwritten_journal.size()},
+                    {"state_unsaved", state_unsaved}};
     }
 
     Json on_control(const Json& request) {
@@ -415,6 +473,7 @@ struct Supervisor::Impl {
         control.close();
         signals.cancel();
         poll_timer.cancel();
+        persist_timer.cancel();
         for (auto& t : timers) t->timer.cancel();
         io.stop();
     }
@@ -475,6 +534,7 @@ struct Supervisor::Impl {
             return supervisor_exit::failed;
         }
         ::signal(SIGPIPE, SIG_IGN);  // a vanished client or worker is an error code, not a death
+        ::signal(SIGXFSZ, SIG_IGN);  // a file size limit is a write error (EFBIG), not a death
         wait_signals();
         poll_memory();
         log("supervising " + options.run_dir + " with worker " + options.worker_path + ", socket " +

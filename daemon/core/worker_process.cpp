@@ -14,7 +14,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/process/args.hpp>
-#include <boost/process/async.hpp>
 #include <boost/process/child.hpp>
 #include <boost/process/env.hpp>
 #include <boost/process/environment.hpp>
@@ -59,8 +58,9 @@ struct ChildSetup : bp::extend::handler {
         // The supervisor may have died before prctl took effect.
         if (::getppid() != parent) ::_exit(127);
 #endif
-        ::signal(SIGPIPE,
-                 SIG_DFL);  // the supervisor ignores it; the worker should not inherit that
+        // The supervisor ignores these; the worker should not inherit that.
+        ::signal(SIGPIPE, SIG_DFL);
+        ::signal(SIGXFSZ, SIG_DFL);
         // Everything the supervisor holds (lock, control socket, event loop fds) is closed on
         // exec; only the two channel fds survive. Boost's own exec-error pipe is already
         // close-on-exec, so a failed exec can still report.
@@ -125,27 +125,31 @@ struct Pipe {
     }
 };
 
-}  // namespace
-
-WorkerProcess::WorkerProcess(boost::asio::io_context& io)
-    : m_io(io), m_report(io), m_command(io), m_drain_timer(io) {}
-
-WorkerProcess::~WorkerProcess() {
-    if (m_child) {
-        // Never kill from a destructor by accident: the supervisor decides when a worker dies.
-        m_child->detach();
-    }
+bool is_cannot_execute(int error) {
+    return error == ENOENT || error == EACCES || error == ENOEXEC || error == ENOTDIR ||
+           error == ELOOP || error == EISDIR || error == ENAMETOOLONG || error == EPERM;
 }
 
-std::optional<std::string> WorkerProcess::start(const LaunchSpec& spec, ReportHandler on_report,
-                                                LineErrorHandler on_bad_line, ExitHandler on_exit) {
+}  // namespace
+
+// SIGCHLD is registered before any fork, so a child that ends at once is still noticed: the
+// signal set queues it until the first wait.
+WorkerProcess::WorkerProcess(boost::asio::io_context& io)
+    : m_io(io), m_sigchld(io, SIGCHLD), m_report(io), m_command(io), m_drain_timer(io) {}
+
+// Never kills: the supervisor decides when a worker dies. A worker still running when its
+// supervisor goes away gets SIGTERM from PR_SET_PDEATHSIG (Linux) or sees its pipes close.
+WorkerProcess::~WorkerProcess() = default;
+
+std::optional<StartError> WorkerProcess::start(const LaunchSpec& spec, ReportHandler on_report,
+                                               LineErrorHandler on_bad_line, ExitHandler on_exit) {
     m_on_report = std::move(on_report);
     m_on_bad_line = std::move(on_bad_line);
     m_on_exit = std::move(on_exit);
 
     Pipe report, command;
     if (!report.open() || !command.open())
-        return std::string("cannot create pipes: ") + std::strerror(errno);
+        return StartError{std::string("cannot create pipes: ") + std::strerror(errno)};
 
     bp::environment env = boost::this_process::environment();
     for (const auto& [key, value] : spec.env) env[key] = value;
@@ -157,30 +161,20 @@ std::optional<std::string> WorkerProcess::start(const LaunchSpec& spec, ReportHa
     setup.command_fd = command.read;
     setup.parent = ::getpid();
 
+    // No io_context and no on_exit for Boost.Process: its SIGCHLD service would run the exit
+    // handler from inside this constructor when the child dies at once. The child is detached
+    // here and reaped by try_reap() on this object's own SIGCHLD wait.
     std::error_code ec;
-    auto self = weak_from_this();
-    m_child = std::make_unique<bp::child>(
-        bp::exe = spec.executable, bp::args = spec.args, env,
-        bp::std_in<boost::filesystem::path("/dev/null"), (bp::std_out & bp::std_err)>
-            boost::filesystem::path(spec.log_path),
-        m_io,
-        bp::on_exit =
-            [self](int, const std::error_code& wait_error) {
-                auto me = self.lock();
-                if (!me) return;
-                // The raw wait status is stored before this runs; the int argument folds exit
-                // codes and signal numbers together, so it is not used.
-                const int status = wait_error ? -1 : me->m_child->native_exit_code();
-                // This runs inside Boost.Process's SIGCHLD bookkeeping; starting the next worker
-                // from here would modify the list it is walking. Continue from the loop instead.
-                boost::asio::post(me->m_io, [me, status] { me->handle_exit(status); });
-            },
-        setup, bp::error = ec);
+    bp::child child(bp::exe = spec.executable, bp::args = spec.args, env,
+                    bp::std_in<boost::filesystem::path("/dev/null"), (bp::std_out & bp::std_err)>
+                        boost::filesystem::path(spec.log_path),
+                    setup, bp::error = ec);
     if (ec) {
-        m_child.reset();
-        return "cannot start " + spec.executable + ": " + ec.message();
+        return StartError{"cannot start " + spec.executable + ": " + ec.message(),
+                          is_cannot_execute(ec.value())};
     }
-    m_pid = m_child->id();
+    m_pid = child.id();
+    child.detach();
     // The child has its ends; ours are the report reader and the command writer.
     ::close(report.release_write());
     ::close(command.release_read());
@@ -189,7 +183,49 @@ std::optional<std::string> WorkerProcess::start(const LaunchSpec& spec, ReportHa
     ::fcntl(command_fd, F_SETFL, ::fcntl(command_fd, F_GETFL) | O_NONBLOCK);
     m_command.assign(command_fd);
     read_reports();
+    wait_child_signal();
+    // A SIGCHLD for this child may have been taken by another signal set's wait: look once now.
+    auto self = shared_from_this();
+    boost::asio::post(m_io, [self] { self->try_reap(); });
     return std::nullopt;
+}
+
+void WorkerProcess::wait_child_signal() {
+    auto self = shared_from_this();
+    m_sigchld.async_wait([self](const boost::system::error_code& ec, int) {
+        if (ec || self->m_closed || self->reaped()) return;
+        self->try_reap();
+        if (!self->reaped()) self->wait_child_signal();
+    });
+}
+
+void WorkerProcess::try_reap() {
+    if (reaped() || m_pid <= 0) return;
+    int status = 0;
+    pid_t r;
+    do {
+        r = ::waitpid(m_pid, &status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) return;  // still running
+    m_end = r == m_pid ? decode_wait_status(status) : ProcessEnd{};
+    // Helpers the worker started (its process group) die with it, like systemd's
+    // KillMode=control-group: they would keep their memory and escape the next launch's probe.
+    // The group id stays reserved while any member lives, so this cannot hit a stranger.
+    ::kill(-m_pid, SIGKILL);
+    boost::system::error_code ignored;
+    m_sigchld.cancel(ignored);
+    if (m_report_eof) {
+        finish();
+        return;
+    }
+    // Reports written just before the exit may still be in the pipe: let the reader drain it so
+    // that a final checkpoint or error is seen before the exit is classified. A helper process
+    // that inherited the pipe could keep it open, so do not wait long.
+    auto self = shared_from_this();
+    m_drain_timer.expires_after(std::chrono::seconds(2));
+    m_drain_timer.async_wait([self](const boost::system::error_code& e) {
+        if (!e) self->finish();
+    });
 }
 
 void WorkerProcess::read_reports() {
@@ -222,32 +258,16 @@ void WorkerProcess::read_reports() {
         });
 }
 
-void WorkerProcess::handle_exit(int native_status) {
-    if (m_exited || m_end) return;
-    m_end = native_status < 0 ? ProcessEnd{} : decode_wait_status(native_status);
-    if (m_report_eof) {
-        finish();
-        return;
-    }
-    // Reports written just before the exit may still be in the pipe: let the reader drain it so
-    // that a final checkpoint or error is seen before the exit is classified. A helper process
-    // that inherited the pipe could keep it open, so do not wait long.
-    auto self = shared_from_this();
-    m_drain_timer.expires_after(std::chrono::seconds(2));
-    m_drain_timer.async_wait([self](const boost::system::error_code& ec) {
-        if (!ec) self->finish();
-    });
-}
-
 void WorkerProcess::finish() {
     if (m_exited || !m_end) return;
     m_exited = true;
+    m_closed = true;
     boost::system::error_code ignored;
     m_drain_timer.cancel();
+    m_sigchld.cancel(ignored);
     m_report.close(ignored);
     m_command.close(ignored);
     m_outbox.clear();
-    if (m_child) m_child->detach();
     auto handler = std::move(m_on_exit);
     m_on_report = nullptr;
     m_on_bad_line = nullptr;
@@ -255,7 +275,9 @@ void WorkerProcess::finish() {
 }
 
 void WorkerProcess::signal(int sig) {
-    if (m_exited || m_pid <= 0) return;
+    // Once reaped, the pid (and the group id, when the group is empty) may be someone else's.
+    if (reaped() || m_pid <= 0) return;
+    // Until reaped the pid is still ours (alive or a zombie); the group is set before exec.
     if (::kill(-m_pid, sig) != 0) ::kill(m_pid, sig);
 }
 

@@ -1,10 +1,12 @@
 // One launch of the worker: Boost.Process starts it with the report and command pipes, its log
-// file and its environment; its exit status is owned by the on_exit handler alone.
+// file and its environment; this object reaps it itself (SIGCHLD + waitpid on its own pid), so
+// nothing runs before the launch has returned and no pid is used once the worker is reaped.
 #pragma once
 
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <functional>
@@ -15,10 +17,6 @@
 #include <vector>
 
 #include "common/protocol.hpp"
-
-namespace boost::process {
-class child;
-}
 
 namespace smartcash::daemon {
 
@@ -36,6 +34,13 @@ struct ProcessEnd {
     std::optional<int> signal;
 };
 
+/// Why a launch did not start. `cannot_execute` is set when the program itself cannot be run
+/// (missing, not executable, not a program): trying again cannot help.
+struct StartError {
+    std::string message;
+    bool cannot_execute = false;
+};
+
 /// A running worker. Callbacks run on the io_context; after the exit callback no other
 /// callback of this object runs.
 class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
@@ -50,13 +55,17 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
     /// Starts the process. In the child, before exec: its own process group (terminal signals
     /// go to the supervisor only), PR_SET_PDEATHSIG(SIGTERM) on Linux so that it checkpoints and
     /// stops if the supervisor dies, and every inherited fd but the two channel fds closed on
-    /// exec. Returns an error message when it could not be started (no zombie is left).
-    std::optional<std::string> start(const LaunchSpec& spec, ReportHandler on_report,
-                                     LineErrorHandler on_bad_line, ExitHandler on_exit);
+    /// exec. Returns why when it could not be started (no zombie is left). No callback runs
+    /// before start() has returned.
+    std::optional<StartError> start(const LaunchSpec& spec, ReportHandler on_report,
+                                    LineErrorHandler on_bad_line, ExitHandler on_exit);
 
     int pid() const { return m_pid; }
     bool exited() const { return m_exited; }
-    /// Sends a signal to the worker's process group (its helpers too).
+    /// The process has been reaped: its pid may belong to someone else now, so nothing (signals,
+    /// memory readings) may use it any more.
+    bool reaped() const { return m_end.has_value(); }
+    /// Sends a signal to the worker's process group (its helpers too); nothing once reaped.
     void signal(int sig);
     /// Queues one command line on the command pipe; dropped once the worker is gone.
     void send(const protocol::Json& command);
@@ -64,11 +73,12 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   private:
     void read_reports();
     void write_next();
-    void handle_exit(int native_status);
+    void wait_child_signal();
+    void try_reap();
     void finish();
 
     boost::asio::io_context& m_io;
-    std::unique_ptr<boost::process::child> m_child;
+    boost::asio::signal_set m_sigchld;
     boost::asio::posix::stream_descriptor m_report;
     boost::asio::posix::stream_descriptor m_command;
     protocol::LineSplitter m_splitter;
@@ -80,6 +90,7 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
     bool m_exited = false;  ///< the exit handler has run
     bool m_report_eof = false;
     std::optional<ProcessEnd> m_end;  ///< set once the process is reaped
+    bool m_closed = false;            ///< finished or destroyed: SIGCHLD waits stop re-arming
     ReportHandler m_on_report;
     LineErrorHandler m_on_bad_line;
     ExitHandler m_on_exit;

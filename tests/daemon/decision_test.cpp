@@ -212,13 +212,45 @@ const Row kRows[] = {
          return e;
      },
      ExitClass::oom_killed, Expect::next_tier},
-    {"sigkill while the system is short of memory", nothing,
-     [] {
-         WorkerExited e = sig(SIGKILL);
-         e.memory_near_limit = true;
-         return e;
-     },
+    {"sigkill while the system is short of memory",
+     [](Harness& h) { h.memory(1 * GiB, /*available=*/100ull << 20); }, [] { return sig(SIGKILL); },
      ExitClass::oom_killed, Expect::next_tier},
+    {"sigkill under memory pressure",
+     [](Harness& h) { h.memory(1 * GiB, std::nullopt, /*pressure=*/95.0); },
+     [] { return sig(SIGKILL); }, ExitClass::oom_killed, Expect::next_tier},
+    {"sigkill with memory exactly at the soft fraction",
+     [](Harness& h) {
+         h.config.supervisor.soft_limit_fraction = 0.5;
+         // 4 GiB is exactly 50% of the accelerated tier's 8 GiB: at the soft fraction counts
+         // (the soft limit also asks for a stop; the kill comes first).
+         h.memory(4 * GiB);
+     },
+     [] { return sig(SIGKILL); }, ExitClass::oom_killed, Expect::next_tier},
+    {"sigkill after a peak near the limit that then fell",
+     [](Harness& h) {
+         h.config.tiers.resize(1);  // the last tier: the soft limit only notes the peak
+         h.memory(static_cast<std::uint64_t>(7.95 * GiB));
+         for (int i = 0; i < 20; ++i) {
+             h.now += 1;
+             h.memory(1 * GiB);
+         }
+     },
+     [] { return sig(SIGKILL); }, ExitClass::crash, Expect::same_tier_backoff},
+    {"sigkill by the supervisor after a hang, memory near the limit",
+     [](Harness& h) {
+         h.config.supervisor.soft_limit_fraction = 0.99;
+         h.feed(TimerExpired{TimerKind::heartbeat});
+         h.memory(static_cast<std::uint64_t>(7.95 * GiB));  // terminating: no soft-limit move
+         h.feed(TimerExpired{TimerKind::grace});
+     },
+     [] { return sig(SIGKILL); }, ExitClass::hang, Expect::same_tier_backoff},
+    {"sigbus", nothing, [] { return sig(SIGBUS); }, ExitClass::crash, Expect::same_tier_backoff},
+    {"any other signal", nothing, [] { return sig(SIGUSR2); }, ExitClass::crash,
+     Expect::same_tier_backoff},
+    {"hang, then a fatal code", [](Harness& h) { h.feed(TimerExpired{TimerKind::heartbeat}); },
+     [] { return code(exit_code::config_error); }, ExitClass::fatal, Expect::finish_failed},
+    {"hang, then done", [](Harness& h) { h.feed(TimerExpired{TimerKind::heartbeat}); },
+     [] { return code(exit_code::done); }, ExitClass::done, Expect::finish_done},
     {"requested stop after soft limit",
      [](Harness& h) {
          Decision d = h.memory(static_cast<std::uint64_t>(7 * GiB));  // 87.5% of 8 GiB
@@ -380,15 +412,84 @@ TEST(DaemonDecision, RetryBudgetCountsOnlyLaunchesWithoutProgress) {
     EXPECT_EQ(h.state.tier, 0);  // a crash never moves tiers
 }
 
-TEST(DaemonDecision, ProgressReportedOnlyByTheShellAlsoCounts) {
+TEST(DaemonDecision, StopCheckpointAtTheResumeStepIsNoProgress) {
+    Harness h;  // budget 3
+    h.state.last_checkpoint_step = 40;
+    h.start();
+    for (int i = 0; i < 3; ++i) {
+        h.report(Json{{"type", "hello"}, {"resumed_step", 40}, {"total_steps", 100}});
+        // The worker hangs, answers SIGTERM with a stop checkpoint of the step it resumed from.
+        h.feed(TimerExpired{TimerKind::heartbeat});
+        h.report(Json{{"type", "checkpoint"}, {"path", "/r/step-40.pt"}, {"step", 40}});
+        Decision d = h.exit_code(exit_code::requested_stop);
+        EXPECT_EQ(h.state.failures_without_progress, i + 1);
+        if (i < 2) {
+            h.feed(TimerExpired{TimerKind::backoff});
+            h.started();
+        } else {
+            auto f = first_of<Finish>(d);
+            ASSERT_TRUE(f);
+            EXPECT_EQ(f->status, JobStatus::failed);
+        }
+    }
+}
+
+TEST(DaemonDecision, ACheckpointPastTheResumeStepIsProgress) {
     Harness h;
     h.config.supervisor.retry_budget = 1;
+    h.state.last_checkpoint_step = 40;
     h.start();
-    WorkerExited e = sig(SIGSEGV);
-    e.made_progress = true;
-    Decision d = h.feed(e);
+    h.report(Json{{"type", "hello"}, {"resumed_step", 40}, {"total_steps", 100}});
+    h.report(Json{{"type", "checkpoint"}, {"path", "/r/step-42.pt"}, {"step", 42}});
+    Decision d = h.killed(SIGSEGV);
     EXPECT_FALSE(first_of<Finish>(d));
+    EXPECT_EQ(h.state.failures_without_progress, 0);
     EXPECT_EQ(h.state.phase, WorkerPhase::backoff);
+}
+
+TEST(DaemonDecision, AForcedShutdownKillNearTheLimitKeepsTheTier) {
+    Harness h;
+    h.config.supervisor.soft_limit_fraction = 0.99;
+    h.start();
+    h.feed(Shutdown{false});
+    h.memory(static_cast<std::uint64_t>(7.95 * GiB));  // stopping: no soft-limit move
+    Decision k = h.feed(Shutdown{true});
+    ASSERT_TRUE(first_of<SignalWorker>(k));
+    Decision d = h.killed(SIGKILL);
+    EXPECT_EQ(journal_entry(d, "exit").value("class", ""), "requested");
+    EXPECT_FALSE(journaled(d, "tier-move"));
+    EXPECT_EQ(h.state.tier, 0);
+    auto f = first_of<Finish>(d);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->status, JobStatus::stopped);
+}
+
+TEST(DaemonDecision, AStopThatRanOutOfGraceIsRequestedNotOomKilled) {
+    Harness h;
+    h.config.supervisor.soft_limit_fraction = 0.99;
+    h.start();
+    h.feed(ControlRequest{ControlCommand::pause, ""});
+    h.memory(static_cast<std::uint64_t>(7.95 * GiB));  // stopping: no soft-limit move
+    h.feed(TimerExpired{TimerKind::stop});
+    h.feed(TimerExpired{TimerKind::grace});
+    Decision d = h.killed(SIGKILL);
+    EXPECT_EQ(journal_entry(d, "exit").value("class", ""), "requested");
+    EXPECT_EQ(h.state.tier, 0);
+    EXPECT_EQ(h.state.status, JobStatus::paused);
+}
+
+TEST(DaemonDecision, AWorkerThatCannotBeExecutedFailsTheJobAtOnce) {
+    Harness h;
+    h.feed(StartJob{});
+    Decision d = h.feed(
+        SpawnFailed{"cannot start /nowhere/smartcash-worker: No such file or directory", true});
+    auto f = first_of<Finish>(d);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->status, JobStatus::failed);
+    EXPECT_FALSE(first_of<StartTimer>(d));
+    EXPECT_NE(h.state.message.find("No such file or directory"), std::string::npos)
+        << h.state.message;
+    EXPECT_EQ(h.state.launches, 1);
 }
 
 TEST(DaemonDecision, SpawnFailureIsACrashWithinTheBudget) {
@@ -511,7 +612,7 @@ TEST(DaemonDecision, HardLimitKillIsClassifiedOomKilled) {
     EXPECT_EQ(s->signal, SIGKILL);
     Json j = journal_entry(d, "watchdog-kill");
     EXPECT_EQ(j.value("rss", std::uint64_t{0}), 8 * GiB);
-    EXPECT_TRUE(h.state.watchdog_kill);
+    EXPECT_EQ(h.state.kill_reason, KillReason::memory);
     EXPECT_FALSE(first_of<SignalWorker>(h.memory(9 * GiB)));  // only once
     Decision e = h.killed(SIGKILL);
     EXPECT_EQ(journal_entry(e, "exit").value("class", ""), "oom-killed");

@@ -9,6 +9,8 @@
 //   FAKE_EPOCH_STEPS     steps per epoch (default 10): epoch_end reports
 //   FAKE_ALLOC_MB        with FAKE_MODE=alloc: megabytes touched per step (default 16)
 //   FAKE_IGNORE_TERM     1: ignore SIGTERM (a worker that only SIGKILL ends)
+//   FAKE_HELPER          1: start a helper process (in the worker's process group, holding the
+//                        report pipe) that sleeps for a minute; its pid goes to RUN_DIR/helper.pid
 // Its checkpoint is RUN_DIR/checkpoints/fake-step.txt (the step number); it resumes from it.
 #include <dirent.h>
 #include <fcntl.h>
@@ -122,6 +124,14 @@ int main(int argc, char** argv) {
         in >> step;
     }
     const int start_step = step;
+    if (env_int("FAKE_HELPER", 0) == 1) {
+        const pid_t helper = ::fork();
+        if (helper == 0) {
+            ::sleep(60);
+            ::_exit(0);
+        }
+        std::ofstream(run_dir + "/helper.pid") << helper << "\n";
+    }
     std::printf("fake worker pid=%d tier=%s mode=%s resumed_step=%d extra_fds=%d\n",
                 static_cast<int>(::getpid()), tier.c_str(), mode.c_str(), step, extra_open_fds());
     std::fflush(stdout);

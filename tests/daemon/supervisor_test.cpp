@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -263,13 +265,63 @@ TEST(SupervisorShell, HangGetsTermThenKillAndCountsAsCrash) {
     EXPECT_EQ(exits[0].value("signal", 0), SIGKILL);
 }
 
-TEST(SupervisorShell, MissingWorkerIsASpawnFailureNotAHang) {
-    Dir d("nospawn");
+// A worker that cannot be executed stays so: the job fails at the first launch, no backoff.
+TEST(SupervisorShell, AWorkerThatCannotBeExecutedFailsAtTheFirstLaunch) {
+    Dir d("noexec");
     const std::string config = d.write_config(tier("only", "0", "FAKE_MODE: done"));
-    const pid_t pid = start_daemon(d, config, d.file("no-such-worker"));
-    EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1);
-    EXPECT_EQ(events_named(d, "spawn-failed").size(), 3u) << dump(events(d));
-    EXPECT_NE(state_json(d).value("message", "").find("no-such-worker"), std::string::npos);
+    const std::string not_executable = d.file("not-executable");
+    std::ofstream(not_executable) << "#!/bin/sh\nexit 0\n";
+    ::chmod(not_executable.c_str(), 0644);
+    const std::pair<std::string, std::string> cases[] = {
+        {d.file("no-such-worker"), "No such file or directory"},
+        {not_executable, "Permission denied"}};
+    for (const auto& [worker, why] : cases) {
+        fs::remove_all(d.run());
+        const auto t0 = std::chrono::steady_clock::now();
+        const pid_t pid = start_daemon(d, config, worker);
+        EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1) << slurp(d.file("smartcashd.err"));
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+        const auto failed = events_named(d, "spawn-failed");
+        ASSERT_EQ(failed.size(), 1u) << dump(events(d));
+        EXPECT_TRUE(failed[0].value("cannot_execute", false));
+        EXPECT_TRUE(events_named(d, "backoff").empty()) << dump(events(d));
+        const std::string message = state_json(d).value("message", "");
+        EXPECT_NE(message.find(worker), std::string::npos) << message;
+        EXPECT_NE(message.find(why), std::string::npos) << message;
+    }
+}
+
+// Boost.Process once ran the exit handler inside the launch when the child was already gone;
+// the supervisor then crashed on a worker that died at once. Many runs, every one must end by
+// its own exit code (1: failed after the retry budget), none by a signal.
+TEST(SupervisorShell, FiftySupervisorsOnAWorkerThatExitsAtOnceAllExitOne) {
+    Dir d("instant-exit");
+    const std::string config = d.write_config(tier("only", "0", ""));
+    constexpr int runs = 50;
+    constexpr int at_once = 10;
+    std::vector<std::string> failures;
+    for (int first = 0; first < runs; first += at_once) {
+        std::vector<std::pair<int, pid_t>> batch;
+        for (int i = first; i < first + at_once; ++i) {
+            const std::string run = d.file("run-" + std::to_string(i));
+            batch.emplace_back(
+                i, spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", run, "--worker",
+                          "/bin/false"},
+                         d.file("out-" + std::to_string(i)), d.file("err-" + std::to_string(i))));
+        }
+        for (const auto& [i, pid] : batch) {
+            const int status = wait_child(pid, 60s);
+            if (status < 0)
+                failures.push_back("run " + std::to_string(i) + ": timed out");
+            else if (WIFSIGNALED(status))
+                failures.push_back("run " + std::to_string(i) + ": killed by signal " +
+                                   std::to_string(WTERMSIG(status)));
+            else if (WEXITSTATUS(status) != 1)
+                failures.push_back("run " + std::to_string(i) + ": exit " +
+                                   std::to_string(WEXITSTATUS(status)));
+        }
+    }
+    EXPECT_TRUE(failures.empty()) << ::testing::PrintToString(failures);
 }
 
 TEST(SupervisorShell, LockSocketStatusAndBadClients) {
@@ -452,6 +504,83 @@ TEST(SupervisorShell, UsageErrorsExitTwo) {
     EXPECT_NE(slurp(d.file("u.err")).find("usage:"), std::string::npos);
     const pid_t q = spawn({SMARTCASHD_PATH, "run"}, d.file("v.out"), d.file("v.err"));
     EXPECT_EQ(exit_code_of(wait_child(q, 10s)), 2);
+}
+
+// A worker's helpers die with it (its process group), even when the worker itself crashed.
+TEST(SupervisorShell, HelpersOfAWorkerThatDiedAreKilled) {
+    Dir d("helpers");
+    const std::string config =
+        d.write_config(tier("only", "0", "FAKE_MODE: segv, FAKE_STEPS: \"3\", FAKE_HELPER: \"1\""),
+                       supervisor_yaml("5s", 1));
+    const pid_t pid = start_daemon(d, config);
+    ASSERT_TRUE(wait_for([&] { return fs::exists(d.run() + "/helper.pid"); }, 20s));
+    int helper = 0;
+    std::ifstream(d.run() + "/helper.pid") >> helper;
+    ASSERT_GT(helper, 0);
+    EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 1) << slurp(d.file("smartcashd.err"));
+    const auto exits = events_named(d, "exit");
+    ASSERT_EQ(exits.size(), 1u) << dump(events(d));
+    EXPECT_EQ(exits[0].value("signal", 0), SIGSEGV);
+    const bool gone = wait_for([&] { return process_gone(helper); }, 2s);
+    if (!gone) ::kill(helper, SIGKILL);
+    EXPECT_TRUE(gone) << "the helper of a crashed worker outlived it";
+}
+
+// Lowers another process's soft file size limit (EFBIG on every write past it): a full disk
+// for that process alone.
+void set_file_size_limit(pid_t pid, rlim_t soft) {
+    struct rlimit current {};
+    ASSERT_EQ(::prlimit(pid, RLIMIT_FSIZE, nullptr, &current), 0) << std::strerror(errno);
+    struct rlimit wanted = current;
+    wanted.rlim_cur = soft;
+    ASSERT_EQ(::prlimit(pid, RLIMIT_FSIZE, &wanted, nullptr), 0) << std::strerror(errno);
+}
+
+// With state.json and the journal unwritable, the supervisor keeps acting on the state in
+// memory, says so in status, and writes both once it can.
+TEST(SupervisorShell, UnwritableRunDirectoryKeepsTheStateInMemoryAndCatchesUp) {
+    Dir d("unwritable");
+    const std::string config =
+        d.write_config(tier("a", "0", "FAKE_MODE: done, FAKE_STEPS: \"100000\"") +
+                       tier("b", "0", "FAKE_MODE: done, FAKE_STEPS: \"100000\""));
+    const pid_t pid = start_daemon(d, config);
+    auto request = [&](const Json& r) {
+        std::string error;
+        auto reply = control_request(run_dir::socket(d.run()), r, &error, 3s);
+        EXPECT_TRUE(reply) << error;
+        return reply.value_or(Json());
+    };
+    ASSERT_TRUE(wait_for([&] { return !events_named(d, "hello").empty(); }, 20s));
+    EXPECT_TRUE(request(Json{{"cmd", "pause"}}).value("ok", false));
+    ASSERT_TRUE(wait_for([&] { return state_json(d).value("status", "") == "paused"; }, 20s));
+    const std::size_t lines_before = events(d).size();
+
+    set_file_size_limit(pid, 1);
+    const Json moved = request(Json{{"cmd", "tier"}, {"tier", "b"}});
+    EXPECT_TRUE(moved.value("ok", false)) << moved.dump();
+    const Json during = request(Json{{"cmd", "status"}});
+    EXPECT_EQ(during.value("tier", ""), "b") << during.dump();
+    ASSERT_TRUE(during.contains("persistence")) << during.dump();
+    EXPECT_FALSE(during["persistence"].value("ok", true)) << during.dump();
+    EXPECT_NE(during["persistence"].value("error", "").find("File too large"), std::string::npos)
+        << during.dump();
+    EXPECT_EQ(state_json(d).value("tier", ""), "a");  // the disk still has the old state
+    EXPECT_EQ(events(d).size(), lines_before);
+
+    set_file_size_limit(pid, RLIM_INFINITY);
+    EXPECT_TRUE(wait_for([&] { return state_json(d).value("tier", "") == "b"; }, 5s));
+    const auto moves = events_named(d, "tier-move");
+    ASSERT_EQ(moves.size(), 1u) << dump(events(d));
+    EXPECT_EQ(moves[0].value("to", ""), "b");
+    EXPECT_TRUE(wait_for(
+        [&] {
+            return request(Json{{"cmd", "status"}})["persistence"].value("ok", false);
+        },
+        5s));
+
+    EXPECT_TRUE(request(Json{{"cmd", "stop"}}).value("ok", false));
+    EXPECT_EQ(exit_code_of(wait_child(pid, 20s)), 3) << slurp(d.file("smartcashd.err"));
+    EXPECT_NE(slurp(d.file("smartcashd.err")).find("writable again"), std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,167 @@
+// WorkerProcess with real processes: it reaps its own child, reports every end exactly once
+// (also a child that dies before the launch returns), and never touches a pid once reaped.
+#include "daemon/core/worker_process.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace smartcash::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string scratch(const std::string& name) {
+    const std::string dir = std::string(SMARTCASH_TEST_TMP) + "/wp-" + name;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    return dir;
+}
+
+LaunchSpec shell(const std::string& dir, const std::string& script) {
+    LaunchSpec spec;
+    spec.executable = "/bin/sh";
+    spec.args = {"-c", script};
+    spec.log_path = dir + "/log";
+    return spec;
+}
+
+// Runs the loop until `done` holds or the time is up.
+bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
+               std::chrono::milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (!done() && std::chrono::steady_clock::now() < end) {
+        io.restart();
+        io.run_for(10ms);
+    }
+    return done();
+}
+
+TEST(WorkerProcess, AChildThatExitsAtOnceEndsOnceWithItsCode) {
+    const std::string dir = scratch("instant");
+    for (int i = 0; i < 50; ++i) {
+        boost::asio::io_context io;
+        auto wp = std::make_shared<WorkerProcess>(io);
+        int ends = 0;
+        ProcessEnd end;
+        auto error = wp->start(
+            shell(dir, "exit 7"), [](const protocol::Json&) {}, nullptr,
+            [&](const ProcessEnd& e) {
+                ++ends;
+                end = e;
+            });
+        ASSERT_FALSE(error) << error->message;
+        EXPECT_EQ(ends, 0) << "the exit callback ran inside start()";
+        ASSERT_TRUE(run_until(
+            io, [&] { return ends > 0; }, 10s));
+        io.restart();
+        io.run_for(20ms);
+        EXPECT_EQ(ends, 1);
+        ASSERT_TRUE(end.exit_code);
+        EXPECT_EQ(*end.exit_code, 7);
+        EXPECT_FALSE(end.signal);
+    }
+}
+
+TEST(WorkerProcess, ADeathBySignalIsReportedAsThatSignal) {
+    const std::string dir = scratch("signal");
+    boost::asio::io_context io;
+    auto wp = std::make_shared<WorkerProcess>(io);
+    std::optional<ProcessEnd> end;
+    ASSERT_FALSE(wp->start(
+        shell(dir, "kill -SEGV $$"), [](const protocol::Json&) {}, nullptr,
+        [&](const ProcessEnd& e) { end = e; }));
+    ASSERT_TRUE(run_until(
+        io, [&] { return end.has_value(); }, 10s));
+    ASSERT_TRUE(end->signal);
+    EXPECT_EQ(*end->signal, SIGSEGV);
+}
+
+TEST(WorkerProcess, AProgramThatCannotBeExecutedIsSaidSo) {
+    const std::string dir = scratch("noexec");
+    boost::asio::io_context io;
+    auto wp = std::make_shared<WorkerProcess>(io);
+    LaunchSpec spec;
+    spec.executable = dir + "/missing";
+    spec.log_path = dir + "/log";
+    auto error = wp->start(
+        spec, [](const protocol::Json&) {}, nullptr, [](const ProcessEnd&) {});
+    ASSERT_TRUE(error);
+    EXPECT_TRUE(error->cannot_execute);
+    EXPECT_NE(error->message.find("No such file or directory"), std::string::npos)
+        << error->message;
+}
+
+// Makes the next process forked get `pid` (Linux: ns_last_pid, needs CAP_SYS_ADMIN in the pid
+// namespace). Returns the child's pid, which may differ when another process forked first.
+pid_t fork_sleeper_with_pid(pid_t pid) {
+    {
+        std::ofstream last("/proc/sys/kernel/ns_last_pid");
+        last << (pid - 1);
+        if (!last.flush()) return -1;
+    }
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    return child;
+}
+
+// Once the worker is reaped its pid can be handed to an unrelated process at once. A signal
+// the supervisor sends then (a watchdog kill decided from a late memory reading, a stop) must
+// not reach that process.
+TEST(WorkerProcess, NoSignalReachesAProcessThatReusedTheReapedPid) {
+    {
+        std::ofstream probe("/proc/sys/kernel/ns_last_pid", std::ios::app);
+        ASSERT_TRUE(probe.good())
+            << "this test needs a writable /proc/sys/kernel/ns_last_pid (Linux, root)";
+    }
+    const std::string dir = scratch("reuse");
+    boost::asio::io_context io;
+    auto wp = std::make_shared<WorkerProcess>(io);
+    bool finished = false;
+    // A grandchild in its own session keeps the report pipe open: the end is known (reaped)
+    // while the exit callback still waits for the pipe to drain.
+    ASSERT_FALSE(wp->start(
+        shell(dir, "setsid sleep 3 </dev/null >/dev/null 2>&1 & exit 0"),
+        [](const protocol::Json&) {}, nullptr, [&](const ProcessEnd&) { finished = true; }));
+    const pid_t old_pid = wp->pid();
+    ASSERT_TRUE(run_until(
+        io, [&] { return wp->reaped(); }, 10s));
+    ASSERT_FALSE(finished);
+
+    pid_t victim = -1;
+    for (int attempt = 0; attempt < 20 && victim != old_pid; ++attempt) {
+        if (victim > 0) {
+            ::kill(victim, SIGKILL);
+            ::waitpid(victim, nullptr, 0);
+        }
+        victim = fork_sleeper_with_pid(old_pid);
+        ASSERT_GT(victim, 0) << "cannot set ns_last_pid";
+    }
+    ASSERT_EQ(victim, old_pid) << "could not get the reaped pid back for the test";
+
+    wp->signal(SIGKILL);
+    wp->signal(SIGTERM);
+    std::this_thread::sleep_for(100ms);
+    int status = 0;
+    const pid_t r = ::waitpid(victim, &status, WNOHANG);
+    ::kill(victim, SIGKILL);
+    ::waitpid(victim, nullptr, 0);
+    EXPECT_EQ(r, 0) << "the process that took the reaped worker's pid was signalled";
+    EXPECT_TRUE(run_until(
+        io, [&] { return finished; }, 10s));
+}
+
+}  // namespace
+}  // namespace smartcash::daemon
