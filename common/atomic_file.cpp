@@ -39,6 +39,11 @@ int write_all(int fd, const char* data, std::size_t size) {
 }
 
 int fsync_retry(int fd) {
+#if defined(__APPLE__)
+    // fsync on macOS only hands the data to the drive; F_FULLFSYNC asks the drive to write it.
+    // Some file systems (network, FUSE) do not support it: fall back to fsync there.
+    if (::fcntl(fd, F_FULLFSYNC) == 0) return 0;
+#endif
     while (::fsync(fd) != 0) {
         if (errno != EINTR) return errno;
     }

@@ -1,5 +1,6 @@
 #include "daemon/core/control_client.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -24,6 +25,12 @@ class Fd {
     int m_fd;
 };
 
+#if defined(MSG_NOSIGNAL)
+constexpr int send_flags = MSG_NOSIGNAL;
+#else
+constexpr int send_flags = 0;  // SO_NOSIGPIPE is set on the socket instead
+#endif
+
 int connect_to(const std::string& path, std::string* error) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -32,11 +39,18 @@ int connect_to(const std::string& path, std::string* error) {
         return -1;
     }
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Plain socket() + FD_CLOEXEC: SOCK_CLOEXEC does not exist on macOS.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0) {
         *error = std::string("socket: ") + std::strerror(errno);
         return -1;
     }
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+#if defined(SO_NOSIGPIPE)
+    // macOS has no MSG_NOSIGNAL: a closed peer must be an error, not a SIGPIPE.
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
+#endif
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
         *error = "cannot connect to " + path + ": " + std::strerror(errno) +
                  (errno == ENOENT || errno == ECONNREFUSED ? " (is the supervisor running?)" : "");
@@ -55,7 +69,7 @@ std::optional<std::string> control_exchange_raw(const std::string& socket_path,
     if (fd.get() < 0) return std::nullopt;
     std::size_t sent = 0;
     while (sent < bytes.size()) {
-        const ssize_t n = ::send(fd.get(), bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+        const ssize_t n = ::send(fd.get(), bytes.data() + sent, bytes.size() - sent, send_flags);
         if (n < 0) {
             if (errno == EINTR) continue;
             break;  // the server may close early on an oversized request; read what it said

@@ -18,6 +18,7 @@
 #include <iterator>
 
 #include "common/atomic_file.hpp"
+#include "common/file_lock.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
 #include "daemon/core/control_server.hpp"
@@ -25,6 +26,7 @@
 #include "daemon/core/event_text.hpp"
 #include "daemon/core/memory_probe.hpp"
 #include "daemon/core/run_files.hpp"
+#include "daemon/core/self_path.hpp"
 #include "daemon/core/state_file.hpp"
 #include "daemon/core/worker_process.hpp"
 
@@ -36,9 +38,8 @@ using Clock = std::chrono::steady_clock;
 std::string resolve_worker_path(const std::string& flag) {
     if (!flag.empty()) return flag;
     if (const char* env = std::getenv("SMARTCASH_WORKER"); env && *env) return env;
-    std::error_code ec;
-    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (!ec) return (self.parent_path() / "smartcash-worker").string();
+    if (auto self = self_executable_path())
+        return (std::filesystem::path(*self).parent_path() / "smartcash-worker").string();
     return "smartcash-worker";
 }
 
@@ -54,7 +55,6 @@ struct Supervisor::Impl {
           probe(make_memory_probe()),
           started(Clock::now()) {
         context.config = &config;
-        context.devices = detect_devices();
         for (auto& t : timers) t = std::make_unique<TimerSlot>(io);
     }
 
@@ -478,39 +478,48 @@ struct Supervisor::Impl {
         io.stop();
     }
 
-    // A worker of a supervisor that was killed gets SIGTERM from the kernel and checkpoints;
-    // let it finish before a new one starts on the same checkpoints.
+    // A worker of a supervisor that was killed keeps training or stopping (Linux sends it SIGTERM,
+    // and it checkpoints); let it finish before a new one starts on the same checkpoints. The
+    // worker holds RUN_DIR/worker.lock for its life, so this needs no process table.
     void wait_for_leftover_worker() {
+        const std::string path = run_dir::worker_lock(options.run_dir);
         int pid = 0;
-        try {
-            Json j = Json::parse(read_file(run_dir::state(options.run_dir)), nullptr, false);
-            if (j.is_object()) pid = j.value("worker_pid", 0);
-        } catch (const std::exception&) {
-            return;
-        }
-        if (pid <= 0 || pid == ::getpid()) return;
-        auto ours = [&] {
-            std::string cmdline;
-            try {
-                cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
-            } catch (const std::exception&) {
-                return false;
-            }
-            std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-            return cmdline.find(" " + options.run_dir + " ") != std::string::npos;
+        if (!FileLock::held(path, &pid)) return;
+        const std::string who = pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string();
+        log("a worker of an earlier supervisor" + who + " still holds " + path +
+            "; waiting for it to stop");
+        auto wait_free = [&](double seconds) {
+            const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                     std::chrono::duration<double>(seconds));
+            int holder = 0;
+            while (Clock::now() < deadline && FileLock::held(path, &holder)) ::usleep(50 * 1000);
+            return !FileLock::held(path, &holder);
         };
-        if (!ours()) return;
-        log("the previous worker (pid " + std::to_string(pid) +
-            ") is still stopping; waiting for it");
-        const auto deadline =
-            Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(config.supervisor.stop_grace_seconds));
-        while (Clock::now() < deadline && ours()) ::usleep(50 * 1000);
-        if (ours()) {
-            log("killing the previous worker (pid " + std::to_string(pid) + ")");
-            ::kill(pid, SIGKILL);
-            for (int i = 0; i < 100 && ours(); ++i) ::usleep(20 * 1000);
+        if (wait_free(config.supervisor.stop_grace_seconds)) return;
+        // The lock is held, so its recorded holder (or the group it leads) is alive: a pid that
+        // cannot have been reused.
+        if (pid > 0) {
+            log("killing the earlier worker" + who, EventWeight::alarm);
+            if (::kill(-pid, SIGKILL) != 0) ::kill(pid, SIGKILL);
         }
+        if (!wait_free(5.0))
+            log("the earlier worker's lock is still held; the new worker will refuse to start",
+                EventWeight::alarm);
+    }
+
+    // Only the worker knows which devices its LibTorch can use; ask it once, and only when a
+    // tier names an accelerator (cpu and auto tiers need no answer).
+    void ask_for_devices() {
+        const bool needed = std::any_of(
+            config.tiers.begin(), config.tiers.end(),
+            [](const auto& t) { return t.device == Device::cuda || t.device == Device::mps; });
+        if (!needed) return;
+        context.devices = ask_worker_for_devices(options.worker_path, std::chrono::seconds(60));
+        auto line = [](const char* name, bool usable, const std::string& why) {
+            return std::string(name) + (usable ? " usable" : " not usable (" + why + ")");
+        };
+        log("devices: " + line("cuda", context.devices.cuda, context.devices.cuda_why) + ", " +
+            line("mps", context.devices.mps, context.devices.mps_why));
     }
 
     int run() {
@@ -528,6 +537,7 @@ struct Supervisor::Impl {
             return supervisor_exit::failed;
         }
         wait_for_leftover_worker();
+        ask_for_devices();
         if (auto error = control.listen(run_dir::socket(options.run_dir))) {
             if (options.on_startup_error) options.on_startup_error(*error);
             log(*error);
