@@ -10,6 +10,7 @@ inline std::string state(const std::string& d) { return d + "/state.json"; }
 inline std::string events(const std::string& d) { return d + "/events.jsonl"; }
 inline std::string socket(const std::string& d) { return d + "/control.sock"; }
 inline std::string lock(const std::string& d) { return d + "/lock"; }
+inline std::string worker_lock(const std::string& d) { return d + "/worker.lock"; }
 inline std::string checkpoints(const std::string& d) { return d + "/checkpoints"; }
 inline std::string logs(const std::string& d) { return d + "/logs"; }
 inline std::string metrics(const std::string& d) { return d + "/metrics.jsonl"; }

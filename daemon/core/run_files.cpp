@@ -11,50 +11,23 @@
 #include <filesystem>
 
 #include "common/atomic_file.hpp"
+#include "common/file_lock.hpp"
 #include "common/run_dir.hpp"
 
 namespace smartcash::daemon {
 
 std::optional<RunLock> RunLock::acquire(const std::string& run_dir, std::string* error) {
-    const std::string path = run_dir::lock(run_dir);
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        *error = "cannot open " + path + ": " + std::strerror(errno);
-        return std::nullopt;
-    }
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        const int err = errno;
-        char buf[32] = {};
-        const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-        ::close(fd);
-        if (err == EWOULDBLOCK) {
-            std::string holder =
-                n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
-            while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
-                holder.pop_back();
-            *error = "another supervisor is running in " + run_dir +
-                     (holder.empty() ? std::string() : " (pid " + holder + ")") +
-                     "; use smartcashctl --run-dir " + run_dir + " to talk to it";
-        } else {
-            *error = "cannot lock " + path + ": " + std::strerror(err);
-        }
-        return std::nullopt;
-    }
-    RunLock lock(fd);
-    lock.write_pid(static_cast<int>(::getpid()));
-    return std::optional<RunLock>(std::move(lock));
-}
-
-RunLock::~RunLock() {
-    if (m_fd >= 0) ::close(m_fd);
-}
-
-void RunLock::write_pid(int pid) const {
-    const std::string text = std::to_string(pid) + "\n";
-    if (::ftruncate(m_fd, 0) == 0) {
-        const ssize_t written = ::pwrite(m_fd, text.data(), text.size(), 0);
-        (void)written;  // the pid is a courtesy for error messages; the flock is what counts
-    }
+    FileLock::Failure why{};
+    std::string detail;
+    auto lock = FileLock::try_acquire(run_dir::lock(run_dir), &why, &detail);
+    if (lock) return RunLock(std::move(*lock));
+    if (why == FileLock::Failure::held)
+        *error = "another supervisor is running in " + run_dir +
+                 (detail.empty() ? std::string() : " (pid " + detail + ")") +
+                 "; use smartcashctl --run-dir " + run_dir + " to talk to it";
+    else
+        *error = detail;
+    return std::nullopt;
 }
 
 PreparedRun prepare_run(const std::string& config_file, const std::string& run_dir) {

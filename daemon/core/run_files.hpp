@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/config.hpp"
+#include "common/file_lock.hpp"
 #include "common/protocol.hpp"
 
 namespace smartcash::daemon {
@@ -17,16 +18,12 @@ class RunLock {
     /// Takes the lock without waiting. On failure returns nullopt and sets *error to a message
     /// naming the run directory (and the pid recorded by the holder, when readable).
     static std::optional<RunLock> acquire(const std::string& run_dir, std::string* error);
-    RunLock(RunLock&& other) noexcept : m_fd(other.m_fd) { other.m_fd = -1; }
-    RunLock& operator=(RunLock&&) = delete;
-    RunLock(const RunLock&) = delete;
-    ~RunLock();
     /// Records this process's pid in the lock file (after a daemonising fork, the new pid).
-    void write_pid(int pid) const;
+    void write_pid(int pid) const { m_lock.write_pid(pid); }
 
   private:
-    explicit RunLock(int fd) : m_fd(fd) {}
-    int m_fd = -1;
+    explicit RunLock(FileLock lock) : m_lock(std::move(lock)) {}
+    FileLock m_lock;
 };
 
 /// Result of preparing a run directory for a supervisor.

@@ -254,3 +254,33 @@ TEST_F(WorkerStop, CheckpointInfoJsonFields) {
 }
 
 }  // namespace
+
+namespace {
+
+// The worker holds RUN_DIR/worker.lock for its life: a second worker on the same run directory
+// refuses with the first one's pid, and the lock is free again once the first has ended.
+TEST_F(WorkerStop, ASecondWorkerOnTheSameRunDirectoryRefuses) {
+    const std::string run = run_dir();
+    // Slow checkpoints keep the first worker alive while the second one starts.
+    auto first =
+        train(run, "big", LaunchOptions{{"SMARTCASH_TEST_SLOW_CHECKPOINT_MS=3000"}, {}, false});
+    wait_for_steps(*first, 1, run);
+    ASSERT_TRUE(first->running()) << first->err();
+    auto second = train(run, "big", LaunchOptions{{}, {}, /*channel=*/false});
+    const auto refused = second->wait(60);
+    ASSERT_TRUE(refused.exited) << refused.describe();
+    EXPECT_EQ(refused.code, exit_code::config_error) << second->err();
+    EXPECT_NE(second->err().find("another worker is training in " + run + " (pid " +
+                                 std::to_string(first->pid()) + ")"),
+              std::string::npos)
+        << second->err();
+    EXPECT_TRUE(first->running()) << "the refused worker must not disturb the first";
+    first->signal(SIGKILL);
+    first->wait(30);
+    // The kernel drops a flock with its last holder, even after SIGKILL.
+    auto third = train(run, "big", LaunchOptions{{}, {}, /*channel=*/false});
+    wait_for_steps(*third, metric_step_lines(run) + 1, run);
+    EXPECT_TRUE(third->running()) << third->err();
+}
+
+}  // namespace

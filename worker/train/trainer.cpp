@@ -19,6 +19,7 @@
 
 #include "common/atomic_file.hpp"
 #include "common/exit_codes.hpp"
+#include "common/file_lock.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
 #include "worker/data/dataset.hpp"
@@ -800,6 +801,23 @@ int run_training(const TrainOptions& options) {
         for (const auto& [k, v] : tier->env) ::setenv(k.c_str(), v.c_str(), /*overwrite=*/0);
         const std::string run_dir =
             options.run_dir.empty() ? default_run_dir(options.config_path) : options.run_dir;
+        // Held for the whole run: a restarted supervisor waits on it for a worker of its
+        // predecessor, and two workers never train into one run directory.
+        make_directories(run_dir);
+        FileLock::Failure lock_failure{};
+        std::string lock_detail;
+        auto worker_lock =
+            FileLock::try_acquire(run_dir::worker_lock(run_dir), &lock_failure, &lock_detail);
+        if (!worker_lock && lock_failure == FileLock::Failure::held) {
+            report_error("config",
+                         fmt::format("another worker is training in {}{}", run_dir,
+                                     lock_detail.empty() ? "" : " (pid " + lock_detail + ")"));
+            return exit_code::config_error;
+        }
+        if (!worker_lock) {
+            report_error("io", lock_detail);
+            return exit_code::io_error;
+        }
         Trainer trainer(config, *tier, run_dir, channel.get());
         int code = trainer.run();
         if (channel) channel->flush(std::chrono::milliseconds(2000));
