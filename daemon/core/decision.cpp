@@ -152,6 +152,14 @@ bool tier_present(const TierConfig& tier, const DevicePresence& devices) {
     return false;
 }
 
+std::string why_absent(const TierConfig& tier, const DevicePresence& devices) {
+    const std::string& why = tier.device == Device::cuda  ? devices.cuda_why
+                             : tier.device == Device::mps ? devices.mps_why
+                                                          : std::string();
+    return std::string("device ") + to_string(tier.device) + " not usable" +
+           (why.empty() ? std::string() : ": " + why);
+}
+
 static bool near_tier_limit(std::uint64_t rss, const TierConfig& tier, const SupervisorConfig& sc) {
     return tier.memory_limit > 0 &&
            static_cast<double>(rss) >=
@@ -276,7 +284,7 @@ int Machine::next_present_below(int from, bool journal_skips) {
         if (journal_skips) {
             Json j = tier_json(i);
             j["event"] = "tier-skipped";
-            j["reason"] = std::string("device ") + to_string(tier(i).device) + " not present";
+            j["reason"] = why_absent(tier(i), m_devices);
             journal(j);
             m_s.tier_records[tier(i).name].last_outcome = "skipped";
         }
@@ -488,7 +496,7 @@ void Machine::on(const StartJob&) {
     if (!present(m_s.tier)) {
         Json skip = tier_json(m_s.tier);
         skip["event"] = "tier-skipped";
-        skip["reason"] = std::string("device ") + to_string(tier(m_s.tier).device) + " not present";
+        skip["reason"] = why_absent(tier(m_s.tier), m_devices);
         journal(skip);
         int t = next_present_below(m_s.tier, /*journal_skips=*/true);
         if (t < 0) t = next_present_above(m_s.tier);
@@ -496,7 +504,7 @@ void Machine::on(const StartJob&) {
             fail("no tier's device is present on this machine");
             return;
         }
-        move_to(t, "device not present", /*relaunch=*/false);
+        move_to(t, "device not usable", /*relaunch=*/false);
     }
     if (m_s.status == JobStatus::paused) {
         m_s.phase = WorkerPhase::idle;

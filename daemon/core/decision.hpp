@@ -20,10 +20,13 @@ namespace smartcash::daemon {
 
 using Json = protocol::Json;
 
-/// Which devices this machine has. `auto` tiers are always present (they pick the best one).
+/// Which devices the worker can use (devices.hpp asks it). `auto` and `cpu` tiers are always
+/// present (auto picks the best one).
 struct DevicePresence {
     bool cuda = false;
     bool mps = false;
+    std::string cuda_why;  ///< why not, when not
+    std::string mps_why;
 };
 
 /// The job as a whole, as persisted in state.json.
@@ -237,6 +240,8 @@ bool memory_short_near_end(const SupervisorState& state, const DecideContext& co
 
 /// Whether a tier's device exists on this machine.
 bool tier_present(const TierConfig& tier, const DevicePresence& devices);
+/// Why a tier is not present ("device cuda not usable: this LibTorch was built without CUDA").
+std::string why_absent(const TierConfig& tier, const DevicePresence& devices);
 
 /// "oom-killed", "done", ...
 const char* to_string(ExitClass c);

@@ -1,13 +1,19 @@
-// Which accelerators this machine has, found without LibTorch (the supervisor never links it).
+// Which accelerators the worker can use, as the worker itself says: the supervisor runs
+// `smartcash-worker devices --json` once at start and never guesses from /dev or the CPU type
+// (a machine with an NVIDIA driver may have a CPU-only LibTorch; a Mac's LibTorch may lack MPS).
 #pragma once
+
+#include <chrono>
+#include <string>
 
 #include "daemon/core/decision.hpp"
 
 namespace smartcash::daemon {
 
-/// CUDA: an NVIDIA driver is loaded (/dev/nvidia0 or /proc/driver/nvidia exists).
-/// MPS: this is macOS on Apple silicon. The environment variable SMARTCASH_DEVICES ("cpu",
-/// "cpu,cuda", ...) overrides the detection, which lets tests pretend a device is absent/present.
-DevicePresence detect_devices();
+/// Asks the worker. When it cannot be asked (it does not start, hangs past `timeout`, prints
+/// something else), every accelerator is taken as unusable with the reason: cpu and auto tiers
+/// still run, and a tier that needs a device is skipped with that reason in the journal.
+DevicePresence ask_worker_for_devices(const std::string& worker_path,
+                                      std::chrono::milliseconds timeout);
 
 }  // namespace smartcash::daemon

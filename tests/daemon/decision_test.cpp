@@ -70,7 +70,7 @@ Json journal_entry(const Decision& d, const std::string& event) {
 // Drives decide() like the shell would, keeping state and time.
 struct Harness {
     Config config = make_config();
-    DevicePresence devices{/*cuda=*/true, /*mps=*/false};
+    DevicePresence devices{/*cuda=*/true, /*mps=*/false, "", "no MPS here"};
     SupervisorState state;
     double now = 1000;
     int next_pid = 100;

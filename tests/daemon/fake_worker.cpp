@@ -12,9 +12,12 @@
 //   FAKE_HELPER          1: start a helper process (in the worker's process group, holding the
 //                        report pipe) that sleeps for a minute; its pid goes to RUN_DIR/helper.pid
 // Its checkpoint is RUN_DIR/checkpoints/fake-step.txt (the step number); it resumes from it.
+// `devices --json` answers like the real worker: cuda and mps usable when FAKE_DEVICES names them
+// (in the supervisor's own environment), else not, with FAKE_DEVICES_WHY as the reason.
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -98,6 +101,18 @@ int extra_open_fds() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc >= 2 && std::strcmp(argv[1], "devices") == 0) {
+        const std::string have = "," + env_str("FAKE_DEVICES", "") + ",";
+        const std::string why = env_str("FAKE_DEVICES_WHY", "no such device in the fake");
+        auto one = [&](const char* name) {
+            const bool usable = have.find(std::string(",") + name + ",") != std::string::npos;
+            return std::string("\"") + name + "\":{\"usable\":" + (usable ? "true" : "false") +
+                   (usable ? std::string() : ",\"why\":\"" + why + "\"") + "}";
+        };
+        std::printf("{%s,%s,\"torch_version\":\"0.0.0\"}\n", one("cuda").c_str(),
+                    one("mps").c_str());
+        return 0;
+    }
     std::string run_dir = ".", tier = "?";
     for (int i = 1; i + 1 < argc; ++i) {
         if (std::strcmp(argv[i], "--run-dir") == 0) run_dir = argv[i + 1];
@@ -130,10 +145,22 @@ int main(int argc, char** argv) {
             ::sleep(60);
             ::_exit(0);
         }
-        std::ofstream(run_dir + "/helper.pid") << helper << "\n";
+        // Written whole or not at all: the test reads it as soon as it appears.
+        std::ofstream(run_dir + "/helper.pid.tmp") << helper << "\n";
+        std::rename((run_dir + "/helper.pid.tmp").c_str(), (run_dir + "/helper.pid").c_str());
     }
     std::printf("fake worker pid=%d tier=%s mode=%s resumed_step=%d extra_fds=%d\n",
                 static_cast<int>(::getpid()), tier.c_str(), mode.c_str(), step, extra_open_fds());
+    // Like the real worker: RUN_DIR/worker.lock is held for the whole run.
+    const int lock_fd =
+        ::open((run_dir + "/worker.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        std::printf("another worker holds %s/worker.lock\n", run_dir.c_str());
+        return 78;
+    }
+    const std::string pid_text = std::to_string(::getpid()) + "\n";
+    (void)!::ftruncate(lock_fd, 0);
+    (void)!::pwrite(lock_fd, pid_text.data(), pid_text.size(), 0);
     std::fflush(stdout);
     report("\"type\":\"hello\",\"pid\":" + std::to_string(::getpid()) + ",\"tier\":\"" + tier +
            "\",\"device\":\"cpu\",\"resumed_step\":" + std::to_string(step) +

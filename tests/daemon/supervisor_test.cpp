@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/file_lock.hpp"
 #include "common/protocol.hpp"
 #include "common/run_dir.hpp"
 #include "daemon/core/control_client.hpp"
@@ -581,6 +582,76 @@ TEST(SupervisorShell, UnwritableRunDirectoryKeepsTheStateInMemoryAndCatchesUp) {
     EXPECT_TRUE(request(Json{{"cmd", "stop"}}).value("ok", false));
     EXPECT_EQ(exit_code_of(wait_child(pid, 20s)), 3) << slurp(d.file("smartcashd.err"));
     EXPECT_NE(slurp(d.file("smartcashd.err")).find("writable again"), std::string::npos);
+}
+
+// Device presence has one owner, the worker: the supervisor asks it and skips what it cannot use.
+TEST(SupervisorShell, TiersAreSkippedByTheWorkersOwnAnswerOnDevices) {
+    const std::string tiers =
+        "  - {name: gpu, device: cuda, micro_batch: 1, memory_limit: 0, env: {FAKE_STEPS: \"5\"}}\n"
+        "  - {name: cpu, device: cpu, micro_batch: 1, memory_limit: 0, env: {FAKE_STEPS: \"5\"}}\n";
+    {
+        Dir d("devices-absent");
+        ::setenv("FAKE_DEVICES_WHY", "this LibTorch was built without CUDA", 1);
+        const pid_t pid = start_daemon(d, d.write_config(tiers));
+        ::unsetenv("FAKE_DEVICES_WHY");
+        EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 0) << slurp(d.file("smartcashd.err"));
+        const auto skipped = events_named(d, "tier-skipped");
+        ASSERT_EQ(skipped.size(), 1u) << dump(events(d));
+        EXPECT_EQ(skipped[0].value("tier", ""), "gpu");
+        EXPECT_NE(skipped[0].value("reason", "").find("this LibTorch was built without CUDA"),
+                  std::string::npos)
+            << skipped[0].dump();
+        for (const auto& l : events_named(d, "launch")) EXPECT_EQ(l.value("tier", ""), "cpu");
+    }
+    {
+        Dir d("devices-present");
+        ::setenv("FAKE_DEVICES", "cuda", 1);
+        const pid_t pid = start_daemon(d, d.write_config(tiers));
+        ::unsetenv("FAKE_DEVICES");
+        EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 0) << slurp(d.file("smartcashd.err"));
+        EXPECT_TRUE(events_named(d, "tier-skipped").empty()) << dump(events(d));
+        const auto launches = events_named(d, "launch");
+        ASSERT_FALSE(launches.empty());
+        EXPECT_EQ(launches[0].value("tier", ""), "gpu");
+    }
+}
+
+// A worker of an earlier supervisor holds RUN_DIR/worker.lock: the new supervisor waits for
+// it (stop_grace), then kills it, and only then launches its own worker.
+TEST(SupervisorShell, WaitsForTheEarlierWorkersLockThenKillsIt) {
+    Dir d("worker-lock");
+    const std::string config = d.write_config(tier("only", "0", "FAKE_STEPS: \"5\""));
+    fs::create_directories(d.run());
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t old_worker = ::fork();
+    if (old_worker == 0) {
+        FileLock::Failure why{};
+        std::string error;
+        auto lock = FileLock::try_acquire(run_dir::worker_lock(d.run()), &why, &error);
+        const char ok = lock ? '1' : '0';
+        (void)!::write(ready[1], &ok, 1);
+        for (;;) ::pause();
+    }
+    ::close(ready[1]);
+    char ok = 0;
+    ASSERT_EQ(::read(ready[0], &ok, 1), 1);
+    ::close(ready[0]);
+    ASSERT_EQ(ok, '1');
+    int holder = 0;
+    ASSERT_TRUE(FileLock::held(run_dir::worker_lock(d.run()), &holder));
+    EXPECT_EQ(holder, old_worker);
+
+    const pid_t pid = start_daemon(d, config);
+    const int old_status = wait_child(old_worker, 20s);
+    EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 0) << slurp(d.file("smartcashd.err"));
+    ASSERT_GE(old_status, 0);
+    EXPECT_TRUE(WIFSIGNALED(old_status) && WTERMSIG(old_status) == SIGKILL);
+    const std::string err = slurp(d.file("smartcashd.err"));
+    EXPECT_NE(err.find("still holds"), std::string::npos) << err;
+    EXPECT_NE(err.find("killing the earlier worker (pid " + std::to_string(old_worker) + ")"),
+              std::string::npos)
+        << err;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // (also a child that dies before the launch returns), and never touches a pid once reaped.
 #include "daemon/core/worker_process.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -111,6 +112,11 @@ pid_t fork_sleeper_with_pid(pid_t pid) {
     }
     const pid_t child = ::fork();
     if (child == 0) {
+        // Never outlive the test by much, and never hold its output open.
+        const int null = ::open("/dev/null", O_RDWR);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+        ::alarm(30);
         ::pause();
         ::_exit(0);
     }
@@ -131,9 +137,13 @@ TEST(WorkerProcess, NoSignalReachesAProcessThatReusedTheReapedPid) {
     auto wp = std::make_shared<WorkerProcess>(io);
     bool finished = false;
     // A grandchild in its own session keeps the report pipe open: the end is known (reaped)
-    // while the exit callback still waits for the pipe to drain.
+    // while the exit callback still waits for the pipe to drain. The worker exits only once the
+    // grandchild is out of its process group (the fifo), or the group kill would take it too.
+    const std::string fifo = dir + "/in-own-session";
     ASSERT_FALSE(wp->start(
-        shell(dir, "setsid sleep 3 </dev/null >/dev/null 2>&1 & exit 0"),
+        shell(dir, "mkfifo " + fifo + " || exit 9; setsid sh -c 'echo x > " + fifo +
+                       "; exec sleep 3' </dev/null >/dev/null 2>&1 & read x < " + fifo +
+                       "; exit 0"),
         [](const protocol::Json&) {}, nullptr, [&](const ProcessEnd&) { finished = true; }));
     const pid_t old_pid = wp->pid();
     ASSERT_TRUE(run_until(
@@ -149,7 +159,11 @@ TEST(WorkerProcess, NoSignalReachesAProcessThatReusedTheReapedPid) {
         victim = fork_sleeper_with_pid(old_pid);
         ASSERT_GT(victim, 0) << "cannot set ns_last_pid";
     }
-    ASSERT_EQ(victim, old_pid) << "could not get the reaped pid back for the test";
+    if (victim != old_pid) {
+        ::kill(victim, SIGKILL);
+        ::waitpid(victim, nullptr, 0);
+        FAIL() << "could not get the reaped pid back for the test";
+    }
 
     wp->signal(SIGKILL);
     wp->signal(SIGTERM);

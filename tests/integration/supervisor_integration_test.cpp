@@ -115,21 +115,24 @@ TEST(IntegrationTiers, WatchdogKillMovesDownLosingAtMostTheCheckpointInterval) {
     EXPECT_EQ(moves[0].value("to", ""), "small");
 
     // Resumed from the newest checkpoint big wrote; what big finished after it is lost, at most
-    // checkpoint_every_steps (2) steps.
-    std::int64_t last_big_checkpoint = -1;
+    // checkpoint_every_steps (2) steps. The kill can land between a checkpoint's rename and its
+    // report, so the newest one on disk may be one the journal never heard of: never older.
+    std::int64_t last_journaled = -1;
     for (const auto& e : all) {
         if (e.value("event", "") == "exit") break;
-        if (e.value("event", "") == "checkpoint") last_big_checkpoint = step_of(e);
+        if (e.value("event", "") == "checkpoint") last_journaled = step_of(e);
     }
-    ASSERT_GE(last_big_checkpoint, 4) << dump(all);
+    ASSERT_GE(last_journaled, 4) << dump(all);
     const auto hellos = events_named(s, "hello");
     ASSERT_EQ(hellos.size(), 2u);
-    EXPECT_EQ(step_of(hellos[1], "resumed_step"), last_big_checkpoint);
+    const std::int64_t resumed = step_of(hellos[1], "resumed_step");
+    EXPECT_GE(resumed, last_journaled) << dump(all);
+    EXPECT_LE(resumed - last_journaled, 2) << dump(all);
     const std::int64_t finished_at_big = last_step_at_tier(s, "big");
-    EXPECT_GE(finished_at_big, last_big_checkpoint);
-    EXPECT_LE(finished_at_big - last_big_checkpoint, 2) << "steps lost";
+    EXPECT_GE(finished_at_big, resumed);
+    EXPECT_LE(finished_at_big - resumed, 2) << "steps lost";
     const auto history = tier_history(checkpoint_info(newest_checkpoint(s)));
-    EXPECT_EQ(history.at("small"), last_big_checkpoint);
+    EXPECT_EQ(history.at("small"), resumed);
     expect_done(s, "small");
     EXPECT_EQ(state_json(s)["tiers"]["big"].value("last_outcome", ""), "oom-killed");
 }
@@ -224,7 +227,10 @@ TEST(IntegrationFaults, WorkerKilledFarBelowItsLimitIsACrashRetriedAtTheSameTier
     }
     const auto hellos = events_named(s, "hello");
     ASSERT_EQ(hellos.size(), 2u);
-    EXPECT_EQ(step_of(hellos[1], "resumed_step"), last_checkpoint);
+    // The newest checkpoint on disk; a kill right after a save can leave it unjournaled.
+    const std::int64_t resumed = step_of(hellos[1], "resumed_step");
+    EXPECT_GE(resumed, last_checkpoint) << dump(all);
+    EXPECT_LE(resumed - last_checkpoint, 2) << dump(all);
     EXPECT_GE(last_checkpoint, 4);
     expect_done(s, "big");
     EXPECT_EQ(state_json(s).value("failures_without_progress", -1), 0);
