@@ -155,20 +155,45 @@ TEST(TrainStep, AbandonedStepLeavesParametersUntouched) {
     }
 }
 
-TEST(TrainStep, OverfitsOneImageAndDecodesItsBox) {
+TEST(TrainStep, OverfitsOneImageAndDecodesItsBoxes) {
     // Loss targets and decoding must agree on the box encoding: after fitting one image, the
-    // best detection of the right class overlaps the true box. Evaluation uses running
-    // statistics, so a short run needs a fast BatchNorm momentum.
+    // best detection of each class overlaps its own box. One box per detection layer, each off
+    // centre and wider than tall or taller than wide, so that swapping x and y, or routing a
+    // class to the wrong head, leaves some box unfound. Evaluation uses running statistics, so a
+    // short run needs a fast BatchNorm momentum.
     auto model = tiny_detector(5, 0.0, /*bn_momentum=*/0.1);
     TrainingConfig cfg = training_config();
     auto optimizer = train::make_optimizer(*model, cfg);
     train::YoloLoss loss(loss_config(), model->anchors());
     model->train();
-    std::vector<data::Sample> one = {make_sample(2, 0.5f, 0.5f, 0.6f, 0.35f, 220)};
-    std::vector<data::Sample> batch(4, one.front());
+    struct Object {
+        int cls;
+        float cx, cy, w, h;
+        int shade;
+    };
+    const std::vector<Object> objects = {
+        {2, 0.28f, 0.70f, 0.40f, 0.22f, 220},  // layer_1, lower left, wide
+        {9, 0.72f, 0.30f, 0.22f, 0.42f, 120},  // layer_2, upper right, tall
+        {15, 0.76f, 0.80f, 0.30f, 0.16f, 40},  // layer_3, lower right, wide
+    };
+    data::Sample scene;
+    scene.image = cv::Mat(kSize, kSize, CV_8UC3, cv::Scalar(30, 30, 30));
+    for (const auto& o : objects) {
+        cv::rectangle(scene.image,
+                      cv::Point(static_cast<int>((o.cx - o.w / 2) * kSize),
+                                static_cast<int>((o.cy - o.h / 2) * kSize)),
+                      cv::Point(static_cast<int>((o.cx + o.w / 2) * kSize),
+                                static_cast<int>((o.cy + o.h / 2) * kSize)),
+                      cv::Scalar(o.shade, 255 - o.shade, 128), cv::FILLED);
+        scene.labels.push_back({o.cls, o.cx, o.cy, o.w, o.h});
+    }
+    std::vector<data::Sample> one = {scene};
+    std::vector<data::Sample> batch(4, scene);
     double first = 0, last = 0;
-    for (auto& group : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(3e-3);
-    for (int step = 0; step < 60; ++step) {
+    for (auto& group : optimizer->param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(3e-3);
+    constexpr int steps = 90;
+    for (int step = 0; step < steps; ++step) {
         auto r = train::train_step(*model, *optimizer, loss, batch, 4, kSize, 10.0, torch::kCPU);
         if (step == 0) first = r.loss;
         last = r.loss;
@@ -181,17 +206,21 @@ TEST(TrainStep, OverfitsOneImageAndDecodesItsBox) {
     train::DecodeOptions opts;
     opts.conf_threshold = 0.01f;
     auto dets = train::decode_detections(outputs, model->anchors(), kSize, opts, 0);
-    const eval::Box truth{0.2f * kSize, 0.325f * kSize, 0.8f * kSize, 0.675f * kSize};
-    float best_iou = 0;
-    float best_score = -1;
-    for (const auto& d : dets) {
-        if (d.cls == 2 && d.score > best_score) {
-            best_score = d.score;
-            best_iou = eval::iou(d.box, truth);
+    for (const auto& o : objects) {
+        const eval::Box truth{(o.cx - o.w / 2) * kSize, (o.cy - o.h / 2) * kSize,
+                              (o.cx + o.w / 2) * kSize, (o.cy + o.h / 2) * kSize};
+        float best_iou = 0;
+        float best_score = -1;
+        for (const auto& d : dets) {
+            if (d.cls == o.cls && d.score > best_score) {
+                best_score = d.score;
+                best_iou = eval::iou(d.box, truth);
+            }
         }
+        EXPECT_GT(best_score, 0.0f) << "no detection of class " << o.cls;
+        EXPECT_GT(best_iou, 0.5f) << "top class-" << o.cls
+                                  << " detection does not overlap its trained box";
     }
-    EXPECT_GT(best_score, 0.0f);
-    EXPECT_GT(best_iou, 0.5f) << "top class-2 detection does not overlap the trained box";
 }
 
 TEST(Schedule, WarmupThenCosineToTheFloor) {

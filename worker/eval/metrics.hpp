@@ -2,12 +2,15 @@
 // Detection quality: COCO-style average precision, precision and recall, per class, per detection
 // layer and overall.
 //
-// How the numbers are defined (the tests pin each rule down with hand-made boxes):
+// How the numbers are defined (the tests pin each rule down with hand-made boxes, and
+// tests/reference/map_reference.py holds AP to a COCO-style evaluation; docs/evaluation.md lists
+// where pycocotools differs):
 //
 // * Matching. Per class, detections are visited by descending score; equal scores keep their input
-//   order. Each detection is matched, within its own image, to the unmatched ground truth of the
-//   same class with the highest IoU, provided that IoU >= t (with a 1e-6 tolerance so a box built
-//   at exactly IoU t counts at t despite float rounding). A matched detection is a true positive;
+//   order (validation lists detections image by image, which is COCO's order for ties). Each
+//   detection is matched, within its own image, to the unmatched ground truth of the same class
+//   with the highest IoU, provided that IoU >= t (with a 1e-6 tolerance so a box built at exactly
+//   IoU t counts at t despite float rounding). A matched detection is a true positive;
 //   any other, including a second detection of an already matched object, is a false positive.
 // * AP at one threshold t. Along the ranked list, precision = TP / (TP + FP) and recall = TP / GT.
 //   The precision envelope replaces each precision by the maximum precision at any equal or higher

@@ -1,0 +1,261 @@
+"""Our mAP (worker/eval/metrics.cpp) against a COCO-style evaluation written here from the
+published definition of COCO's box AP, in exact rational arithmetic:
+
+* per class, detections ranked by descending score;
+* at each IoU threshold t in 0.50, 0.55, ..., 0.95, greedy matching down the ranking: a detection
+  takes the not yet matched ground truth of its class and image with the highest IoU, if that IoU
+  is >= t; it is then a true positive, otherwise (a duplicate, a miss) a false positive;
+* precision and recall after each rank; the precision envelope (at each rank the highest precision
+  at that rank or any later one); sampled at the 101 recall points 0, 1/100, ..., 1 (a point takes
+  the envelope at the first rank whose recall reaches it, 0 when none does); AP is their mean;
+* AP@0.5 is AP at t = 0.5, AP@0.5:0.95 the mean over the ten thresholds; a mean over classes
+  (overall, per detection layer) leaves out the classes that have no ground truth, as COCO does
+  (their precision is -1 there), and keeps classes with ground truth but no detections (AP 0).
+
+Conventions the test fixes on both sides rather than leaving to chance:
+
+* Ties in score: COCO ranks equal scores by image id, then by their order within the image. Our
+  evaluate keeps the input order, and validation lists detections image by image, so the test
+  hands our side the detections in image order. Scores are multiples of 1/64 so that many tie,
+  across and within images.
+* Fewer than 100 detections per image, COCO's per-image cap (we apply none).
+* Recall points are exactly k/100. (pycocotools builds them with np.linspace, which puts some,
+  e.g. 0.35 and 0.70, one rounding step above k/100; we follow the definition.)
+* A detection never has two unmatched ground truths at the same non-zero IoU (COCO's code would
+  take the last, ours the first; the definition does not say), and no IoU lies within 1e-5 of a
+  threshold without equalling it (ours computes IoU in floating point, the reference exactly).
+  IoUs exactly at a threshold do occur and count as matches on both sides.
+
+Box corners are multiples of 1/8 pixel, so both sides see exactly the same numbers.
+"""
+
+import random
+from fractions import Fraction
+
+from reference_common import Failures, run_tool, tool_from_argv
+
+THRESHOLDS = [Fraction(50 + 5 * i, 100) for i in range(10)]
+RECALL_POINTS = [Fraction(k, 100) for k in range(101)]
+LAYERS = [("layer_1", 0, 7), ("layer_2", 7, 7), ("layer_3", 14, 3)]
+NUM_CLASSES = 17
+TOL = 1e-6
+
+
+def iou(a, b):
+    a = [Fraction(v) for v in a]
+    b = [Fraction(v) for v in b]
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return Fraction(0)
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+def average_precision(tp_flags, num_gt):
+    precision, recall = [], []
+    tp = 0
+    for rank, hit in enumerate(tp_flags, start=1):
+        tp += hit
+        precision.append(Fraction(tp, rank))
+        recall.append(Fraction(tp, num_gt))
+    for i in range(len(precision) - 2, -1, -1):
+        precision[i] = max(precision[i], precision[i + 1])
+    total = Fraction(0)
+    for point in RECALL_POINTS:
+        reached = [i for i, r in enumerate(recall) if r >= point]
+        if reached:
+            total += precision[reached[0]]
+    return total / len(RECALL_POINTS)
+
+
+def reference_evaluation(detections, truths):
+    """Per class (AP@0.5, AP@0.5:0.95) as Fractions, None for a class without ground truth."""
+    per_class = []
+    for c in range(NUM_CLASSES):
+        gts = {}
+        for t in truths:
+            if t["cls"] == c:
+                gts.setdefault(t["image"], []).append(t["box"])
+        num_gt = sum(len(v) for v in gts.values())
+        if num_gt == 0:
+            per_class.append(None)
+            continue
+        # COCO's order: descending score, ties by image id, then by position within the image.
+        ranked = sorted((d for d in detections if d["cls"] == c),
+                        key=lambda d: (-d["score"], d["image"], d["index"]))
+        aps = []
+        for t in THRESHOLDS:
+            matched = {image: [False] * len(boxes) for image, boxes in gts.items()}
+            flags = []
+            for d in ranked:
+                best, best_iou = None, None
+                for g, box in enumerate(gts.get(d["image"], [])):
+                    if matched[d["image"]][g]:
+                        continue
+                    o = iou(d["box"], box)
+                    if o >= t and (best is None or o > best_iou):
+                        best, best_iou = g, o
+                if best is not None:
+                    matched[d["image"]][best] = True
+                flags.append(best is not None)
+            aps.append(average_precision(flags, num_gt))
+        per_class.append((aps[0], sum(aps) / len(aps)))
+    return per_class
+
+
+def mean_defined(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+# ---- the data set -----------------------------------------------------------------------------
+
+
+def grid(v):
+    """Rounds to 1/8 pixel."""
+    return round(v * 8) / 8
+
+
+def random_box(rng, size=640):
+    w = grid(rng.uniform(16, 200))
+    h = grid(rng.uniform(16, 200))
+    x = grid(rng.uniform(0, size - w))
+    y = grid(rng.uniform(0, size - h))
+    return [x, y, x + w, y + h]
+
+
+def jitter(rng, box, amount):
+    w, h = box[2] - box[0], box[3] - box[1]
+    out = [grid(box[0] + rng.gauss(0, amount) * w), grid(box[1] + rng.gauss(0, amount) * h),
+           grid(box[2] + rng.gauss(0, amount) * w), grid(box[3] + rng.gauss(0, amount) * h)]
+    if out[2] - out[0] < 1:
+        out[2] = out[0] + 1
+    if out[3] - out[1] < 1:
+        out[3] = out[1] + 1
+    return out
+
+
+def at_exact_iou(box, t):
+    """A box sharing `box`'s left, top and bottom edges whose IoU with it is exactly t."""
+    w = box[2] - box[0]
+    return [box[0], box[1], box[0] + w * t, box[3]]
+
+
+def acceptable(det, truths):
+    """False when the detection would make the comparison depend on float rounding or on an
+    unstated tie rule (see the module's notes)."""
+    overlaps = [iou(det["box"], t["box"]) for t in truths
+                if t["image"] == det["image"] and t["cls"] == det["cls"]]
+    nonzero = [o for o in overlaps if o > 0]
+    if len(set(nonzero)) != len(nonzero):
+        return False
+    for o in nonzero:
+        for t in THRESHOLDS:
+            if o != t and abs(o - t) < Fraction(1, 100000):
+                return False
+    return True
+
+
+def make_dataset(seed, images=30):
+    rng = random.Random(seed)
+    classes = list(range(NUM_CLASSES))
+    rng.shuffle(classes)
+    with_gt = classes[:12]  # the rest have no ground truth
+    fp_only = classes[12:14]  # of those, two still get detections
+    truths, detections = [], []
+    for image in range(images):
+        image_truths = []
+        for _ in range(rng.randint(0, 6)):
+            c = rng.choice(with_gt)
+            box = random_box(rng)
+            image_truths.append({"image": image, "cls": c, "box": box})
+            if rng.random() < 0.2:  # a second object of the class close by
+                image_truths.append({"image": image, "cls": c, "box": jitter(rng, box, 0.35)})
+        truths += image_truths
+        candidates = []
+        for t in image_truths:
+            if rng.random() < 0.8:
+                candidates.append((t["cls"], jitter(rng, t["box"], rng.choice([0.02, 0.05, 0.1, 0.2]))))
+            if rng.random() < 0.25:  # duplicate
+                candidates.append((t["cls"], jitter(rng, t["box"], 0.05)))
+            if rng.random() < 0.1:  # right place, wrong class
+                candidates.append((rng.choice(classes), jitter(rng, t["box"], 0.05)))
+            if rng.random() < 0.15:  # exactly at a threshold
+                candidates.append((t["cls"], at_exact_iou(t["box"], rng.choice([0.5, 0.55, 0.75, 0.95]))))
+        for _ in range(rng.randint(0, 4)):  # false positives, some in classes without truths
+            candidates.append((rng.choice(with_gt + fp_only), random_box(rng)))
+        rng.shuffle(candidates)
+        for c, box in candidates:
+            det = {"image": image, "cls": c, "score": rng.randint(1, 63) / 64, "box": box,
+                   "index": len(detections)}
+            if acceptable(det, image_truths):
+                detections.append(det)
+    return truths, detections, set(with_gt)
+
+
+# ---- the comparison ---------------------------------------------------------------------------
+
+
+def request_for(truths, detections):
+    return {
+        "detections": [{k: d[k] for k in ("image", "cls", "score", "box")} for d in detections],
+        "truths": truths,
+        "class_names": [f"c{i}" for i in range(NUM_CLASSES)],
+        "layers": [{"name": n, "first_class": f, "num_classes": k} for n, f, k in LAYERS],
+    }
+
+
+def check_dataset(checks, seed, truths, detections, with_gt, ours):
+    ref = reference_evaluation(detections, truths)
+    what = f"data set {seed}"
+
+    for c in range(NUM_CLASSES):
+        row = ours["classes"][c]
+        if ref[c] is None:
+            checks.expect(row["ap50"] is None and row["ap50_95"] is None,
+                          f"{what}, class {c} has no ground truth: ours gives {row['ap50']}, {row['ap50_95']}")
+            continue
+        checks.close(row["ap50"], float(ref[c][0]), TOL, f"{what}, class {c} AP@0.5")
+        checks.close(row["ap50_95"], float(ref[c][1]), TOL, f"{what}, class {c} AP@0.5:0.95")
+
+    ap50 = [None if r is None else r[0] for r in ref]
+    ap50_95 = [None if r is None else r[1] for r in ref]
+    checks.close(ours["map50"], float(mean_defined(ap50)), TOL, f"{what}, mAP@0.5")
+    checks.close(ours["map50_95"], float(mean_defined(ap50_95)), TOL, f"{what}, mAP@0.5:0.95")
+    for layer, (name, first, count) in zip(ours["layers"], LAYERS):
+        m50 = mean_defined(ap50[first:first + count])
+        m50_95 = mean_defined(ap50_95[first:first + count])
+        checks.close(layer["map50"], None if m50 is None else float(m50), TOL, f"{what}, {name} mAP@0.5")
+        checks.close(layer["map50_95"], None if m50_95 is None else float(m50_95), TOL,
+                     f"{what}, {name} mAP@0.5:0.95")
+
+    # The data set has what the comparison is about.
+    per_image = {}
+    for d in detections:
+        per_image[d["image"]] = per_image.get(d["image"], 0) + 1
+    scores = [d["score"] for d in detections]
+    checks.expect(max(per_image.values()) < 100, f"{what}: over 100 detections in one image")
+    checks.expect(len(scores) - len(set(scores)) > 20, f"{what}: too few tied scores")
+    checks.expect(any(d["cls"] not in with_gt for d in detections),
+                  f"{what}: no detection of a class without ground truth")
+    defined = [float(v) for v in ap50 if v is not None]
+    checks.expect(0.2 < min(defined) and max(defined) < 1 and len(set(defined)) > 5,
+                  f"{what}: AP@0.5 per class too uniform to tell rules apart: {defined}")
+
+
+def main():
+    tool = tool_from_argv()
+    checks = Failures("mAP vs a COCO-style evaluation")
+    datasets = [make_dataset(seed) for seed in range(6)]
+    answers = run_tool(tool, "evaluate", [request_for(t, d) for t, d, _ in datasets])
+    for seed, ((truths, detections, with_gt), ours) in enumerate(zip(datasets, answers)):
+        check_dataset(checks, seed, truths, detections, with_gt, ours)
+        print(f"data set {seed}: 30 images, {len(truths)} ground truths, "
+              f"{len(detections)} detections")
+    checks.exit()
+
+
+if __name__ == "__main__":
+    main()
