@@ -271,6 +271,43 @@ TEST_F(WorkerFaults, AddressSpaceLimitGivesOomExitAndEmergencyCheckpoint) {
     expect_reference_weights(final_hash(run), ref);
 }
 
+// An allocation failure while the normalisation buffers are copied at the start of step 6 (made
+// for real: the test hook asks the allocator for an impossible tensor half-way through the copy).
+// The half-made copy is not used: the worker writes an emergency checkpoint of step 5, the last
+// completed one (the last step checkpoint was step 4), exits with the oom code, and a resume
+// ends bit-identical.
+TEST_F(WorkerFaults, OomWhileSnapshottingBuffersStillWritesTheEmergencyCheckpoint) {
+    const Reference& ref = reference("big");
+    const std::string run = run_dir();
+    constexpr std::int64_t oom_at_step = 5;
+    {
+        auto w = train(run, "big",
+                       LaunchOptions{{"SMARTCASH_TEST_SNAPSHOT_OOM_AT_STEP=" + std::to_string(oom_at_step)}, {}, true});
+        const auto status = w->wait();
+        const std::string err = w->err();
+        ASSERT_TRUE(status.exited) << status.describe() << "\n" << err;
+        ASSERT_EQ(status.code, exit_code::oom) << err;
+        auto ooms = w->reports_of("oom");
+        ASSERT_EQ(ooms.size(), 1u) << err;
+        EXPECT_NE(ooms[0].value("message", std::string()).find("allocate"), std::string::npos) << ooms[0].dump();
+        EXPECT_EQ(ooms[0].value("step", std::int64_t{-1}), oom_at_step);
+        EXPECT_EQ(metric_step_lines(run), oom_at_step);
+        const std::string path = ooms[0].value("checkpoint", std::string());
+        ASSERT_FALSE(path.empty()) << err;
+        auto ci = info(path);
+        EXPECT_EQ(ci.code, 0) << ci.json.dump();
+        EXPECT_TRUE(ci.json.value("valid", false)) << ci.json.dump();
+        EXPECT_EQ(ci.json.value("step", std::int64_t{-1}), oom_at_step);
+        EXPECT_EQ(ci.json.value("kind", std::string()), "emergency");
+        EXPECT_EQ(err.find("emergency checkpoint failed"), std::string::npos) << err;
+    }
+    auto w = train(run);
+    const auto status = w->wait();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), oom_at_step);
+    expect_reference_weights(final_hash(run), ref);
+}
+
 // RLIMIT_FSIZE between the size of a phase-1 checkpoint and a phase-2 one (phase 2 adds the
 // backbone's optimizer state): the first phase-2 save fails with EFBIG. The worker exits with the
 // I/O code, the previous checkpoint still verifies, and no temp file is left.

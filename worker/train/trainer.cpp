@@ -162,6 +162,8 @@ class Trainer {
     void end_epoch();
     void run_one_step();
     bool between_micro();
+    /// A complete copy of the model's buffers (BatchNorm statistics) as the step begins.
+    std::vector<torch::Tensor> snapshot_buffers();
     void checkpoint(const std::string& kind, bool mid_step);
     [[noreturn]] void stop_now();
     [[noreturn]] void handle_oom(const std::string& message, bool in_optimizer_step);
@@ -215,6 +217,7 @@ class Trainer {
     std::uint64_t m_peak_device = 0;
     std::int64_t m_rlimit_at_step = -1;
     std::uint64_t m_rlimit_headroom = 0;
+    std::int64_t m_snapshot_oom_at_step = -1;
 };
 
 void Trainer::setup() {
@@ -282,6 +285,10 @@ void Trainer::setup() {
     }
     if (const char* h = std::getenv("SMARTCASH_TEST_RLIMIT_AS_HEADROOM"))
         m_rlimit_headroom = parse_size(h);
+    // Test hook: the buffer snapshot at the start of this step asks the allocator for an
+    // impossible tensor half-way through, so it fails for real in the allocator.
+    if (const char* at = std::getenv("SMARTCASH_TEST_SNAPSHOT_OOM_AT_STEP"))
+        m_snapshot_oom_at_step = std::atoll(at);
 }
 
 void Trainer::resume() {
@@ -502,8 +509,9 @@ void Trainer::run_one_step() {
     const int phase = phase_of(m_progress.epoch);
     // Per-step seeding makes stochastic depth independent of where the run was resumed.
     torch::manual_seed(mix_seed(tc.seed, 0x57E9ull, static_cast<std::uint64_t>(m_progress.step)));
+    // Until the snapshot below is complete, the model is that of the last completed step and a
+    // checkpoint takes its live buffers.
     m_step_start_buffers.clear();
-    for (const auto& b : m_model->buffers()) m_step_start_buffers.push_back(b.detach().clone());
     m_updates_at_step_start = optimizer_updates(*m_optimizer);
     m_lr = apply_learning_rates(*m_optimizer, tc, phase, step_in_phase(), phase_steps(phase));
 
@@ -522,6 +530,9 @@ void Trainer::run_one_step() {
     }
     StepResult r;
     try {
+        // The snapshot allocates a copy of every buffer: it belongs to the step's out-of-memory
+        // handling like the forward and backward passes.
+        m_step_start_buffers = snapshot_buffers();
         r = train_step(*m_model, *m_optimizer, *m_loss, samples, m_tier.micro_batch,
                        m_config.model.img_size, tc.grad_clip, m_device,
                        [this] { return between_micro(); });
@@ -552,6 +563,18 @@ void Trainer::run_one_step() {
                     {"rss", read_process_memory().rss},
                     {"tier", m_tier.name}});
     send_progress(false);
+}
+
+std::vector<torch::Tensor> Trainer::snapshot_buffers() {
+    const auto buffers = m_model->buffers();
+    std::vector<torch::Tensor> copy;
+    copy.reserve(buffers.size());
+    for (std::size_t k = 0; k < buffers.size(); ++k) {
+        if (k == buffers.size() / 2 && m_progress.step == m_snapshot_oom_at_step)
+            (void)torch::empty({std::int64_t{1} << 48}, torch::kFloat32);  // 1 PiB: cannot succeed
+        copy.push_back(buffers[k].detach().clone());
+    }
+    return copy;
 }
 
 void Trainer::train_epoch() {
