@@ -308,6 +308,59 @@ TEST_F(WorkerFaults, OomWhileSnapshottingBuffersStillWritesTheEmergencyCheckpoin
     expect_reference_weights(final_hash(run), ref);
 }
 
+// keep_checkpoints: 1 and a damaged newest checkpoint (truncated on disk). The resume rejects it
+// and starts over; the checkpoint it then writes is the newest good one and is kept, although the
+// damaged file has a higher step. A second resume continues from it and ends bit-identical.
+TEST_F(WorkerFaults, PruningKeepsTheNewestGoodCheckpointBesideADamagedOne) {
+    const Reference& ref = reference("big");
+    const std::string run = run_dir();
+    const std::string config = changed_config("keep1.yaml", "keep_checkpoints: 3", "keep_checkpoints: 1");
+    auto stop_after_checkpoint = [&](WorkerProcess& w, std::int64_t min_step) {
+        auto reached = [&] {
+            for (const auto& c : w.reports_of("checkpoint"))
+                if (c.value("step", std::int64_t{-1}) >= min_step) return true;
+            return false;
+        };
+        while (w.running() && !reached()) w.poll_reports(5);
+        w.send_command({{"cmd", "checkpoint_and_stop"}, {"reason", "test"}});
+        const auto status = w.wait(120);
+        EXPECT_TRUE(status.exited && status.code == exit_code::requested_stop) << status.describe() << "\n"
+                                                                               << w.err();
+        return w.reports_of("stopping").empty() ? std::int64_t{-1}
+                                                : w.reports_of("stopping")[0].value("step", std::int64_t{-1});
+    };
+    std::string damaged;
+    std::int64_t damaged_step = -1;
+    {
+        auto w = train(run, "big", {}, config);
+        ASSERT_GE(stop_after_checkpoint(*w, 6), 6);
+        auto files = step_checkpoints(run);
+        ASSERT_EQ(files.size(), 1u);
+        damaged = files.begin()->second;
+        damaged_step = files.begin()->first;
+        truncate_to_half(damaged);
+    }
+    std::int64_t stopped_at = -1;
+    {
+        auto w = train(run, "big", {}, config);
+        stopped_at = stop_after_checkpoint(*w, 1);
+        EXPECT_NE(rejected_line(w->err(), damaged).find("truncated"), std::string::npos) << w->err();
+        EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), 0);
+    }
+    ASSERT_GT(stopped_at, 0);
+    ASSERT_LT(stopped_at, damaged_step);
+    auto files = step_checkpoints(run);
+    ASSERT_EQ(files.count(stopped_at), 1u) << "the newest good checkpoint was pruned";
+    auto ci = info(files.at(stopped_at));
+    EXPECT_TRUE(ci.json.value("valid", false)) << ci.json.dump();
+
+    auto w = train(run, "big", {}, config);
+    const auto status = w->wait();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), stopped_at);
+    expect_reference_weights(final_hash(run), ref);
+}
+
 // RLIMIT_FSIZE between the size of a phase-1 checkpoint and a phase-2 one (phase 2 adds the
 // backbone's optimizer state): the first phase-2 save fails with EFBIG. The worker exits with the
 // I/O code, the previous checkpoint still verifies, and no temp file is left.

@@ -303,7 +303,8 @@ CheckpointStore::Saved CheckpointStore::save(const std::string& bytes, const Che
         std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(ms)));
     write_file_atomic(manifest_path_of(path), manifest.dump(2) + "\n");
     write_file_atomic(m_dir + "/latest.json", manifest.dump(2) + "\n");
-    prune();
+    m_rejected.erase(path);  // replaced by a good one
+    prune(path);
     return {path, manifest["sha256"].get<std::string>(), meta.progress.step};
 }
 
@@ -346,19 +347,27 @@ std::vector<std::string> CheckpointStore::remove_interrupted_writes() const {
     return removed;
 }
 
-void CheckpointStore::prune() const {
-    auto files = list_step_files(m_dir);
-    for (std::size_t k = static_cast<std::size_t>(m_keep); k < files.size(); ++k) {
-        std::remove(manifest_path_of(files[k].second).c_str());
-        std::remove(files[k].second.c_str());
+void CheckpointStore::prune(const std::string& written) const {
+    // Newest first, the one just written counted first whatever its step: a higher step number
+    // on disk can only be a file found bad at start-up, never a reason to delete a good one.
+    std::size_t kept = 1;
+    for (const auto& [step, path] : list_step_files(m_dir)) {
+        if (path == written || m_rejected.count(path)) continue;
+        if (kept < static_cast<std::size_t>(m_keep)) {
+            ++kept;
+            continue;
+        }
+        std::remove(manifest_path_of(path).c_str());
+        std::remove(path.c_str());
     }
 }
 
-std::optional<LoadedCheckpoint> CheckpointStore::load_newest_good(std::vector<std::string>* problems) const {
+std::optional<LoadedCheckpoint> CheckpointStore::load_newest_good(std::vector<std::string>* problems) {
     for (const auto& [step, path] : list_step_files(m_dir)) {
         try {
             return read_checkpoint(path, /*require_manifest=*/true);
         } catch (const CheckpointError& e) {
+            m_rejected.insert(path);
             if (problems) problems->push_back(e.what());
         }
     }

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,15 +113,17 @@ public:
 
     /// Writes bytes as the checkpoint of `meta.progress.step`, then its manifest, latest.json,
     /// and prunes old step checkpoints beyond `keep`. Throws IoError (the previous checkpoint is
-    /// left intact).
+    /// left intact). Pruning keeps the checkpoint just written (the newest good one) and the
+    /// `keep` - 1 next older ones; files that load_newest_good() rejected neither count nor are
+    /// deleted (a rejected file at a higher step is replaced when the run writes that step again).
     Saved save(const std::string& bytes, const CheckpointMeta& meta);
 
     /// Stores the same bytes as best.pt (+ best.json).
     void save_best(const std::string& bytes, const CheckpointMeta& meta);
 
     /// The newest checkpoint that verifies, trying older ones when the newest is bad; each bad
-    /// one adds a line to `problems`. nullopt when there is none.
-    std::optional<LoadedCheckpoint> load_newest_good(std::vector<std::string>* problems) const;
+    /// one adds a line to `problems` and is remembered as rejected. nullopt when there is none.
+    std::optional<LoadedCheckpoint> load_newest_good(std::vector<std::string>* problems);
 
     /// Deletes the temp files of writes that a kill interrupted; returns their names.
     std::vector<std::string> remove_interrupted_writes() const;
@@ -129,10 +132,11 @@ public:
 
 private:
     Json manifest_for(const std::string& file, const std::string& bytes, const CheckpointMeta& meta) const;
-    void prune() const;
+    void prune(const std::string& written) const;
 
     std::string m_dir;
     int m_keep;
+    std::set<std::string> m_rejected;  ///< paths load_newest_good() found bad
 };
 
 }  // namespace smartcash::train
