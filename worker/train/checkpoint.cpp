@@ -63,6 +63,8 @@ Json to_json(const TrainProgress& p) {
                 {"step_in_epoch", p.step_in_epoch}, {"order", p.order},
                 {"best_map50", p.best_map50}, {"best_epoch", p.best_epoch},
                 {"stale_epochs", p.stale_epochs}, {"phase_cut", p.phase_cut},
+                {"skipped_steps", p.skipped_steps},
+                {"nonfinite_streak", p.nonfinite_streak},
                 {"finished", p.finished},     {"finish_reason", p.finish_reason},
                 {"metrics", p.metrics},       {"tiers", p.tiers}};
 }
@@ -77,6 +79,8 @@ TrainProgress progress_from_json(const Json& j) {
     p.best_epoch = j.at("best_epoch").get<int>();
     p.stale_epochs = j.at("stale_epochs").get<int>();
     p.phase_cut = j.value("phase_cut", false);
+    p.skipped_steps = j.value("skipped_steps", std::int64_t{0});
+    p.nonfinite_streak = j.value("nonfinite_streak", 0);
     p.finished = j.at("finished").get<bool>();
     p.finish_reason = j.at("finish_reason").get<std::string>();
     p.metrics = j.at("metrics");

@@ -37,6 +37,8 @@ struct TrainProgress {
     int best_epoch = -1;
     int stale_epochs = 0;             ///< epochs since the last mAP@0.5 improvement (this phase)
     bool phase_cut = false;           ///< phase 1 ended early by early stopping
+    std::int64_t skipped_steps = 0;   ///< steps skipped for a non-finite loss or gradient norm
+    int nonfinite_streak = 0;         ///< of those, how many in a row up to `step`
     bool finished = false;
     std::string finish_reason;
     Json metrics = Json::array();     ///< per-epoch metric history

@@ -75,6 +75,8 @@ int run_checkpoint_info(const std::string& path, bool json) {
         out["best_map50"] = m.progress.best_map50;
         out["finished"] = m.progress.finished;
         out["tiers"] = m.progress.tiers;
+        out["skipped_steps"] = m.progress.skipped_steps;
+        out["nonfinite_streak"] = m.progress.nonfinite_streak;
         out["weights_sha256"] = hash_tensors(ckpt.model);
         out["file_sha256"] = sha256_file(path);
     } catch (const CheckpointError& e) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <new>
 #include <optional>
 
@@ -78,12 +79,25 @@ StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer
             return result;
         }
     }
+    std::vector<torch::Tensor> with_grad;
+    for (auto& group : optimizer.param_groups())
+        for (auto& p : group.params())
+            if (p.grad().defined()) with_grad.push_back(p);
     if (grad_clip > 0) {
-        std::vector<torch::Tensor> with_grad;
-        for (auto& group : optimizer.param_groups())
-            for (auto& p : group.params())
-                if (p.grad().defined()) with_grad.push_back(p);
-        torch::nn::utils::clip_grad_norm_(with_grad, grad_clip);
+        result.grad_norm = torch::nn::utils::clip_grad_norm_(with_grad, grad_clip);
+    } else if (!with_grad.empty()) {
+        torch::NoGradGuard no_grad;
+        std::vector<torch::Tensor> norms;
+        for (auto& p : with_grad) norms.push_back(p.grad().norm());
+        result.grad_norm = torch::stack(norms).norm().item<double>();
+    }
+    if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
+        // One bad batch (or the start of a divergence): an update from it would put NaN into
+        // the weights and the optimizer state for good. The step is skipped instead.
+        optimizer.zero_grad();
+        result.skipped = true;
+        result.completed = true;
+        return result;
     }
     optimizer.step();
     optimizer.zero_grad();
@@ -132,6 +146,12 @@ struct RunEnd {
     int code;
 };
 
+/// Too many optimizer steps in a row had a non-finite loss or gradient norm.
+class DivergedError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
 std::string default_run_dir(const std::string& config_path) {
     return "runs/" + fs::path(config_path).stem().string();
 }
@@ -164,6 +184,7 @@ class Trainer {
     bool between_micro();
     /// A complete copy of the model's buffers (BatchNorm statistics) as the step begins.
     std::vector<torch::Tensor> snapshot_buffers();
+    void restore_step_start_buffers();
     void checkpoint(const std::string& kind, bool mid_step);
     [[noreturn]] void stop_now();
     [[noreturn]] void handle_oom(const std::string& message, bool in_optimizer_step);
@@ -218,6 +239,8 @@ class Trainer {
     std::int64_t m_rlimit_at_step = -1;
     std::uint64_t m_rlimit_headroom = 0;
     std::int64_t m_snapshot_oom_at_step = -1;
+    std::int64_t m_nonfinite_from = -1, m_nonfinite_count = 0;
+    std::unique_ptr<YoloLoss> m_nonfinite_loss;
 };
 
 void Trainer::setup() {
@@ -289,6 +312,18 @@ void Trainer::setup() {
     // impossible tensor half-way through, so it fails for real in the allocator.
     if (const char* at = std::getenv("SMARTCASH_TEST_SNAPSHOT_OOM_AT_STEP"))
         m_snapshot_oom_at_step = std::atoll(at);
+    // Test hook: FROM[:COUNT] gives the optimizer steps FROM .. FROM+COUNT-1 (numbered by the
+    // steps completed before them; no COUNT: all from FROM on) a loss whose gains are NaN, so
+    // the loss and the gradients of the real forward and backward passes are non-finite.
+    if (const char* h = std::getenv("SMARTCASH_TEST_NONFINITE_LOSS")) {
+        long long from = -1, count = 0;
+        std::sscanf(h, "%lld:%lld", &from, &count);
+        m_nonfinite_from = from;
+        m_nonfinite_count = count;
+        LossConfig poisoned = tc.loss;
+        poisoned.box = poisoned.obj = poisoned.cls = std::numeric_limits<double>::quiet_NaN();
+        m_nonfinite_loss = std::make_unique<YoloLoss>(poisoned, m_model->anchors());
+    }
 }
 
 void Trainer::resume() {
@@ -386,6 +421,7 @@ void Trainer::send_progress(bool force) {
             {"images_per_s", m_images_per_s},
             {"rss", mem.rss},
             {"device_mem", dev},
+            {"skipped_steps", m_progress.skipped_steps},
             {"eta_s", eta}});
     ui::ProgressState s;
     s.epoch = m_progress.epoch + 1;
@@ -533,8 +569,11 @@ void Trainer::run_one_step() {
         // The snapshot allocates a copy of every buffer: it belongs to the step's out-of-memory
         // handling like the forward and backward passes.
         m_step_start_buffers = snapshot_buffers();
-        r = train_step(*m_model, *m_optimizer, *m_loss, samples, m_tier.micro_batch,
-                       m_config.model.img_size, tc.grad_clip, m_device,
+        const bool poisoned =
+            m_nonfinite_loss && m_progress.step >= m_nonfinite_from &&
+            (m_nonfinite_count <= 0 || m_progress.step < m_nonfinite_from + m_nonfinite_count);
+        r = train_step(*m_model, *m_optimizer, poisoned ? *m_nonfinite_loss : *m_loss, samples,
+                       m_tier.micro_batch, m_config.model.img_size, tc.grad_clip, m_device,
                        [this] { return between_micro(); });
     } catch (const std::bad_alloc& e) {
         handle_oom("std::bad_alloc", false);
@@ -543,8 +582,19 @@ void Trainer::run_one_step() {
         throw;
     }
     if (!r.completed) stop_now();
+    if (r.skipped) {
+        // No update: the forward passes' changes to the BatchNorm statistics go too, so the
+        // model is exactly that of the last good step.
+        restore_step_start_buffers();
+        ++m_progress.skipped_steps;
+        ++m_progress.nonfinite_streak;
+    } else {
+        m_progress.nonfinite_streak = 0;
+        m_last_step = r;
+    }
     m_step_start_buffers.clear();
-    m_last_step = r;
+    // A skipped step still counts as a step of the run: it used its batch, and the step number
+    // (learning-rate schedule, data position, checkpoint numbering) moves on as for any other.
     ++m_progress.step;
     ++m_progress.step_in_epoch;
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -558,11 +608,32 @@ void Trainer::run_one_step() {
                     {"box", r.box},
                     {"obj", r.obj},
                     {"cls", r.cls},
+                    {"grad_norm", r.grad_norm},
+                    {"skipped", r.skipped},
+                    {"skipped_steps", m_progress.skipped_steps},
                     {"lr", m_lr},
                     {"images_per_s", ips},
                     {"rss", read_process_memory().rss},
                     {"tier", m_tier.name}});
-    send_progress(false);
+    if (r.skipped) {
+        m_bar.finish();
+        log(fmt::format(
+            "step {}: non-finite loss or gradient norm (loss {}, gradient norm {}): update "
+            "skipped ({} in a row, limit {})",
+            m_progress.step, r.loss, r.grad_norm, m_progress.nonfinite_streak,
+            tc.max_nonfinite_steps));
+    }
+    send_progress(/*force=*/r.skipped);
+    if (m_progress.nonfinite_streak >= tc.max_nonfinite_steps) {
+        const std::int64_t last_good = m_progress.step - m_progress.nonfinite_streak;
+        throw DivergedError(fmt::format(
+            "training diverged: {} optimizer steps in a row (steps {} to {}) had a non-finite "
+            "loss or gradient norm (training.max_nonfinite_steps is {}); their updates were "
+            "skipped, so the weights are those of step {}. Lower the learning rates or check the "
+            "data, then resume",
+            m_progress.nonfinite_streak, last_good + 1, m_progress.step, tc.max_nonfinite_steps,
+            last_good));
+    }
 }
 
 std::vector<torch::Tensor> Trainer::snapshot_buffers() {
@@ -575,6 +646,13 @@ std::vector<torch::Tensor> Trainer::snapshot_buffers() {
         copy.push_back(buffers[k].detach().clone());
     }
     return copy;
+}
+
+void Trainer::restore_step_start_buffers() {
+    torch::NoGradGuard no_grad;
+    const auto buffers = m_model->buffers();
+    for (std::size_t k = 0; k < buffers.size() && k < m_step_start_buffers.size(); ++k)
+        buffers[k].copy_(m_step_start_buffers[k]);
 }
 
 void Trainer::train_epoch() {
@@ -609,10 +687,11 @@ void Trainer::end_epoch() {
     const int epoch = m_progress.epoch;
     const int phase = phase_of(epoch);
     const int total_epochs = m_phase2_start + tc.phase2.epochs;
-    nlohmann::json row = {
-        {"type", "epoch"},         {"epoch", epoch},           {"phase", phase},
-        {"step", m_progress.step}, {"loss", m_last_step.loss}, {"box", m_last_step.box},
-        {"obj", m_last_step.obj},  {"cls", m_last_step.cls},   {"tier", m_tier.name}};
+    nlohmann::json row = {{"type", "epoch"},          {"epoch", epoch},
+                          {"phase", phase},           {"step", m_progress.step},
+                          {"loss", m_last_step.loss}, {"box", m_last_step.box},
+                          {"obj", m_last_step.obj},   {"cls", m_last_step.cls},
+                          {"tier", m_tier.name},      {"skipped_steps", m_progress.skipped_steps}};
     const bool last_epoch = epoch + 1 >= total_epochs;
     bool improved = false;
     std::optional<eval::EvalResult> validation;
@@ -775,6 +854,7 @@ int Trainer::run() {
             {"step", m_progress.step},
             {"epoch", m_progress.epoch},
             {"best_map50", m_progress.best_map50},
+            {"skipped_steps", m_progress.skipped_steps},
             {"reason", m_progress.finish_reason}});
     return exit_code::done;
 }
@@ -839,6 +919,9 @@ int run_training(const TrainOptions& options) {
     } catch (const CheckpointError& e) {
         report_error("io", e.what());
         return exit_code::io_error;
+    } catch (const DivergedError& e) {
+        report_error("training", e.what());
+        return exit_code::diverged;
     } catch (const std::bad_alloc&) {
         report_error("internal", "out of memory outside a training step");
         return exit_code::oom;
