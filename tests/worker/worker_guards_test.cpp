@@ -1,6 +1,6 @@
 // The worker's guards against a run that cannot go on as it is, on the real smartcash-worker
 // binary: optimizer steps with a non-finite loss are skipped and counted, and too many in a row end
-// the run (a fatal exit).
+// the run (a fatal exit); a dataset that changed under a run directory refuses the resume.
 #include "common/exit_codes.hpp"
 #include "worker_process.hpp"
 
@@ -139,6 +139,100 @@ TEST_F(WorkerGuards, TooManyNonFiniteStepsInARowEndTheRun) {
     ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
     EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), 6);
     EXPECT_EQ(w->reports_of("done").at(0).value("skipped_steps", -1), 2);
+}
+
+// A dataset that changed under a run directory (images removed, added, or renamed) refuses the
+// resume with a config error that names the dataset and the change, and leaves the checkpoints
+// as they were; with the dataset restored the run resumes.
+TEST_F(WorkerGuards, ResumeRefusesAChangedDataset) {
+    const std::string data = dir() + "/dataset";
+    {
+        WorkerProcess synth({"synth", "--out", data, "--images", "40", "--size", "96", "--seed", "3"},
+                            log_base("synth"), LaunchOptions{{}, {}, false});
+        const auto status = synth.wait(120);
+        ASSERT_TRUE(status.exited && status.code == 0) << status.describe() << "\n" << synth.err();
+    }
+    const std::string config = changed_config("own-data.yaml", "dataset: synthetic", "dataset: " + data);
+    const std::string run = run_dir();
+    std::int64_t stopped_at = -1;
+    {
+        auto w = train(run, "big", {}, config);
+        ASSERT_TRUE(w->wait_report("checkpoint", 120)) << w->err();
+        w->signal(SIGTERM);
+        const auto status = w->wait(60);
+        ASSERT_TRUE(status.exited && status.code == exit_code::requested_stop) << status.describe() << "\n"
+                                                                               << w->err();
+        stopped_at = w->reports_of("stopping").at(0).value("step", std::int64_t{-1});
+        ASSERT_GT(stopped_at, 0);
+    }
+    auto checkpoint_files = [&] {
+        std::map<std::string, std::string> out;
+        for (const auto& e : fs::directory_iterator(run + "/checkpoints"))
+            out[e.path().filename().string()] = read_text(e.path().string());
+        return out;
+    };
+    const auto before = checkpoint_files();
+
+    const fs::path images = fs::path(data) / "train" / "images";
+    const fs::path labels = fs::path(data) / "train" / "labels";
+    std::vector<fs::path> train_images;
+    for (const auto& e : fs::directory_iterator(images)) train_images.push_back(e.path());
+    std::sort(train_images.begin(), train_images.end());
+    ASSERT_EQ(train_images.size(), 32u);
+    auto label_of = [&](const fs::path& image) { return labels / (image.stem().string() + ".txt"); };
+    auto move = [](const fs::path& from, const fs::path& to) { fs::rename(from, to); };
+
+    auto expect_refused = [&](const std::string& change, const std::vector<std::string>& words) {
+        auto w = train(run, "big", {}, config);
+        const auto status = w->wait();
+        const std::string err = w->err();
+        ASSERT_TRUE(status.exited) << change << ": " << status.describe() << "\n" << err;
+        EXPECT_EQ(status.code, exit_code::config_error) << change << ": " << err;
+        auto errors = w->reports_of("error");
+        ASSERT_EQ(errors.size(), 1u) << change << ": " << err;
+        EXPECT_EQ(errors[0].value("kind", std::string()), "config");
+        const std::string message = errors[0].value("message", std::string());
+        EXPECT_NE(message.find("cannot resume"), std::string::npos) << change << ": " << message;
+        EXPECT_NE(message.find("dataset " + data), std::string::npos) << change << ": " << message;
+        for (const auto& word : words) EXPECT_NE(message.find(word), std::string::npos) << change << ": " << message;
+        EXPECT_TRUE(w->reports_of("hello").empty());
+        EXPECT_EQ(checkpoint_files(), before) << change << ": the refused launch changed the checkpoints";
+    };
+
+    // Two train images removed.
+    const fs::path aside = fs::path(dir()) / "aside";
+    fs::create_directories(aside);
+    for (int k : {3, 17}) {
+        move(train_images[k], aside / train_images[k].filename());
+        move(label_of(train_images[k]), aside / label_of(train_images[k]).filename());
+    }
+    expect_refused("two images removed", {"train split has 30 images", "32"});
+    for (int k : {3, 17}) {
+        move(aside / train_images[k].filename(), train_images[k]);
+        move(aside / label_of(train_images[k]).filename(), label_of(train_images[k]));
+    }
+
+    // One train image added.
+    const fs::path extra = images / ("zz-extra" + train_images[0].extension().string());
+    fs::copy_file(train_images[0], extra);
+    fs::copy_file(label_of(train_images[0]), label_of(extra));
+    expect_refused("one image added", {"train split has 33 images", "32"});
+    fs::remove(extra);
+    fs::remove(label_of(extra));
+
+    // One train image renamed: the same count, another file list.
+    const fs::path renamed = images / ("renamed" + train_images[5].extension().string());
+    move(train_images[5], renamed);
+    move(label_of(train_images[5]), label_of(renamed));
+    expect_refused("one image renamed", {"train split", "file list"});
+    move(renamed, train_images[5]);
+    move(label_of(renamed), label_of(train_images[5]));
+
+    // Restored: the run resumes where it stopped.
+    auto w = train(run, "big", {}, config);
+    auto hello = w->wait_report("hello", 120);
+    ASSERT_TRUE(hello) << w->err();
+    EXPECT_EQ(hello->value("resumed_step", std::int64_t{-1}), stopped_at);
 }
 
 }  // namespace

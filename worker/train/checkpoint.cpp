@@ -88,8 +88,31 @@ TrainProgress progress_from_json(const Json& j) {
     return p;
 }
 
+namespace {
+
+Json to_json(const data::SplitIdentity& s) {
+    return Json{{"images", s.images}, {"files_sha256", s.files_sha256}};
+}
+
+data::SplitIdentity split_identity_from_json(const Json& j) {
+    return {j.at("images").get<std::int64_t>(), j.at("files_sha256").get<std::string>()};
+}
+
+}  // namespace
+
+std::string resume_fingerprint(const Config& config, const data::DatasetIdentity& dataset) {
+    return sha256_hex(smartcash::resume_fingerprint(config) + "\ntrain=" +
+                      std::to_string(dataset.train.images) + ":" + dataset.train.files_sha256 +
+                      "\nvalid=" + std::to_string(dataset.valid.images) + ":" +
+                      dataset.valid.files_sha256 + "\n");
+}
+
 Json to_json(const CheckpointMeta& m) {
+    Json dataset;  // null when unknown
+    if (m.dataset)
+        dataset = Json{{"train", to_json(m.dataset->train)}, {"valid", to_json(m.dataset->valid)}};
     return Json{{"format_version", m.format_version},
+                {"dataset", dataset},
                 {"kind", m.kind},
                 {"phase", m.phase},
                 {"progress", to_json(m.progress)},
@@ -114,6 +137,9 @@ static CheckpointMeta meta_from_json(const Json& j) {
     m.micro_batch = j.at("micro_batch").get<int>();
     m.effective_batch = j.at("effective_batch").get<int>();
     m.fingerprint = j.at("fingerprint").get<std::string>();
+    if (j.contains("dataset") && j.at("dataset").is_object())
+        m.dataset = data::DatasetIdentity{split_identity_from_json(j.at("dataset").at("train")),
+                                          split_identity_from_json(j.at("dataset").at("valid"))};
     m.config_yaml = j.at("config_yaml").get<std::string>();
     m.tensor_names = j.at("tensor_names").get<std::vector<std::string>>();
     m.optimizer_entries = j.at("optimizer_entries").get<std::vector<std::string>>();

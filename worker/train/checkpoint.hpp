@@ -19,6 +19,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "common/config.hpp"
+#include "worker/data/dataset.hpp"
 #include "worker/model/detector.hpp"
 
 namespace smartcash::train {
@@ -58,13 +60,19 @@ struct CheckpointMeta {
     std::string device;
     int micro_batch = 0;
     int effective_batch = 0;
-    std::string fingerprint;  ///< resume_fingerprint() of the config
+    /// resume_fingerprint(): the config's resume-critical keys and the dataset identity
+    std::string fingerprint;
+    std::optional<data::DatasetIdentity> dataset;  ///< absent in checkpoints of older workers
     std::string config_yaml;  ///< the resolved config of the run
     std::vector<std::string> tensor_names;  ///< model tensors in their fixed hashing order
     std::vector<std::string> optimizer_entries;  ///< "G/I" of each parameter with optimizer state
 };
 
 Json to_json(const CheckpointMeta& m);
+
+/// SHA-256 over the config's resume fingerprint and the dataset identity: equal when a resume
+/// continues the same optimisation on the same data.
+std::string resume_fingerprint(const Config& config, const data::DatasetIdentity& dataset);
 
 /// The model tensors (parameters then buffers) in a fixed order, with their names.
 std::vector<std::pair<std::string, torch::Tensor>> model_tensors(model::DetectorImpl& model);

@@ -213,6 +213,8 @@ class Trainer {
     ui::ProgressBar m_bar;
 
     data::Dataset m_data;
+    std::string m_dataset_path;  ///< as opened (the generated folder for "synthetic")
+    data::DatasetIdentity m_dataset_identity;
     model::Detector m_model{nullptr};
     std::unique_ptr<torch::optim::AdamW> m_optimizer;
     std::unique_ptr<YoloLoss> m_loss;
@@ -271,6 +273,8 @@ void Trainer::setup() {
         dataset_path = so.out;
     }
     m_data = data::open_dataset(dataset_path, m_config.data.bad_labels);
+    m_dataset_path = dataset_path;
+    m_dataset_identity = data::dataset_identity(m_data);
     if (m_data.skipped > 0)
         log(fmt::format("dataset: skipped {} bad label lines (first: {}:{}: {})", m_data.skipped,
                         m_data.issues.front().file, m_data.issues.front().line,
@@ -352,6 +356,24 @@ void Trainer::resume() {
                     "cannot resume {}: {} changed since the checkpoint was written (start a new "
                     "run directory, or restore the old value)",
                     ckpt->path, keys));
+        }
+        // The data must be the same too: the data order and the position in it index the train
+        // split. A checkpoint of an older worker has no dataset identity; its data order still
+        // tells the train split's size.
+        std::vector<std::string> changes;
+        if (ckpt->meta.dataset)
+            changes = data::dataset_changes(*ckpt->meta.dataset, m_dataset_identity);
+        else if (ckpt->meta.progress.order.size() != m_data.train.size())
+            changes.push_back(fmt::format("the train split has {} images, the checkpoint's had {}",
+                                          m_data.train.size(), ckpt->meta.progress.order.size()));
+        if (!changes.empty()) {
+            std::string what;
+            for (const auto& c : changes) what += (what.empty() ? "" : "; ") + c;
+            throw ConfigError(m_config.source_path, 0, 0, "data.dataset",
+                              fmt::format("cannot resume {}: the dataset {} changed since the "
+                                          "checkpoint was written: {} (start a new run directory, "
+                                          "or restore the dataset)",
+                                          ckpt->path, m_dataset_path, what));
         }
         restore_checkpoint(*ckpt, *m_model, *m_optimizer, m_device);
         m_progress = ckpt->meta.progress;
@@ -467,7 +489,8 @@ void Trainer::checkpoint(const std::string& kind, bool mid_step) {
     meta.device = device_name(m_device);
     meta.micro_batch = m_tier.micro_batch;
     meta.effective_batch = m_config.training.effective_batch;
-    meta.fingerprint = resume_fingerprint(m_config);
+    meta.fingerprint = resume_fingerprint(m_config, m_dataset_identity);
+    meta.dataset = m_dataset_identity;
     meta.config_yaml = dump_config(m_config);
     const std::string bytes = serialize_checkpoint(*m_model, *m_optimizer, meta,
                                                    mid_step ? &m_step_start_buffers : nullptr);
