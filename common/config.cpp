@@ -479,10 +479,11 @@ class Loader {
     }
 
     void read_training(const Entry& entry, TrainingConfig& t) {
-        Section s = section(
-            entry, {"effective_batch", "seed", "deterministic", "phase1", "phase2", "weight_decay",
-                    "warmup_steps", "min_lr_ratio", "grad_clip", "beta1", "beta2", "loss", "eval",
-                    "early_stopping", "checkpoint_every_steps", "keep_checkpoints"});
+        Section s =
+            section(entry, {"effective_batch", "seed", "deterministic", "phase1", "phase2",
+                            "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip", "beta1",
+                            "beta2", "loss", "eval", "early_stopping", "checkpoint_every_steps",
+                            "keep_checkpoints", "max_nonfinite_steps"});
         read(s, "effective_batch", t.effective_batch, 1);
         read(s, "seed", t.seed);
         read(s, "deterministic", t.deterministic);
@@ -510,6 +511,7 @@ class Loader {
         }
         read(s, "checkpoint_every_steps", t.checkpoint_every_steps, 0);
         read(s, "keep_checkpoints", t.keep_checkpoints, 1);
+        read(s, "max_nonfinite_steps", t.max_nonfinite_steps, 1);
     }
 
     void read_loss(const Entry& entry, LossConfig& l) {
@@ -855,6 +857,7 @@ std::string dump_config(const Config& c) {
     out << YAML::EndMap;
     key("checkpoint_every_steps") << t.checkpoint_every_steps;
     key("keep_checkpoints") << t.keep_checkpoints;
+    key("max_nonfinite_steps") << t.max_nonfinite_steps;
     out << YAML::EndMap;
 
     key("tiers") << YAML::BeginSeq;

@@ -120,6 +120,9 @@ struct TrainingConfig {
     EarlyStopConfig early_stopping;
     int checkpoint_every_steps = 50;  ///< optimizer steps between checkpoints (0: epoch ends only)
     int keep_checkpoints = 3;         ///< step checkpoints kept besides "best"
+    /// Optimizer steps in a row with a non-finite loss or gradient norm (each skipped) after
+    /// which the run ends as diverged.
+    int max_nonfinite_steps = 5;
     std::uint64_t seed = 42;
     bool deterministic = true;
 };

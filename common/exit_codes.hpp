@@ -14,6 +14,8 @@ inline constexpr int io_error = 74;       ///< a file could not be written/read,
 inline constexpr int oom = 75;            ///< an allocation failed in-process; emergency checkpoint written
 inline constexpr int requested_stop = 76; ///< stopped after a checkpoint because it was asked to
 inline constexpr int usage = 64;          ///< bad command line (EX_USAGE)
+/// training diverged: too many optimizer steps in a row had a non-finite loss or gradient norm
+inline constexpr int diverged = 79;
 
 /// A short lower-case name for a worker exit code ("done", "oom", ...), or "unknown".
 constexpr const char* name(int code) {
@@ -26,6 +28,7 @@ constexpr const char* name(int code) {
         case oom: return "oom";
         case requested_stop: return "requested_stop";
         case usage: return "usage";
+        case diverged: return "diverged";
         default: return "unknown";
     }
 }

@@ -190,7 +190,7 @@ ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
         if (code == exit_code::done) return ExitClass::done;
         if (code == exit_code::oom) return ExitClass::oom;
         if (code == exit_code::config_error || code == exit_code::data_error ||
-            code == exit_code::usage)
+            code == exit_code::usage || code == exit_code::diverged)
             return ExitClass::fatal;
         // A requested stop only counts as one when the supervisor asked for it; a worker that
         // stopped by itself (someone signalled it directly) is restarted like a crash.

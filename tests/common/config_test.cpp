@@ -221,6 +221,8 @@ TEST(Config, RangeChecks) {
          "must be >= 0"},
         {"training:\n  effective_batch: 0\n", 2, 3, "training.effective_batch", "must be >= 1"},
         {"training:\n  keep_checkpoints: 0\n", 2, 3, "training.keep_checkpoints", "must be >= 1"},
+        {"training:\n  max_nonfinite_steps: 0\n", 2, 3, "training.max_nonfinite_steps",
+         "must be >= 1"},
         {"training:\n  loss:\n    obj_balance: [1, 2]\n", 3, 5, "training.loss.obj_balance",
          "exactly 3 numbers"},
         {"training:\n  loss:\n    obj_balance: [1, 2, x]\n", 3, 25, "training.loss.obj_balance[2]",
@@ -350,6 +352,7 @@ void expect_same(const Config& a, const Config& b) {
     EXPECT_EQ(s.early_stopping.min_delta, t.early_stopping.min_delta);
     EXPECT_EQ(s.checkpoint_every_steps, t.checkpoint_every_steps);
     EXPECT_EQ(s.keep_checkpoints, t.keep_checkpoints);
+    EXPECT_EQ(s.max_nonfinite_steps, t.max_nonfinite_steps);
     ASSERT_EQ(a.tiers.size(), b.tiers.size());
     for (std::size_t i = 0; i < a.tiers.size(); ++i) {
         const TierConfig &p = a.tiers[i], &q = b.tiers[i];
@@ -408,6 +411,7 @@ training:
   early_stopping: {patience: 0, min_delta: 0.0005}
   checkpoint_every_steps: 0
   keep_checkpoints: 9
+  max_nonfinite_steps: 2
 tiers:
   - {name: "yes", device: mps, micro_batch: 8, threads: 3, memory_limit: 1234567, activation_checkpointing: true, cleanup: extreme, env: {A: "true", B: "null", C: "  spaced  ", PYTORCH_MPS_HIGH_WATERMARK_RATIO: "1.2", PYTORCH_MPS_LOW_WATERMARK_RATIO: "1.2"}}
   - {name: "0.5", device: cuda, micro_batch: 24, memory_limit: 1.5GiB}

@@ -267,6 +267,8 @@ const Row kRows[] = {
      Expect::finish_failed},
     {"usage error", nothing, [] { return code(exit_code::usage); }, ExitClass::fatal,
      Expect::finish_failed},
+    {"diverged", nothing, [] { return code(exit_code::diverged); }, ExitClass::fatal,
+     Expect::finish_failed},
     {"other exit code", nothing, [] { return code(3); }, ExitClass::crash,
      Expect::same_tier_backoff},
     {"io error", nothing, [] { return code(exit_code::io_error); }, ExitClass::crash,

@@ -129,4 +129,48 @@ TEST(CheckpointRoundTrip, KeepsOnlyTheLastK) {
     EXPECT_TRUE(fs::exists(dir + "/step-00000008.pt"));
 }
 
+TEST(CheckpointRoundTrip, PruningKeepsTheNewestGoodBesideADamagedNewerOne) {
+    auto m = tiny(5);
+    TrainingConfig cfg;
+    auto opt = train::make_optimizer(*m, cfg);
+    const std::string dir = scratch("ckpt-prune-damaged");
+    auto save = [&](train::CheckpointStore& store, std::int64_t step) {
+        store.save(train::serialize_checkpoint(*m, *opt, meta_at(step), nullptr), meta_at(step));
+    };
+    {
+        train::CheckpointStore store(dir, 1);
+        save(store, 2);
+        save(store, 4);
+    }
+    ASSERT_FALSE(fs::exists(dir + "/step-00000002.pt"));
+    fs::resize_file(dir + "/step-00000004.pt", fs::file_size(dir + "/step-00000004.pt") / 2);
+    {
+        // keep 1: the only checkpoint is damaged, the run starts over; what it writes stays.
+        train::CheckpointStore store(dir, 1);
+        std::vector<std::string> problems;
+        EXPECT_FALSE(store.load_newest_good(&problems).has_value());
+        ASSERT_EQ(problems.size(), 1u);
+        save(store, 2);
+        EXPECT_TRUE(fs::exists(dir + "/step-00000002.pt"));
+        EXPECT_TRUE(fs::exists(dir + "/step-00000002.json"));
+    }
+    {
+        // keep 2: the two newest good ones stay, the damaged one counts for nothing.
+        train::CheckpointStore store(dir, 2);
+        std::vector<std::string> problems;
+        auto loaded = store.load_newest_good(&problems);
+        ASSERT_TRUE(loaded.has_value());
+        EXPECT_EQ(loaded->meta.progress.step, 2);
+        save(store, 3);
+        EXPECT_TRUE(fs::exists(dir + "/step-00000002.pt"));
+        EXPECT_TRUE(fs::exists(dir + "/step-00000003.pt"));
+        // Writing the damaged file's step again replaces it; then the usual pruning applies.
+        save(store, 4);
+        EXPECT_FALSE(fs::exists(dir + "/step-00000002.pt"));
+        EXPECT_TRUE(fs::exists(dir + "/step-00000003.pt"));
+        ASSERT_TRUE(store.load_newest_good(&problems).has_value());
+        EXPECT_EQ(store.load_newest_good(&problems)->meta.progress.step, 4);
+    }
+}
+
 }  // namespace

@@ -155,6 +155,74 @@ TEST(TrainStep, AbandonedStepLeavesParametersUntouched) {
     }
 }
 
+/// Sum of AdamW's per-parameter step counts (how many updates it has made, over all parameters).
+std::int64_t adam_steps(torch::optim::AdamW& optimizer) {
+    std::int64_t total = 0;
+    for (auto& entry : optimizer.state())
+        total += static_cast<torch::optim::AdamWParamState&>(*entry.second).step();
+    return total;
+}
+
+TEST(TrainStep, NonFiniteLossSkipsTheUpdateAndDropsTheGradients) {
+    auto model = tiny_detector(7);
+    auto cfg = training_config();
+    cfg.grad_clip = 10.0;
+    auto optimizer = train::make_optimizer(*model, cfg);
+    train::apply_learning_rates(*optimizer, cfg, 2, 10, 100);
+    train::YoloLoss loss(loss_config(), model->anchors());
+    // One good step first, so the optimizer has state that a bad step could disturb.
+    auto good = train::train_step(*model, *optimizer, loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+    ASSERT_TRUE(good.completed);
+    EXPECT_TRUE(std::isfinite(good.loss));
+    EXPECT_TRUE(std::isfinite(good.grad_norm));
+    EXPECT_FALSE(good.skipped);
+    const std::int64_t steps_before = adam_steps(*optimizer);
+    std::vector<torch::Tensor> before;
+    for (auto& p : model->parameters()) before.push_back(p.detach().clone());
+
+    // Loss gains of NaN: a non-finite loss whose gradients are non-finite too, through the real
+    // forward and backward passes.
+    LossConfig poisoned = loss_config();
+    poisoned.box = poisoned.obj = poisoned.cls = std::numeric_limits<double>::quiet_NaN();
+    train::YoloLoss bad_loss(poisoned, model->anchors());
+    auto r = train::train_step(*model, *optimizer, bad_loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+    EXPECT_TRUE(r.completed);
+    EXPECT_TRUE(r.skipped);
+    EXPECT_FALSE(std::isfinite(r.loss));
+    EXPECT_EQ(adam_steps(*optimizer), steps_before) << "the optimizer must not step on a non-finite loss";
+    auto after = model->parameters();
+    ASSERT_EQ(after.size(), before.size());
+    for (std::size_t i = 0; i < after.size(); ++i) {
+        EXPECT_TRUE(torch::equal(after[i], before[i])) << "parameter " << i << " changed";
+        EXPECT_FALSE(after[i].grad().defined() && !after[i].grad().eq(0).all().item<bool>())
+            << "the non-finite gradients must be dropped (parameter " << i << ")";
+    }
+    // The next good batch trains normally.
+    auto next = train::train_step(*model, *optimizer, loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+    EXPECT_FALSE(next.skipped);
+    EXPECT_GT(adam_steps(*optimizer), steps_before);
+    for (auto& p : model->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+}
+
+TEST(TrainStep, NonFiniteGradientNormIsCaughtWithoutClipping) {
+    // grad_clip 0 computes no clipping, but the norm is still checked.
+    auto model = tiny_detector(8);
+    auto cfg = training_config();  // grad_clip 0
+    auto optimizer = train::make_optimizer(*model, cfg);
+    train::apply_learning_rates(*optimizer, cfg, 2, 10, 100);
+    LossConfig poisoned = loss_config();
+    poisoned.obj = std::numeric_limits<double>::infinity();
+    train::YoloLoss bad_loss(poisoned, model->anchors());
+    std::vector<torch::Tensor> before;
+    for (auto& p : model->parameters()) before.push_back(p.detach().clone());
+    auto r = train::train_step(*model, *optimizer, bad_loss, four_samples(), 4, kSize, 0, torch::kCPU);
+    EXPECT_TRUE(r.skipped);
+    EXPECT_FALSE(std::isfinite(r.grad_norm));
+    EXPECT_EQ(adam_steps(*optimizer), 0);
+    auto after = model->parameters();
+    for (std::size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(torch::equal(after[i], before[i])) << i;
+}
+
 TEST(TrainStep, OverfitsOneImageAndDecodesItsBoxes) {
     // Loss targets and decoding must agree on the box encoding: after fitting one image, the
     // best detection of each class overlaps its own box. One box per detection layer, each off

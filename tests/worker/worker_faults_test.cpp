@@ -271,6 +271,96 @@ TEST_F(WorkerFaults, AddressSpaceLimitGivesOomExitAndEmergencyCheckpoint) {
     expect_reference_weights(final_hash(run), ref);
 }
 
+// An allocation failure while the normalisation buffers are copied at the start of step 6 (made
+// for real: the test hook asks the allocator for an impossible tensor half-way through the copy).
+// The half-made copy is not used: the worker writes an emergency checkpoint of step 5, the last
+// completed one (the last step checkpoint was step 4), exits with the oom code, and a resume
+// ends bit-identical.
+TEST_F(WorkerFaults, OomWhileSnapshottingBuffersStillWritesTheEmergencyCheckpoint) {
+    const Reference& ref = reference("big");
+    const std::string run = run_dir();
+    constexpr std::int64_t oom_at_step = 5;
+    {
+        auto w = train(run, "big",
+                       LaunchOptions{{"SMARTCASH_TEST_SNAPSHOT_OOM_AT_STEP=" + std::to_string(oom_at_step)}, {}, true});
+        const auto status = w->wait();
+        const std::string err = w->err();
+        ASSERT_TRUE(status.exited) << status.describe() << "\n" << err;
+        ASSERT_EQ(status.code, exit_code::oom) << err;
+        auto ooms = w->reports_of("oom");
+        ASSERT_EQ(ooms.size(), 1u) << err;
+        EXPECT_NE(ooms[0].value("message", std::string()).find("allocate"), std::string::npos) << ooms[0].dump();
+        EXPECT_EQ(ooms[0].value("step", std::int64_t{-1}), oom_at_step);
+        EXPECT_EQ(metric_step_lines(run), oom_at_step);
+        const std::string path = ooms[0].value("checkpoint", std::string());
+        ASSERT_FALSE(path.empty()) << err;
+        auto ci = info(path);
+        EXPECT_EQ(ci.code, 0) << ci.json.dump();
+        EXPECT_TRUE(ci.json.value("valid", false)) << ci.json.dump();
+        EXPECT_EQ(ci.json.value("step", std::int64_t{-1}), oom_at_step);
+        EXPECT_EQ(ci.json.value("kind", std::string()), "emergency");
+        EXPECT_EQ(err.find("emergency checkpoint failed"), std::string::npos) << err;
+    }
+    auto w = train(run);
+    const auto status = w->wait();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), oom_at_step);
+    expect_reference_weights(final_hash(run), ref);
+}
+
+// keep_checkpoints: 1 and a damaged newest checkpoint (truncated on disk). The resume rejects it
+// and starts over; the checkpoint it then writes is the newest good one and is kept, although the
+// damaged file has a higher step. A second resume continues from it and ends bit-identical.
+TEST_F(WorkerFaults, PruningKeepsTheNewestGoodCheckpointBesideADamagedOne) {
+    const Reference& ref = reference("big");
+    const std::string run = run_dir();
+    const std::string config = changed_config("keep1.yaml", "keep_checkpoints: 3", "keep_checkpoints: 1");
+    auto stop_after_checkpoint = [&](WorkerProcess& w, std::int64_t min_step) {
+        auto reached = [&] {
+            for (const auto& c : w.reports_of("checkpoint"))
+                if (c.value("step", std::int64_t{-1}) >= min_step) return true;
+            return false;
+        };
+        while (w.running() && !reached()) w.poll_reports(5);
+        w.send_command({{"cmd", "checkpoint_and_stop"}, {"reason", "test"}});
+        const auto status = w.wait(120);
+        EXPECT_TRUE(status.exited && status.code == exit_code::requested_stop) << status.describe() << "\n"
+                                                                               << w.err();
+        return w.reports_of("stopping").empty() ? std::int64_t{-1}
+                                                : w.reports_of("stopping")[0].value("step", std::int64_t{-1});
+    };
+    std::string damaged;
+    std::int64_t damaged_step = -1;
+    {
+        auto w = train(run, "big", {}, config);
+        ASSERT_GE(stop_after_checkpoint(*w, 6), 6);
+        auto files = step_checkpoints(run);
+        ASSERT_EQ(files.size(), 1u);
+        damaged = files.begin()->second;
+        damaged_step = files.begin()->first;
+        truncate_to_half(damaged);
+    }
+    std::int64_t stopped_at = -1;
+    {
+        auto w = train(run, "big", {}, config);
+        stopped_at = stop_after_checkpoint(*w, 1);
+        EXPECT_NE(rejected_line(w->err(), damaged).find("truncated"), std::string::npos) << w->err();
+        EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), 0);
+    }
+    ASSERT_GT(stopped_at, 0);
+    ASSERT_LT(stopped_at, damaged_step);
+    auto files = step_checkpoints(run);
+    ASSERT_EQ(files.count(stopped_at), 1u) << "the newest good checkpoint was pruned";
+    auto ci = info(files.at(stopped_at));
+    EXPECT_TRUE(ci.json.value("valid", false)) << ci.json.dump();
+
+    auto w = train(run, "big", {}, config);
+    const auto status = w->wait();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), stopped_at);
+    expect_reference_weights(final_hash(run), ref);
+}
+
 // RLIMIT_FSIZE between the size of a phase-1 checkpoint and a phase-2 one (phase 2 adds the
 // backbone's optimizer state): the first phase-2 save fails with EFBIG. The worker exits with the
 // I/O code, the previous checkpoint still verifies, and no temp file is left.

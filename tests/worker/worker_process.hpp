@@ -319,14 +319,22 @@ inline std::vector<std::string> temp_files(const std::string& run_dir) {
     return out;
 }
 
-/// Number of completed optimizer steps recorded in metrics.jsonl ("type":"step" lines).
-inline int metric_step_lines(const std::string& run_dir) {
+/// The lines of metrics.jsonl whose "type" is `type` ("step", "epoch"), in order.
+inline std::vector<Json> metric_lines(const std::string& run_dir, const std::string& type) {
     std::ifstream in(fs::path(run_dir) / "metrics.jsonl");
     std::string line;
-    int n = 0;
-    while (std::getline(in, line))
-        if (!line.empty() && Json::parse(line).value("type", "") == "step") ++n;
-    return n;
+    std::vector<Json> out;
+    while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        Json j = Json::parse(line);
+        if (j.value("type", "") == type) out.push_back(std::move(j));
+    }
+    return out;
+}
+
+/// Number of optimizer steps recorded in metrics.jsonl ("type":"step" lines).
+inline int metric_step_lines(const std::string& run_dir) {
+    return static_cast<int>(metric_lines(run_dir, "step").size());
 }
 
 inline int count_of(const std::string& text, const std::string& needle) {
@@ -372,6 +380,23 @@ protected:
     }
 
     CheckpointInfo info(const std::string& file) { return checkpoint_info(file, log_base("info")); }
+
+    /// Writes a copy of tiny.yaml with each `from` replaced by its `to`; returns its path.
+    std::string changed_config(const std::string& name,
+                               const std::vector<std::pair<std::string, std::string>>& changes) {
+        std::string text = read_text(tiny_config());
+        for (const auto& [from, to] : changes) {
+            const auto at = text.find(from);
+            EXPECT_NE(at, std::string::npos) << from;
+            if (at != std::string::npos) text.replace(at, from.size(), to);
+        }
+        const std::string path = m_dir + "/" + name;
+        write_text(path, text);
+        return path;
+    }
+    std::string changed_config(const std::string& name, const std::string& from, const std::string& to) {
+        return changed_config(name, {{from, to}});
+    }
 
     /// weights_sha256 of the newest step checkpoint of a run (asserted valid), and its step.
     std::pair<std::string, std::int64_t> final_hash(const std::string& run_dir) {

@@ -17,17 +17,6 @@ protected:
     void wait_for_steps(WorkerProcess& w, int steps, const std::string& run) {
         while (w.running() && metric_step_lines(run) < steps) w.poll_reports(5);
     }
-
-    /// Writes a copy of tiny.yaml with `from` replaced by `to`; returns its path.
-    std::string changed_config(const std::string& name, const std::string& from, const std::string& to) {
-        std::string text = read_text(tiny_config());
-        const auto at = text.find(from);
-        EXPECT_NE(at, std::string::npos) << from;
-        if (at != std::string::npos) text.replace(at, from.size(), to);
-        const std::string path = dir() + "/" + name;
-        write_text(path, text);
-        return path;
-    }
 };
 
 // SIGTERM in the middle of an epoch, no report channel (a terminal run): the worker finishes

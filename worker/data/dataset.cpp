@@ -9,6 +9,8 @@
 #include <fstream>
 #include <optional>
 
+#include "common/sha256.hpp"
+
 namespace smartcash::data {
 
 namespace fs = std::filesystem;
@@ -217,7 +219,43 @@ Dataset open_plain(const fs::path& dir) {
     return dataset;
 }
 
+SplitIdentity split_identity(const Split& split, const std::string& root) {
+    std::vector<std::string> names;
+    names.reserve(split.images.size());
+    for (const auto& image : split.images)
+        names.push_back(fs::path(image).lexically_relative(root).generic_string());
+    std::sort(names.begin(), names.end());
+    Sha256 h;
+    for (const auto& name : names) {
+        h.update(name);
+        h.update("\n");
+    }
+    return {static_cast<std::int64_t>(split.images.size()), h.hex_digest()};
+}
+
+void split_changes(const char* name, const SplitIdentity& saved, const SplitIdentity& now,
+                   std::vector<std::string>& out) {
+    if (saved.images != now.images)
+        out.push_back(fmt::format("the {} split has {} images, the checkpoint's had {}", name,
+                                  now.images, saved.images));
+    else if (saved.files_sha256 != now.files_sha256)
+        out.push_back(fmt::format("the {} split's file list changed ({} images, as before)", name,
+                                  now.images));
+}
+
 }  // namespace
+
+DatasetIdentity dataset_identity(const Dataset& dataset) {
+    return {split_identity(dataset.train, dataset.root),
+            split_identity(dataset.valid, dataset.root)};
+}
+
+std::vector<std::string> dataset_changes(const DatasetIdentity& saved, const DatasetIdentity& now) {
+    std::vector<std::string> out;
+    split_changes("train", saved.train, now.train, out);
+    split_changes("valid", saved.valid, now.valid, out);
+    return out;
+}
 
 const std::vector<std::string>& default_class_names() {
     static const std::vector<std::string> names = {

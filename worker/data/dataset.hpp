@@ -3,6 +3,7 @@
 // and decoded when a sample is loaded.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,26 @@ struct Dataset {
     std::vector<LabelIssue> issues;  ///< label lines dropped under BadLabelPolicy::skip
     int skipped = 0;                 ///< number of dropped label lines
 };
+
+/// What a resume checks about the dataset of one split: the number of images and a SHA-256 over
+/// their paths relative to the dataset root, sorted (names only, so it is cheap to compute).
+struct SplitIdentity {
+    std::int64_t images = 0;
+    std::string files_sha256;
+};
+
+/// The identity of the splits that training uses: train (the data order, the steps per epoch)
+/// and valid (the mAP that picks the best epoch and stops early). The test split is not used
+/// by training and is left out.
+struct DatasetIdentity {
+    SplitIdentity train, valid;
+};
+
+DatasetIdentity dataset_identity(const Dataset& dataset);
+
+/// How `now` differs from `saved`, one phrase per changed split ("the train split has 30 images,
+/// the checkpoint's had 32"); empty when they agree.
+std::vector<std::string> dataset_changes(const DatasetIdentity& saved, const DatasetIdentity& now);
 
 /// The 17 SmartCash class names: layer_1 denominations, layer_2 denomination features,
 /// layer_3 security features.

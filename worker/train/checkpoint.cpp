@@ -63,6 +63,8 @@ Json to_json(const TrainProgress& p) {
                 {"step_in_epoch", p.step_in_epoch}, {"order", p.order},
                 {"best_map50", p.best_map50}, {"best_epoch", p.best_epoch},
                 {"stale_epochs", p.stale_epochs}, {"phase_cut", p.phase_cut},
+                {"skipped_steps", p.skipped_steps},
+                {"nonfinite_streak", p.nonfinite_streak},
                 {"finished", p.finished},     {"finish_reason", p.finish_reason},
                 {"metrics", p.metrics},       {"tiers", p.tiers}};
 }
@@ -77,6 +79,8 @@ TrainProgress progress_from_json(const Json& j) {
     p.best_epoch = j.at("best_epoch").get<int>();
     p.stale_epochs = j.at("stale_epochs").get<int>();
     p.phase_cut = j.value("phase_cut", false);
+    p.skipped_steps = j.value("skipped_steps", std::int64_t{0});
+    p.nonfinite_streak = j.value("nonfinite_streak", 0);
     p.finished = j.at("finished").get<bool>();
     p.finish_reason = j.at("finish_reason").get<std::string>();
     p.metrics = j.at("metrics");
@@ -84,8 +88,31 @@ TrainProgress progress_from_json(const Json& j) {
     return p;
 }
 
+namespace {
+
+Json to_json(const data::SplitIdentity& s) {
+    return Json{{"images", s.images}, {"files_sha256", s.files_sha256}};
+}
+
+data::SplitIdentity split_identity_from_json(const Json& j) {
+    return {j.at("images").get<std::int64_t>(), j.at("files_sha256").get<std::string>()};
+}
+
+}  // namespace
+
+std::string resume_fingerprint(const Config& config, const data::DatasetIdentity& dataset) {
+    return sha256_hex(smartcash::resume_fingerprint(config) + "\ntrain=" +
+                      std::to_string(dataset.train.images) + ":" + dataset.train.files_sha256 +
+                      "\nvalid=" + std::to_string(dataset.valid.images) + ":" +
+                      dataset.valid.files_sha256 + "\n");
+}
+
 Json to_json(const CheckpointMeta& m) {
+    Json dataset;  // null when unknown
+    if (m.dataset)
+        dataset = Json{{"train", to_json(m.dataset->train)}, {"valid", to_json(m.dataset->valid)}};
     return Json{{"format_version", m.format_version},
+                {"dataset", dataset},
                 {"kind", m.kind},
                 {"phase", m.phase},
                 {"progress", to_json(m.progress)},
@@ -110,6 +137,9 @@ static CheckpointMeta meta_from_json(const Json& j) {
     m.micro_batch = j.at("micro_batch").get<int>();
     m.effective_batch = j.at("effective_batch").get<int>();
     m.fingerprint = j.at("fingerprint").get<std::string>();
+    if (j.contains("dataset") && j.at("dataset").is_object())
+        m.dataset = data::DatasetIdentity{split_identity_from_json(j.at("dataset").at("train")),
+                                          split_identity_from_json(j.at("dataset").at("valid"))};
     m.config_yaml = j.at("config_yaml").get<std::string>();
     m.tensor_names = j.at("tensor_names").get<std::vector<std::string>>();
     m.optimizer_entries = j.at("optimizer_entries").get<std::vector<std::string>>();
@@ -303,7 +333,8 @@ CheckpointStore::Saved CheckpointStore::save(const std::string& bytes, const Che
         std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(ms)));
     write_file_atomic(manifest_path_of(path), manifest.dump(2) + "\n");
     write_file_atomic(m_dir + "/latest.json", manifest.dump(2) + "\n");
-    prune();
+    m_rejected.erase(path);  // replaced by a good one
+    prune(path);
     return {path, manifest["sha256"].get<std::string>(), meta.progress.step};
 }
 
@@ -346,19 +377,27 @@ std::vector<std::string> CheckpointStore::remove_interrupted_writes() const {
     return removed;
 }
 
-void CheckpointStore::prune() const {
-    auto files = list_step_files(m_dir);
-    for (std::size_t k = static_cast<std::size_t>(m_keep); k < files.size(); ++k) {
-        std::remove(manifest_path_of(files[k].second).c_str());
-        std::remove(files[k].second.c_str());
+void CheckpointStore::prune(const std::string& written) const {
+    // Newest first, the one just written counted first whatever its step: a higher step number
+    // on disk can only be a file found bad at start-up, never a reason to delete a good one.
+    std::size_t kept = 1;
+    for (const auto& [step, path] : list_step_files(m_dir)) {
+        if (path == written || m_rejected.count(path)) continue;
+        if (kept < static_cast<std::size_t>(m_keep)) {
+            ++kept;
+            continue;
+        }
+        std::remove(manifest_path_of(path).c_str());
+        std::remove(path.c_str());
     }
 }
 
-std::optional<LoadedCheckpoint> CheckpointStore::load_newest_good(std::vector<std::string>* problems) const {
+std::optional<LoadedCheckpoint> CheckpointStore::load_newest_good(std::vector<std::string>* problems) {
     for (const auto& [step, path] : list_step_files(m_dir)) {
         try {
             return read_checkpoint(path, /*require_manifest=*/true);
         } catch (const CheckpointError& e) {
+            m_rejected.insert(path);
             if (problems) problems->push_back(e.what());
         }
     }

@@ -12,12 +12,15 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "common/config.hpp"
+#include "worker/data/dataset.hpp"
 #include "worker/model/detector.hpp"
 
 namespace smartcash::train {
@@ -36,6 +39,8 @@ struct TrainProgress {
     int best_epoch = -1;
     int stale_epochs = 0;             ///< epochs since the last mAP@0.5 improvement (this phase)
     bool phase_cut = false;           ///< phase 1 ended early by early stopping
+    std::int64_t skipped_steps = 0;   ///< steps skipped for a non-finite loss or gradient norm
+    int nonfinite_streak = 0;         ///< of those, how many in a row up to `step`
     bool finished = false;
     std::string finish_reason;
     Json metrics = Json::array();     ///< per-epoch metric history
@@ -55,13 +60,19 @@ struct CheckpointMeta {
     std::string device;
     int micro_batch = 0;
     int effective_batch = 0;
-    std::string fingerprint;  ///< resume_fingerprint() of the config
+    /// resume_fingerprint(): the config's resume-critical keys and the dataset identity
+    std::string fingerprint;
+    std::optional<data::DatasetIdentity> dataset;  ///< absent in checkpoints of older workers
     std::string config_yaml;  ///< the resolved config of the run
     std::vector<std::string> tensor_names;  ///< model tensors in their fixed hashing order
     std::vector<std::string> optimizer_entries;  ///< "G/I" of each parameter with optimizer state
 };
 
 Json to_json(const CheckpointMeta& m);
+
+/// SHA-256 over the config's resume fingerprint and the dataset identity: equal when a resume
+/// continues the same optimisation on the same data.
+std::string resume_fingerprint(const Config& config, const data::DatasetIdentity& dataset);
 
 /// The model tensors (parameters then buffers) in a fixed order, with their names.
 std::vector<std::pair<std::string, torch::Tensor>> model_tensors(model::DetectorImpl& model);
@@ -112,15 +123,17 @@ public:
 
     /// Writes bytes as the checkpoint of `meta.progress.step`, then its manifest, latest.json,
     /// and prunes old step checkpoints beyond `keep`. Throws IoError (the previous checkpoint is
-    /// left intact).
+    /// left intact). Pruning keeps the checkpoint just written (the newest good one) and the
+    /// `keep` - 1 next older ones; files that load_newest_good() rejected neither count nor are
+    /// deleted (a rejected file at a higher step is replaced when the run writes that step again).
     Saved save(const std::string& bytes, const CheckpointMeta& meta);
 
     /// Stores the same bytes as best.pt (+ best.json).
     void save_best(const std::string& bytes, const CheckpointMeta& meta);
 
     /// The newest checkpoint that verifies, trying older ones when the newest is bad; each bad
-    /// one adds a line to `problems`. nullopt when there is none.
-    std::optional<LoadedCheckpoint> load_newest_good(std::vector<std::string>* problems) const;
+    /// one adds a line to `problems` and is remembered as rejected. nullopt when there is none.
+    std::optional<LoadedCheckpoint> load_newest_good(std::vector<std::string>* problems);
 
     /// Deletes the temp files of writes that a kill interrupted; returns their names.
     std::vector<std::string> remove_interrupted_writes() const;
@@ -129,10 +142,11 @@ public:
 
 private:
     Json manifest_for(const std::string& file, const std::string& bytes, const CheckpointMeta& meta) const;
-    void prune() const;
+    void prune(const std::string& written) const;
 
     std::string m_dir;
     int m_keep;
+    std::set<std::string> m_rejected;  ///< paths load_newest_good() found bad
 };
 
 }  // namespace smartcash::train

@@ -75,6 +75,15 @@ int run_checkpoint_info(const std::string& path, bool json) {
         out["best_map50"] = m.progress.best_map50;
         out["finished"] = m.progress.finished;
         out["tiers"] = m.progress.tiers;
+        out["skipped_steps"] = m.progress.skipped_steps;
+        out["nonfinite_streak"] = m.progress.nonfinite_streak;
+        if (m.dataset)
+            out["dataset"] = {{"train",
+                               {{"images", m.dataset->train.images},
+                                {"files_sha256", m.dataset->train.files_sha256}}},
+                              {"valid",
+                               {{"images", m.dataset->valid.images},
+                                {"files_sha256", m.dataset->valid.files_sha256}}}};
         out["weights_sha256"] = hash_tensors(ckpt.model);
         out["file_sha256"] = sha256_file(path);
     } catch (const CheckpointError& e) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <new>
 #include <optional>
 
@@ -79,12 +80,25 @@ StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer
             return result;
         }
     }
+    std::vector<torch::Tensor> with_grad;
+    for (auto& group : optimizer.param_groups())
+        for (auto& p : group.params())
+            if (p.grad().defined()) with_grad.push_back(p);
     if (grad_clip > 0) {
-        std::vector<torch::Tensor> with_grad;
-        for (auto& group : optimizer.param_groups())
-            for (auto& p : group.params())
-                if (p.grad().defined()) with_grad.push_back(p);
-        torch::nn::utils::clip_grad_norm_(with_grad, grad_clip);
+        result.grad_norm = torch::nn::utils::clip_grad_norm_(with_grad, grad_clip);
+    } else if (!with_grad.empty()) {
+        torch::NoGradGuard no_grad;
+        std::vector<torch::Tensor> norms;
+        for (auto& p : with_grad) norms.push_back(p.grad().norm());
+        result.grad_norm = torch::stack(norms).norm().item<double>();
+    }
+    if (!std::isfinite(result.loss) || !std::isfinite(result.grad_norm)) {
+        // One bad batch (or the start of a divergence): an update from it would put NaN into
+        // the weights and the optimizer state for good. The step is skipped instead.
+        optimizer.zero_grad();
+        result.skipped = true;
+        result.completed = true;
+        return result;
     }
     optimizer.step();
     optimizer.zero_grad();
@@ -133,6 +147,12 @@ struct RunEnd {
     int code;
 };
 
+/// Too many optimizer steps in a row had a non-finite loss or gradient norm.
+class DivergedError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
 std::string default_run_dir(const std::string& config_path) {
     return "runs/" + fs::path(config_path).stem().string();
 }
@@ -163,6 +183,9 @@ class Trainer {
     void end_epoch();
     void run_one_step();
     bool between_micro();
+    /// A complete copy of the model's buffers (BatchNorm statistics) as the step begins.
+    std::vector<torch::Tensor> snapshot_buffers();
+    void restore_step_start_buffers();
     void checkpoint(const std::string& kind, bool mid_step);
     [[noreturn]] void stop_now();
     [[noreturn]] void handle_oom(const std::string& message, bool in_optimizer_step);
@@ -191,6 +214,8 @@ class Trainer {
     ui::ProgressBar m_bar;
 
     data::Dataset m_data;
+    std::string m_dataset_path;  ///< as opened (the generated folder for "synthetic")
+    data::DatasetIdentity m_dataset_identity;
     model::Detector m_model{nullptr};
     std::unique_ptr<torch::optim::AdamW> m_optimizer;
     std::unique_ptr<YoloLoss> m_loss;
@@ -216,6 +241,9 @@ class Trainer {
     std::uint64_t m_peak_device = 0;
     std::int64_t m_rlimit_at_step = -1;
     std::uint64_t m_rlimit_headroom = 0;
+    std::int64_t m_snapshot_oom_at_step = -1;
+    std::int64_t m_nonfinite_from = -1, m_nonfinite_count = 0;
+    std::unique_ptr<YoloLoss> m_nonfinite_loss;
 };
 
 void Trainer::setup() {
@@ -246,6 +274,8 @@ void Trainer::setup() {
         dataset_path = so.out;
     }
     m_data = data::open_dataset(dataset_path, m_config.data.bad_labels);
+    m_dataset_path = dataset_path;
+    m_dataset_identity = data::dataset_identity(m_data);
     if (m_data.skipped > 0)
         log(fmt::format("dataset: skipped {} bad label lines (first: {}:{}: {})", m_data.skipped,
                         m_data.issues.front().file, m_data.issues.front().line,
@@ -283,6 +313,22 @@ void Trainer::setup() {
     }
     if (const char* h = std::getenv("SMARTCASH_TEST_RLIMIT_AS_HEADROOM"))
         m_rlimit_headroom = parse_size(h);
+    // Test hook: the buffer snapshot at the start of this step asks the allocator for an
+    // impossible tensor half-way through, so it fails for real in the allocator.
+    if (const char* at = std::getenv("SMARTCASH_TEST_SNAPSHOT_OOM_AT_STEP"))
+        m_snapshot_oom_at_step = std::atoll(at);
+    // Test hook: FROM[:COUNT] gives the optimizer steps FROM .. FROM+COUNT-1 (numbered by the
+    // steps completed before them; no COUNT: all from FROM on) a loss whose gains are NaN, so
+    // the loss and the gradients of the real forward and backward passes are non-finite.
+    if (const char* h = std::getenv("SMARTCASH_TEST_NONFINITE_LOSS")) {
+        long long from = -1, count = 0;
+        std::sscanf(h, "%lld:%lld", &from, &count);
+        m_nonfinite_from = from;
+        m_nonfinite_count = count;
+        LossConfig poisoned = tc.loss;
+        poisoned.box = poisoned.obj = poisoned.cls = std::numeric_limits<double>::quiet_NaN();
+        m_nonfinite_loss = std::make_unique<YoloLoss>(poisoned, m_model->anchors());
+    }
 }
 
 void Trainer::resume() {
@@ -311,6 +357,24 @@ void Trainer::resume() {
                     "cannot resume {}: {} changed since the checkpoint was written (start a new "
                     "run directory, or restore the old value)",
                     ckpt->path, keys));
+        }
+        // The data must be the same too: the data order and the position in it index the train
+        // split. A checkpoint of an older worker has no dataset identity; its data order still
+        // tells the train split's size.
+        std::vector<std::string> changes;
+        if (ckpt->meta.dataset)
+            changes = data::dataset_changes(*ckpt->meta.dataset, m_dataset_identity);
+        else if (ckpt->meta.progress.order.size() != m_data.train.size())
+            changes.push_back(fmt::format("the train split has {} images, the checkpoint's had {}",
+                                          m_data.train.size(), ckpt->meta.progress.order.size()));
+        if (!changes.empty()) {
+            std::string what;
+            for (const auto& c : changes) what += (what.empty() ? "" : "; ") + c;
+            throw ConfigError(m_config.source_path, 0, 0, "data.dataset",
+                              fmt::format("cannot resume {}: the dataset {} changed since the "
+                                          "checkpoint was written: {} (start a new run directory, "
+                                          "or restore the dataset)",
+                                          ckpt->path, m_dataset_path, what));
         }
         restore_checkpoint(*ckpt, *m_model, *m_optimizer, m_device);
         m_progress = ckpt->meta.progress;
@@ -380,6 +444,7 @@ void Trainer::send_progress(bool force) {
             {"images_per_s", m_images_per_s},
             {"rss", mem.rss},
             {"device_mem", dev},
+            {"skipped_steps", m_progress.skipped_steps},
             {"eta_s", eta}});
     ui::ProgressState s;
     s.epoch = m_progress.epoch + 1;
@@ -425,7 +490,8 @@ void Trainer::checkpoint(const std::string& kind, bool mid_step) {
     meta.device = device_name(m_device);
     meta.micro_batch = m_tier.micro_batch;
     meta.effective_batch = m_config.training.effective_batch;
-    meta.fingerprint = resume_fingerprint(m_config);
+    meta.fingerprint = resume_fingerprint(m_config, m_dataset_identity);
+    meta.dataset = m_dataset_identity;
     meta.config_yaml = dump_config(m_config);
     const std::string bytes = serialize_checkpoint(*m_model, *m_optimizer, meta,
                                                    mid_step ? &m_step_start_buffers : nullptr);
@@ -503,8 +569,9 @@ void Trainer::run_one_step() {
     const int phase = phase_of(m_progress.epoch);
     // Per-step seeding makes stochastic depth independent of where the run was resumed.
     torch::manual_seed(mix_seed(tc.seed, 0x57E9ull, static_cast<std::uint64_t>(m_progress.step)));
+    // Until the snapshot below is complete, the model is that of the last completed step and a
+    // checkpoint takes its live buffers.
     m_step_start_buffers.clear();
-    for (const auto& b : m_model->buffers()) m_step_start_buffers.push_back(b.detach().clone());
     m_updates_at_step_start = optimizer_updates(*m_optimizer);
     m_lr = apply_learning_rates(*m_optimizer, tc, phase, step_in_phase(), phase_steps(phase));
 
@@ -523,8 +590,14 @@ void Trainer::run_one_step() {
     }
     StepResult r;
     try {
-        r = train_step(*m_model, *m_optimizer, *m_loss, samples, m_tier.micro_batch,
-                       m_config.model.img_size, tc.grad_clip, m_device,
+        // The snapshot allocates a copy of every buffer: it belongs to the step's out-of-memory
+        // handling like the forward and backward passes.
+        m_step_start_buffers = snapshot_buffers();
+        const bool poisoned =
+            m_nonfinite_loss && m_progress.step >= m_nonfinite_from &&
+            (m_nonfinite_count <= 0 || m_progress.step < m_nonfinite_from + m_nonfinite_count);
+        r = train_step(*m_model, *m_optimizer, poisoned ? *m_nonfinite_loss : *m_loss, samples,
+                       m_tier.micro_batch, m_config.model.img_size, tc.grad_clip, m_device,
                        [this] { return between_micro(); });
     } catch (const std::bad_alloc& e) {
         handle_oom("std::bad_alloc", false);
@@ -533,8 +606,19 @@ void Trainer::run_one_step() {
         throw;
     }
     if (!r.completed) stop_now();
+    if (r.skipped) {
+        // No update: the forward passes' changes to the BatchNorm statistics go too, so the
+        // model is exactly that of the last good step.
+        restore_step_start_buffers();
+        ++m_progress.skipped_steps;
+        ++m_progress.nonfinite_streak;
+    } else {
+        m_progress.nonfinite_streak = 0;
+        m_last_step = r;
+    }
     m_step_start_buffers.clear();
-    m_last_step = r;
+    // A skipped step still counts as a step of the run: it used its batch, and the step number
+    // (learning-rate schedule, data position, checkpoint numbering) moves on as for any other.
     ++m_progress.step;
     ++m_progress.step_in_epoch;
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -548,11 +632,51 @@ void Trainer::run_one_step() {
                     {"box", r.box},
                     {"obj", r.obj},
                     {"cls", r.cls},
+                    {"grad_norm", r.grad_norm},
+                    {"skipped", r.skipped},
+                    {"skipped_steps", m_progress.skipped_steps},
                     {"lr", m_lr},
                     {"images_per_s", ips},
                     {"rss", read_process_memory().rss},
                     {"tier", m_tier.name}});
-    send_progress(false);
+    if (r.skipped) {
+        m_bar.finish();
+        log(fmt::format(
+            "step {}: non-finite loss or gradient norm (loss {}, gradient norm {}): update "
+            "skipped ({} in a row, limit {})",
+            m_progress.step, r.loss, r.grad_norm, m_progress.nonfinite_streak,
+            tc.max_nonfinite_steps));
+    }
+    send_progress(/*force=*/r.skipped);
+    if (m_progress.nonfinite_streak >= tc.max_nonfinite_steps) {
+        const std::int64_t last_good = m_progress.step - m_progress.nonfinite_streak;
+        throw DivergedError(fmt::format(
+            "training diverged: {} optimizer steps in a row (steps {} to {}) had a non-finite "
+            "loss or gradient norm (training.max_nonfinite_steps is {}); their updates were "
+            "skipped, so the weights are those of step {}. Lower the learning rates or check the "
+            "data, then resume",
+            m_progress.nonfinite_streak, last_good + 1, m_progress.step, tc.max_nonfinite_steps,
+            last_good));
+    }
+}
+
+std::vector<torch::Tensor> Trainer::snapshot_buffers() {
+    const auto buffers = m_model->buffers();
+    std::vector<torch::Tensor> copy;
+    copy.reserve(buffers.size());
+    for (std::size_t k = 0; k < buffers.size(); ++k) {
+        if (k == buffers.size() / 2 && m_progress.step == m_snapshot_oom_at_step)
+            (void)torch::empty({std::int64_t{1} << 48}, torch::kFloat32);  // 1 PiB: cannot succeed
+        copy.push_back(buffers[k].detach().clone());
+    }
+    return copy;
+}
+
+void Trainer::restore_step_start_buffers() {
+    torch::NoGradGuard no_grad;
+    const auto buffers = m_model->buffers();
+    for (std::size_t k = 0; k < buffers.size() && k < m_step_start_buffers.size(); ++k)
+        buffers[k].copy_(m_step_start_buffers[k]);
 }
 
 void Trainer::train_epoch() {
@@ -587,10 +711,11 @@ void Trainer::end_epoch() {
     const int epoch = m_progress.epoch;
     const int phase = phase_of(epoch);
     const int total_epochs = m_phase2_start + tc.phase2.epochs;
-    nlohmann::json row = {
-        {"type", "epoch"},         {"epoch", epoch},           {"phase", phase},
-        {"step", m_progress.step}, {"loss", m_last_step.loss}, {"box", m_last_step.box},
-        {"obj", m_last_step.obj},  {"cls", m_last_step.cls},   {"tier", m_tier.name}};
+    nlohmann::json row = {{"type", "epoch"},          {"epoch", epoch},
+                          {"phase", phase},           {"step", m_progress.step},
+                          {"loss", m_last_step.loss}, {"box", m_last_step.box},
+                          {"obj", m_last_step.obj},   {"cls", m_last_step.cls},
+                          {"tier", m_tier.name},      {"skipped_steps", m_progress.skipped_steps}};
     const bool last_epoch = epoch + 1 >= total_epochs;
     bool improved = false;
     std::optional<eval::EvalResult> validation;
@@ -753,6 +878,7 @@ int Trainer::run() {
             {"step", m_progress.step},
             {"epoch", m_progress.epoch},
             {"best_map50", m_progress.best_map50},
+            {"skipped_steps", m_progress.skipped_steps},
             {"reason", m_progress.finish_reason}});
     return exit_code::done;
 }
@@ -834,6 +960,9 @@ int run_training(const TrainOptions& options) {
     } catch (const CheckpointError& e) {
         report_error("io", e.what());
         return exit_code::io_error;
+    } catch (const DivergedError& e) {
+        report_error("training", e.what());
+        return exit_code::diverged;
     } catch (const std::bad_alloc&) {
         report_error("internal", "out of memory outside a training step");
         return exit_code::oom;

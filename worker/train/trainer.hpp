@@ -1,6 +1,6 @@
 // The training loop: two phases, gradient accumulation to the fixed effective batch, validation,
 // early stopping, exact checkpoints, reports to the supervisor, and the worker's fault contract
-// (requested stops, in-process OOM, I/O errors).
+// (requested stops, in-process OOM, I/O errors, steps with a non-finite loss).
 #pragma once
 
 #include <functional>
@@ -33,13 +33,18 @@ int run_training(const TrainOptions& options);
 struct StepResult {
     bool completed = false;  ///< false: stopped between micro-batches, gradients dropped
     double loss = 0, box = 0, obj = 0, cls = 0;  ///< per-image means over the step
+    double grad_norm = 0;  ///< global L2 norm of the accumulated gradient (before clipping)
     int micro_batches = 0;
+    /// The loss or the gradient norm was not finite: no update was made, gradients dropped.
+    bool skipped = false;
 };
 
 /// One optimizer step over `samples` (effective batch), split into micro-batches of
 /// `micro_batch`. Each micro-batch's loss is its per-image sum divided by the effective batch,
 /// so the accumulated gradient does not depend on the split. `between_micro` is called after
 /// each micro-batch except the last; returning false abandons the step (gradients dropped).
+/// A step whose loss or global gradient norm is not finite makes no update: its gradients are
+/// dropped and the result says `skipped` (the caller decides what a skipped step means for the run).
 StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer, const YoloLoss& loss,
                       const std::vector<data::Sample>& samples, int micro_batch, int img_size,
                       double grad_clip, const torch::Device& device,
