@@ -426,7 +426,7 @@ data:
   synthetic: {images: 11, size: 65, seed: 18446744073709551615}
   bad_labels: skip
   cache_images: 7
-  augment: {flip: 0.25, hsv_h: 0.1, hsv_s: 0.2, hsv_v: 0.3, degrees: 4.5, translate: 0.01, scale: 0.02}
+  augment: {flip: 0.25, hsv_h: 0.1, hsv_s: 0.2, hsv_v: 0.35, degrees: 4.5, translate: 0.01, scale: 0.02}
 training:
   effective_batch: 24
   seed: 1
