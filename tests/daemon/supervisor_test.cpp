@@ -1,6 +1,5 @@
 // smartcashd end to end with real processes: the fake worker (fake_worker.cpp) stands in for
 // smartcash-worker and misbehaves on request through each tier's env.
-#ifdef SMARTCASHD_PATH
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -690,5 +689,3 @@ TEST(SupervisorShell, WaitsForTheEarlierWorkersLockThenKillsIt) {
 
 }  // namespace
 }  // namespace smartcash::daemon
-
-#endif  // SMARTCASHD_PATH
