@@ -34,13 +34,21 @@ std::string encode(const Json& message);
 std::optional<Json> decode(std::string_view line, std::string* error, const char* key = "type");
 
 /// Splits a byte stream into lines. Feed bytes; take complete lines. A line longer than
-/// max_line_bytes sets overflowed() and discards the buffered bytes up to the next newline.
+/// max_line_bytes (counting a trailing '\r') sets overflowed() and is discarded up to its
+/// newline, however many reads it spans; the next line comes out whole. One trailing '\r' is
+/// stripped from each line (CRLF senders are accepted).
 class LineSplitter {
 public:
     void feed(const char* data, std::size_t size);
     /// Next complete line (without '\n'), or nullopt.
     std::optional<std::string> next();
     bool overflowed() const { return m_overflowed; }
+    /// Returns overflowed() and clears it, keeping the discard state of a line still arriving.
+    bool take_overflow() {
+        bool was = m_overflowed;
+        m_overflowed = false;
+        return was;
+    }
 
 private:
     std::string m_buffer;

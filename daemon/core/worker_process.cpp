@@ -250,8 +250,7 @@ void WorkerProcess::read_reports() {
                     self->m_on_bad_line(error);
                 if (self->m_exited) return;
             }
-            if (self->m_splitter.overflowed() && self->m_on_bad_line) {
-                self->m_splitter = protocol::LineSplitter();
+            if (self->m_splitter.take_overflow() && self->m_on_bad_line) {
                 self->m_on_bad_line("report line longer than the limit; dropped");
             }
             self->read_reports();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -301,99 +302,131 @@ TEST(Config, MissingFileIsConfigError) {
     }
 }
 
+/// The fields of two configs compared one by one: the names of those that differ and of those
+/// that are equal. A field added to the structs belongs here (and, set away from its default, in
+/// DumpParsesBackToTheSameConfig's YAML).
+struct FieldComparison {
+    std::vector<std::string> differ;
+    std::vector<std::string> equal;
+    void add(bool same, const std::string& name) { (same ? equal : differ).push_back(name); }
+};
+
+#define SMARTCASH_FIELD(out, prefix, a, b, field) (out).add((a).field == (b).field, prefix #field)
+
+void compare_tier(const TierConfig& p, const TierConfig& q, const std::string& prefix,
+                  FieldComparison& out) {
+    SMARTCASH_FIELD(out, prefix +, p, q, name);
+    SMARTCASH_FIELD(out, prefix +, p, q, device);
+    SMARTCASH_FIELD(out, prefix +, p, q, micro_batch);
+    SMARTCASH_FIELD(out, prefix +, p, q, threads);
+    SMARTCASH_FIELD(out, prefix +, p, q, memory_limit);
+    SMARTCASH_FIELD(out, prefix +, p, q, activation_checkpointing);
+    SMARTCASH_FIELD(out, prefix +, p, q, cleanup);
+    SMARTCASH_FIELD(out, prefix +, p, q, env);
+    SMARTCASH_FIELD(out, prefix +, p, q, accumulation);
+}
+
+/// Every field a config file can set (source_path aside); tiers when `with_tiers`.
+FieldComparison compare_configs(const Config& a, const Config& b, bool with_tiers = true) {
+    FieldComparison out;
+#define F(field) SMARTCASH_FIELD(out, , a, b, field)
+    F(model.backbone);
+    F(model.width_multiple);
+    F(model.depth_multiple);
+    F(model.img_size);
+    F(model.drop_connect);
+    F(model.bn_momentum);
+    F(data.dataset);
+    F(data.synthetic.images);
+    F(data.synthetic.size);
+    F(data.synthetic.seed);
+    F(data.bad_labels);
+    F(data.cache_images);
+    F(data.augment.flip);
+    F(data.augment.hsv_h);
+    F(data.augment.hsv_s);
+    F(data.augment.hsv_v);
+    F(data.augment.degrees);
+    F(data.augment.translate);
+    F(data.augment.scale);
+    F(training.effective_batch);
+    F(training.phase1.epochs);
+    F(training.phase1.lr.backbone);
+    F(training.phase1.lr.neck);
+    F(training.phase1.lr.head);
+    F(training.phase2.epochs);
+    F(training.phase2.lr.backbone);
+    F(training.phase2.lr.neck);
+    F(training.phase2.lr.head);
+    F(training.weight_decay);
+    F(training.warmup_steps);
+    F(training.min_lr_ratio);
+    F(training.grad_clip);
+    F(training.beta1);
+    F(training.beta2);
+    F(training.loss.box);
+    F(training.loss.obj);
+    F(training.loss.cls);
+    F(training.loss.obj_balance);
+    F(training.loss.layer_weights);
+    F(training.loss.anchor_threshold);
+    F(training.eval.conf_threshold);
+    F(training.eval.nms_iou);
+    F(training.eval.max_detections);
+    F(training.eval.every_epochs);
+    F(training.early_stopping.patience);
+    F(training.early_stopping.min_delta);
+    F(training.checkpoint_every_steps);
+    F(training.keep_checkpoints);
+    F(training.max_nonfinite_steps);
+    F(training.seed);
+    F(training.deterministic);
+    F(supervisor.poll_interval_seconds);
+    F(supervisor.soft_limit_fraction);
+    F(supervisor.min_available);
+    F(supervisor.pressure_threshold);
+    F(supervisor.pressure_seconds);
+    F(supervisor.heartbeat_timeout_seconds);
+    F(supervisor.stop_grace_seconds);
+    F(supervisor.backoff_floor_seconds);
+    F(supervisor.backoff_cap_seconds);
+    F(supervisor.retry_budget);
+    F(supervisor.promotion.enabled);
+    F(supervisor.promotion.stable_seconds);
+    F(supervisor.promotion.headroom);
+    F(supervisor.promotion.max_wait_seconds);
+#undef F
+    if (with_tiers) {
+        out.add(a.tiers.size() == b.tiers.size(), "tiers.size()");
+        for (std::size_t i = 0; i < std::min(a.tiers.size(), b.tiers.size()); ++i)
+            compare_tier(a.tiers[i], b.tiers[i], "tiers[" + std::to_string(i) + "].", out);
+    }
+    return out;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+}
+
 /// Field-by-field equality of everything a config file can set (source_path aside).
 void expect_same(const Config& a, const Config& b) {
-    EXPECT_EQ(a.model.backbone, b.model.backbone);
-    EXPECT_EQ(a.model.width_multiple, b.model.width_multiple);
-    EXPECT_EQ(a.model.depth_multiple, b.model.depth_multiple);
-    EXPECT_EQ(a.model.img_size, b.model.img_size);
-    EXPECT_EQ(a.model.drop_connect, b.model.drop_connect);
-    EXPECT_EQ(a.data.dataset, b.data.dataset);
-    EXPECT_EQ(a.data.synthetic.images, b.data.synthetic.images);
-    EXPECT_EQ(a.data.synthetic.size, b.data.synthetic.size);
-    EXPECT_EQ(a.data.synthetic.seed, b.data.synthetic.seed);
-    EXPECT_EQ(a.data.bad_labels, b.data.bad_labels);
-    EXPECT_EQ(a.data.cache_images, b.data.cache_images);
-    const AugmentConfig &x = a.data.augment, &y = b.data.augment;
-    EXPECT_EQ(x.flip, y.flip);
-    EXPECT_EQ(x.hsv_h, y.hsv_h);
-    EXPECT_EQ(x.hsv_s, y.hsv_s);
-    EXPECT_EQ(x.hsv_v, y.hsv_v);
-    EXPECT_EQ(x.degrees, y.degrees);
-    EXPECT_EQ(x.translate, y.translate);
-    EXPECT_EQ(x.scale, y.scale);
-    const TrainingConfig &s = a.training, &t = b.training;
-    EXPECT_EQ(s.effective_batch, t.effective_batch);
-    EXPECT_EQ(s.seed, t.seed);
-    EXPECT_EQ(s.deterministic, t.deterministic);
-    for (auto [p, q] : {std::pair{&s.phase1, &t.phase1}, std::pair{&s.phase2, &t.phase2}}) {
-        EXPECT_EQ(p->epochs, q->epochs);
-        EXPECT_EQ(p->lr.backbone, q->lr.backbone);
-        EXPECT_EQ(p->lr.neck, q->lr.neck);
-        EXPECT_EQ(p->lr.head, q->lr.head);
-    }
-    EXPECT_EQ(s.weight_decay, t.weight_decay);
-    EXPECT_EQ(s.warmup_steps, t.warmup_steps);
-    EXPECT_EQ(s.min_lr_ratio, t.min_lr_ratio);
-    EXPECT_EQ(s.grad_clip, t.grad_clip);
-    EXPECT_EQ(s.beta1, t.beta1);
-    EXPECT_EQ(s.beta2, t.beta2);
-    EXPECT_EQ(s.loss.box, t.loss.box);
-    EXPECT_EQ(s.loss.obj, t.loss.obj);
-    EXPECT_EQ(s.loss.cls, t.loss.cls);
-    EXPECT_EQ(s.loss.obj_balance, t.loss.obj_balance);
-    EXPECT_EQ(s.loss.layer_weights, t.loss.layer_weights);
-    EXPECT_EQ(s.loss.anchor_threshold, t.loss.anchor_threshold);
-    EXPECT_EQ(s.eval.conf_threshold, t.eval.conf_threshold);
-    EXPECT_EQ(s.eval.nms_iou, t.eval.nms_iou);
-    EXPECT_EQ(s.eval.max_detections, t.eval.max_detections);
-    EXPECT_EQ(s.eval.every_epochs, t.eval.every_epochs);
-    EXPECT_EQ(s.early_stopping.patience, t.early_stopping.patience);
-    EXPECT_EQ(s.early_stopping.min_delta, t.early_stopping.min_delta);
-    EXPECT_EQ(s.checkpoint_every_steps, t.checkpoint_every_steps);
-    EXPECT_EQ(s.keep_checkpoints, t.keep_checkpoints);
-    EXPECT_EQ(s.max_nonfinite_steps, t.max_nonfinite_steps);
-    ASSERT_EQ(a.tiers.size(), b.tiers.size());
-    for (std::size_t i = 0; i < a.tiers.size(); ++i) {
-        const TierConfig &p = a.tiers[i], &q = b.tiers[i];
-        EXPECT_EQ(p.name, q.name);
-        EXPECT_EQ(p.device, q.device);
-        EXPECT_EQ(p.micro_batch, q.micro_batch);
-        EXPECT_EQ(p.threads, q.threads);
-        EXPECT_EQ(p.memory_limit, q.memory_limit);
-        EXPECT_EQ(p.activation_checkpointing, q.activation_checkpointing);
-        EXPECT_EQ(p.cleanup, q.cleanup);
-        EXPECT_EQ(p.env, q.env);
-        EXPECT_EQ(p.accumulation, q.accumulation);
-    }
-    const SupervisorConfig &u = a.supervisor, &v = b.supervisor;
-    EXPECT_EQ(u.poll_interval_seconds, v.poll_interval_seconds);
-    EXPECT_EQ(u.soft_limit_fraction, v.soft_limit_fraction);
-    EXPECT_EQ(u.min_available, v.min_available);
-    EXPECT_EQ(u.pressure_threshold, v.pressure_threshold);
-    EXPECT_EQ(u.pressure_seconds, v.pressure_seconds);
-    EXPECT_EQ(u.heartbeat_timeout_seconds, v.heartbeat_timeout_seconds);
-    EXPECT_EQ(u.stop_grace_seconds, v.stop_grace_seconds);
-    EXPECT_EQ(u.backoff_floor_seconds, v.backoff_floor_seconds);
-    EXPECT_EQ(u.backoff_cap_seconds, v.backoff_cap_seconds);
-    EXPECT_EQ(u.retry_budget, v.retry_budget);
-    EXPECT_EQ(u.promotion.enabled, v.promotion.enabled);
-    EXPECT_EQ(u.promotion.stable_seconds, v.promotion.stable_seconds);
-    EXPECT_EQ(u.promotion.headroom, v.promotion.headroom);
-    EXPECT_EQ(u.promotion.max_wait_seconds, v.promotion.max_wait_seconds);
+    const auto fields = compare_configs(a, b);
+    EXPECT_TRUE(fields.differ.empty()) << "fields that differ: " << joined(fields.differ);
 }
 
 TEST(Config, DumpParsesBackToTheSameConfig) {
     // Every key away from its default, with awkward values: doubles that print long, a size
     // that is no whole unit, durations of fractional milliseconds, strings YAML would retype.
     const char* yaml = R"(
-model: {backbone: cspdarknet, width_multiple: 0.1, depth_multiple: 0.3333333333333333, img_size: 96, drop_connect: 0.123456789}
+model: {backbone: cspdarknet, width_multiple: 0.1, depth_multiple: 0.3333333333333333, img_size: 96, drop_connect: 0.123456789, bn_momentum: 0.0625}
 data:
   dataset: "../my data/set: one"
   synthetic: {images: 11, size: 65, seed: 18446744073709551615}
   bad_labels: skip
   cache_images: 7
-  augment: {flip: 0.25, hsv_h: 0.1, hsv_s: 0.2, hsv_v: 0.3, degrees: 4.5, translate: 0.01, scale: 0.02}
+  augment: {flip: 0.25, hsv_h: 0.1, hsv_s: 0.2, hsv_v: 0.35, degrees: 4.5, translate: 0.01, scale: 0.02}
 training:
   effective_batch: 24
   seed: 1
@@ -430,6 +463,15 @@ supervisor:
   promotion: {enabled: false, stable_for: 45m, headroom: 1, max_wait: 2h}
 )";
     Config original = parse_config(yaml, "/jobs/a/job.yaml");
+    // The YAML sets every field away from its default, so a field the writer forgets cannot
+    // come back equal by chance.
+    const Config builtin = parse_config("", "d.yaml");
+    const auto away = compare_configs(original, builtin, /*with_tiers=*/false);
+    EXPECT_TRUE(away.equal.empty()) << "fields left at their default: " << joined(away.equal);
+    FieldComparison tier_away;
+    compare_tier(original.tiers[0], TierConfig{}, "tiers[0].", tier_away);
+    EXPECT_TRUE(tier_away.equal.empty())
+        << "fields left at their default: " << joined(tier_away.equal);
     EXPECT_EQ(original.data.dataset, "/jobs/my data/set: one");
     EXPECT_EQ(original.tiers[0].name, "yes");
     EXPECT_EQ(original.tiers[0].env.at("B"), "null");

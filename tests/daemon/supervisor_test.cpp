@@ -1,9 +1,9 @@
 // smartcashd end to end with real processes: the fake worker (fake_worker.cpp) stands in for
 // smartcash-worker and misbehaves on request through each tier's env.
-#ifdef SMARTCASHD_PATH
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -387,12 +388,44 @@ TEST(SupervisorShell, LockSocketStatusAndBadClients) {
     ASSERT_TRUE(no_cmd) << error;
     EXPECT_FALSE(no_cmd->value("ok", true));
 
-    // Longer than the line limit: an error answer or a closed connection, never a stall.
-    const std::string huge(protocol::max_line_bytes + 1000, 'x');
-    auto big = control_exchange_raw(sock, huge + "\n", &error, 5s);
-    if (big && !big->empty()) {
-        Json b = Json::parse(big->substr(0, big->find('\n')), nullptr, false);
-        EXPECT_FALSE(b.value("ok", true)) << *big;
+    // Longer than the line limit: one error answer, then the supervisor closes the connection.
+    {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        const std::string huge = std::string(protocol::max_line_bytes + 1000, 'x') + "\n";
+        const auto old_pipe = ::signal(SIGPIPE, SIG_IGN);  // it may close before reading it all
+        std::size_t sent = 0;
+        while (sent < huge.size()) {
+            const ssize_t n = ::send(fd, huge.data() + sent, huge.size() - sent, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            sent += static_cast<std::size_t>(n);
+        }
+        ::signal(SIGPIPE, old_pipe);
+        std::string answer;
+        bool closed = false;
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        char buf[4096];
+        while (!closed && std::chrono::steady_clock::now() < deadline) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0) continue;
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                closed = true;
+                break;
+            }
+            answer.append(buf, static_cast<std::size_t>(n));
+        }
+        ::close(fd);
+        EXPECT_TRUE(closed) << "the connection stayed open after an oversized request";
+        ASSERT_FALSE(answer.empty()) << "no answer to an oversized request";
+        ASSERT_EQ(answer.find('\n'), answer.size() - 1) << "expected exactly one line: " << answer;
+        Json b = Json::parse(answer.substr(0, answer.size() - 1), nullptr, false);
+        ASSERT_FALSE(b.is_discarded()) << answer;
+        EXPECT_FALSE(b.value("ok", true)) << answer;
+        EXPECT_NE(b.value("error", "").find("longer than"), std::string::npos) << answer;
     }
 
     // The supervisor is still fine, with the silent client still connected.
@@ -656,5 +689,3 @@ TEST(SupervisorShell, WaitsForTheEarlierWorkersLockThenKillsIt) {
 
 }  // namespace
 }  // namespace smartcash::daemon
-
-#endif  // SMARTCASHD_PATH

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 namespace smartcash::daemon {
 namespace {
@@ -85,6 +86,31 @@ TEST(WorkerProcess, ADeathBySignalIsReportedAsThatSignal) {
         io, [&] { return end.has_value(); }, 10s));
     ASSERT_TRUE(end->signal);
     EXPECT_EQ(*end->signal, SIGSEGV);
+}
+
+TEST(WorkerProcess, AnOverlongReportLineIsOneBadLineAndTheNextLineArrives) {
+    // 70000 bytes without a newline (over the 64 KiB limit), then, in a later write, the rest of
+    // that line and a good one. The rest must be discarded with the line, not read as a second
+    // (malformed) line.
+    const std::string dir = scratch("overlong");
+    boost::asio::io_context io;
+    auto wp = std::make_shared<WorkerProcess>(io);
+    std::vector<std::string> bad;
+    std::vector<protocol::Json> reports;
+    std::optional<ProcessEnd> end;
+    ASSERT_FALSE(wp->start(
+        shell(dir,
+              "out=/dev/fd/$SMARTCASH_REPORT_FD; head -c 70000 /dev/zero | tr '\\000' x >> $out; "
+              "sleep 0.3; printf 'rest-of-the-long-line\\n{\"type\":\"hello\"}\\n' >> $out"),
+        [&](const protocol::Json& r) { reports.push_back(r); },
+        [&](const std::string& why) { bad.push_back(why); },
+        [&](const ProcessEnd& e) { end = e; }));
+    ASSERT_TRUE(run_until(
+        io, [&] { return end.has_value(); }, 10s));
+    ASSERT_EQ(bad.size(), 1u) << (bad.size() > 1 ? bad[1] : std::string());
+    EXPECT_NE(bad[0].find("longer than the limit"), std::string::npos) << bad[0];
+    ASSERT_EQ(reports.size(), 1u);
+    EXPECT_EQ(reports[0].value("type", ""), "hello");
 }
 
 TEST(WorkerProcess, AProgramThatCannotBeExecutedIsSaidSo) {

@@ -158,7 +158,8 @@ TEST_P(Checkpointing, FrozenBackboneStillTrainsTheRest) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backbones, Checkpointing,
-                         ::testing::Values(Backbone::efficientnet_b4, Backbone::cspdarknet));
+                         ::testing::Values(Backbone::efficientnet_b4, Backbone::cspdarknet),
+                         testing::BackboneName());
 
 }  // namespace
 }  // namespace smartcash::model

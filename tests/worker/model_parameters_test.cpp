@@ -112,7 +112,8 @@ TEST_P(ParameterGroups, CoverEveryParameterExactlyOnce) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backbones, ParameterGroups,
-                         ::testing::Values(Backbone::efficientnet_b4, Backbone::cspdarknet));
+                         ::testing::Values(Backbone::efficientnet_b4, Backbone::cspdarknet),
+                         testing::BackboneName());
 
 TEST(BackboneFreeze, PhaseOneLeavesTheBackboneBitIdentical) {
     torch::manual_seed(0);

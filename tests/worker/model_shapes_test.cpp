@@ -47,7 +47,8 @@ TEST_P(DetectorShapes, BackboneFeatureStridesAndChannels) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backbones, DetectorShapes,
-                         ::testing::Values(Backbone::efficientnet_b4, Backbone::cspdarknet));
+                         ::testing::Values(Backbone::efficientnet_b4, Backbone::cspdarknet),
+                         testing::BackboneName());
 
 TEST(DetectorLayout, FullSizeBackboneChannelsAreThePublishedOnes) {
     // Building is cheap; only the channel bookkeeping is checked here.

@@ -3,6 +3,9 @@
 
 #include <torch/torch.h>
 
+#include <string>
+
+#include "common/config.hpp"
 #include "worker/model/detector.hpp"
 
 namespace smartcash::model::testing {
@@ -16,5 +19,14 @@ inline DetectorOptions tiny_options(Backbone backbone, double drop_connect = 0.2
     options.drop_connect = drop_connect;
     return options;
 }
+
+/// Names a case parameterised by backbone after it (e.g. Backbones/DetectorShapes.X/cspdarknet), so
+/// that `ctest -R` can select one backbone.
+struct BackboneName {
+    template <class ParamInfo>
+    std::string operator()(const ParamInfo& info) const {
+        return smartcash::to_string(info.param);
+    }
+};
 
 }  // namespace smartcash::model::testing

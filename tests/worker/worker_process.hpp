@@ -429,7 +429,14 @@ inline void expect_reference_weights(const std::pair<std::string, std::int64_t>&
     EXPECT_EQ(final.first, ref.hash);
 }
 
-/// Runs (once per test process and tier) the uninterrupted reference.
+/// A SHA-256 as checkpoint info prints it: 64 lowercase hex digits.
+inline bool is_sha256_hex(const std::string& text) {
+    return text.size() == 64 &&
+           text.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+/// Runs (once per test process and tier) the uninterrupted reference; throws unless it ends with a
+/// valid checkpoint whose weights hash is a real SHA-256.
 inline const Reference& reference(const std::string& tier) {
     static std::mutex mutex;
     static std::map<std::string, Reference> cache;
@@ -463,9 +470,18 @@ inline const Reference& reference(const std::string& tier) {
         if (!status.exited || status.code != 0)
             throw std::runtime_error("the reference run failed (" + status.describe() + "): " + p.err());
         auto files = step_checkpoints(dir + "/run");
+        if (files.empty()) throw std::runtime_error("the reference run left no step checkpoint: " + p.err());
         auto ci = checkpoint_info(files.rbegin()->second, dir + "/info");
+        if (ci.code != 0 || !ci.json.value("valid", false))
+            throw std::runtime_error("the reference checkpoint " + files.rbegin()->second +
+                                     " is not valid: " + ci.json.dump());
         ref.hash = ci.json.value("weights_sha256", std::string());
         ref.final_step = ci.json.value("step", std::int64_t{-1});
+        if (!is_sha256_hex(ref.hash))
+            throw std::runtime_error("the reference checkpoint has no 64-hex-digit weights_sha256: " +
+                                     ci.json.dump());
+        if (ref.final_step < 0)
+            throw std::runtime_error("the reference checkpoint has no step: " + ci.json.dump());
     }
     std::error_code ignored;
     fs::remove_all(dir, ignored);
