@@ -58,7 +58,8 @@ constexpr const char* no_mps = "this LibTorch was built without MPS";
 
 DeviceStatus probe_cuda() {
     // Without a CUDA library loaded ATen answers through its CPU-only stand-in for the hooks.
-    if (typeid(at::detail::getCUDAHooks()) == typeid(at::CUDAHooksInterface)) {
+    const at::CUDAHooksInterface& hooks = at::detail::getCUDAHooks();
+    if (typeid(hooks) == typeid(at::CUDAHooksInterface)) {
 #if defined(SMARTCASH_WITH_CUDA)
         return {false,
                 "this LibTorch has CUDA, but its CUDA library (torch_cuda) is not loaded "
