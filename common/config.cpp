@@ -25,6 +25,10 @@ namespace {
 
 constexpr const char* mps_high_watermark = "PYTORCH_MPS_HIGH_WATERMARK_RATIO";
 constexpr const char* mps_low_watermark = "PYTORCH_MPS_LOW_WATERMARK_RATIO";
+// PyTorch's MPS allocator defaults on unified memory, and the highest high ratio it accepts.
+constexpr double mps_default_high = 1.7;
+constexpr double mps_default_low = 1.4;
+constexpr double mps_max_high = 2.0;
 
 std::string compose_message(const std::string& file, int line, int column,
                             const std::string& key_path, const std::string& what) {
@@ -558,9 +562,10 @@ class Loader {
             Where at = where_of(node.Mark());
             m_where[path] = at;
             if (!node.IsMap()) fail(at, path, "expected a map (a tier), got " + describe(node));
-            Section s = section(node, path, at,
-                                {"name", "device", "micro_batch", "threads", "memory_limit",
-                                 "activation_checkpointing", "cleanup", "env"});
+            Section s =
+                section(node, path, at,
+                        {"name", "device", "micro_batch", "threads", "memory_limit",
+                         "device_memory_limit", "activation_checkpointing", "cleanup", "env"});
             TierConfig tier;
             const Entry* name = s.get("name");
             if (!name) fail(at, path, "a tier needs a name");
@@ -585,6 +590,13 @@ class Loader {
             read(s, "micro_batch", tier.micro_batch, 1);
             read(s, "threads", tier.threads, 1);
             read_size(s, "memory_limit", tier.memory_limit);
+            read_size(s, "device_memory_limit", tier.device_memory_limit);
+            if (const Entry* e = s.get("device_memory_limit");
+                e && tier.device == Device::cpu && tier.device_memory_limit > 0) {
+                fail(e->at, e->path,
+                     "caps an accelerator's memory, but this tier's device is cpu (memory_limit "
+                     "bounds the worker on the CPU)");
+            }
             read(s, "activation_checkpointing", tier.activation_checkpointing);
             read_enum(s, "cleanup", tier.cleanup, cleanup_names);
             if (const Entry* e = s.get("env")) tier.env = read_env(*e);
@@ -620,8 +632,9 @@ class Loader {
             entries.emplace(name, e);
             m_where[path] = key_at;
         }
-        // PyTorch rejects a low watermark above the high one only when the first allocation
-        // happens; catching it here saves a failed launch.
+        // PyTorch checks the MPS watermarks only when the first allocation on the device
+        // happens, against its defaults for the ratio left out; catching a bad pair here saves
+        // a failed launch.
         auto ratio = [&](const char* name) -> std::optional<double> {
             auto it = entries.find(name);
             if (it == entries.end()) return std::nullopt;
@@ -629,6 +642,28 @@ class Loader {
         };
         auto high = ratio(mps_high_watermark);
         auto low = ratio(mps_low_watermark);
+        if (high && *high > mps_max_high) {
+            const Entry& e = entries.at(mps_high_watermark);
+            fail(e.at, e.path,
+                 fmt::format("{} is above {}, the most PyTorch's MPS allocator accepts (twice the "
+                             "recommended working set)",
+                             env[mps_high_watermark], number_text(mps_max_high)));
+        }
+        if (high && !low && *high < mps_default_low) {
+            const Entry& e = entries.at(mps_high_watermark);
+            fail(e.at, e.path,
+                 fmt::format("{} is below PyTorch's default low watermark ratio {}: set {} too "
+                             "(at most {})",
+                             env[mps_high_watermark], number_text(mps_default_low),
+                             mps_low_watermark, env[mps_high_watermark]));
+        }
+        if (low && !high && *low > mps_default_high) {
+            const Entry& e = entries.at(mps_low_watermark);
+            fail(e.at, e.path,
+                 fmt::format("{} is above PyTorch's default high watermark ratio {}: set {} too",
+                             env[mps_low_watermark], number_text(mps_default_high),
+                             mps_high_watermark));
+        }
         if (high && low && *low > *high) {
             const Entry& e = entries.at(mps_low_watermark);
             fail(e.at, e.path,
@@ -869,6 +904,7 @@ std::string dump_config(const Config& c) {
         key("micro_batch") << tier.micro_batch;
         key("threads") << tier.threads;
         key("memory_limit") << format_size_exact(tier.memory_limit);
+        key("device_memory_limit") << format_size_exact(tier.device_memory_limit);
         key("activation_checkpointing") << (tier.activation_checkpointing ? "true" : "false");
         key("cleanup") << to_string(tier.cleanup);
         key("env") << YAML::Flow << YAML::BeginMap;

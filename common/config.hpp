@@ -133,6 +133,9 @@ struct TierConfig {
     int micro_batch = 1;
     int threads = 1;
     std::uint64_t memory_limit = 0;  ///< bytes; 0: no limit
+    /// Bytes the device's allocator may hold (CUDA memory fraction, MPS high watermark), so an
+    /// accelerator tier fails with a device OOM instead of taking the machine; 0: no cap.
+    std::uint64_t device_memory_limit = 0;
     bool activation_checkpointing = false;
     Cleanup cleanup = Cleanup::normal;
     std::map<std::string, std::string> env;

@@ -30,6 +30,8 @@ const char* usage_text =
     "  eval --config FILE --checkpoint FILE [--split valid|test] [--run-dir DIR] [--json]\n"
     "  model-info (--config FILE | --backbone efficientnet_b4|cspdarknet) [--json]\n"
     "  checkpoint-info FILE [--json]\n"
+    "  devices [--json]\n"
+    "        which accelerators (CUDA, MPS) this LibTorch can use here, and why not\n"
     "  bench [--backbone NAME] [--img-size PX] [--micro-batch N] [--steps N] [--threads N]\n"
     "        [--width W] [--depth D] [--activation-checkpointing] [--json]\n"
     "        time training steps and report peak memory\n";
@@ -131,6 +133,11 @@ int dispatch(int argc, char** argv) {
         auto a = parse_args(argc, argv, 2, {"json"}, {});
         if (a.positional.size() != 1) throw UsageError("checkpoint-info needs one FILE");
         return train::run_checkpoint_info(a.positional[0], a.has("json"));
+    }
+    if (cmd == "devices") {
+        auto a = parse_args(argc, argv, 2, {"json"}, {});
+        if (!a.positional.empty()) throw UsageError("devices takes no arguments");
+        return train::run_devices(a.has("json"));
     }
     if (cmd == "bench") {
         auto a = parse_args(argc, argv, 2, {"json", "activation-checkpointing"},

@@ -258,6 +258,40 @@ TEST(Config, MpsWatermarksMustBeOrdered) {
          "    env:\n"
          "      PYTORCH_MPS_HIGH_WATERMARK_RATIO: high\n",
          4, 7, "tiers[0].env.PYTORCH_MPS_HIGH_WATERMARK_RATIO", "expected a number"});
+    // PyTorch's MPS allocator accepts a high ratio of at most 2 (twice the recommended working
+    // set), and takes 1.4 for the low one when it is left out: a lower high ratio needs both.
+    expect_error(
+        {"tiers:\n"
+         "  - name: mps\n"
+         "    env:\n"
+         "      PYTORCH_MPS_HIGH_WATERMARK_RATIO: \"2.5\"\n"
+         "      PYTORCH_MPS_LOW_WATERMARK_RATIO: \"1.0\"\n",
+         4, 7, "tiers[0].env.PYTORCH_MPS_HIGH_WATERMARK_RATIO",
+         "2.5 is above 2, the most PyTorch's MPS allocator accepts"});
+    expect_error(
+        {"tiers:\n"
+         "  - name: mps\n"
+         "    env:\n"
+         "      PYTORCH_MPS_HIGH_WATERMARK_RATIO: \"0.7\"\n",
+         4, 7, "tiers[0].env.PYTORCH_MPS_HIGH_WATERMARK_RATIO",
+         "0.7 is below PyTorch's default low watermark ratio 1.4: set "
+         "PYTORCH_MPS_LOW_WATERMARK_RATIO too (at most 0.7)"});
+    expect_error({"tiers:\n  - name: a\n    env: {PYTORCH_MPS_HIGH_WATERMARK_RATIO: \"0\"}\n", 3,
+                  11, "tiers[0].env.PYTORCH_MPS_HIGH_WATERMARK_RATIO",
+                  "below PyTorch's default low watermark ratio"});
+    expect_error({"tiers:\n  - name: a\n    env: {PYTORCH_MPS_LOW_WATERMARK_RATIO: \"1.8\"}\n", 3,
+                  11, "tiers[0].env.PYTORCH_MPS_LOW_WATERMARK_RATIO",
+                  "1.8 is above PyTorch's default high watermark ratio 1.7: set "
+                  "PYTORCH_MPS_HIGH_WATERMARK_RATIO too"});
+    // The bounds themselves are fine, and so is a high ratio at or above the default low one.
+    Config bounds = parse_config(
+        "tiers:\n  - name: a\n    env: {PYTORCH_MPS_HIGH_WATERMARK_RATIO: \"2.0\", "
+        "PYTORCH_MPS_LOW_WATERMARK_RATIO: \"0\"}\n  - name: b\n    env: "
+        "{PYTORCH_MPS_HIGH_WATERMARK_RATIO: \"1.4\"}\n  - name: c\n    env: "
+        "{PYTORCH_MPS_HIGH_WATERMARK_RATIO: \"0\", PYTORCH_MPS_LOW_WATERMARK_RATIO: \"0\"}\n",
+        "t.yaml");
+    EXPECT_EQ(bounds.tiers[1].env.at("PYTORCH_MPS_HIGH_WATERMARK_RATIO"), "1.4");
+
     // Equal ratios and one ratio alone are fine.
     Config c = parse_config(
         "tiers:\n  - name: a\n    env: {PYTORCH_MPS_HIGH_WATERMARK_RATIO: 0.6, "
@@ -265,6 +299,33 @@ TEST(Config, MpsWatermarksMustBeOrdered) {
         "{PYTORCH_MPS_LOW_WATERMARK_RATIO: 0.9}\n",
         "t.yaml");
     EXPECT_EQ(c.tiers[0].env.at("PYTORCH_MPS_LOW_WATERMARK_RATIO"), "0.6");
+}
+
+TEST(Config, DeviceMemoryLimitCapsAnAcceleratorTier) {
+    Config c = parse_config(
+        "tiers:\n"
+        "  - {name: gpu, device: cuda, device_memory_limit: 1.5GiB}\n"
+        "  - {name: mac, device: mps, memory_limit: 8GiB, device_memory_limit: 6GiB}\n"
+        "  - {name: any, device: auto, device_memory_limit: 300MB}\n"
+        "  - {name: cpu, device: cpu, device_memory_limit: 0}\n",
+        "t.yaml");
+    EXPECT_EQ(c.tiers[0].device_memory_limit, 3ull << 29);
+    EXPECT_EQ(c.tiers[1].device_memory_limit, 6ull << 30);
+    EXPECT_EQ(c.tiers[2].device_memory_limit, 300'000'000u);
+    EXPECT_EQ(c.tiers[3].device_memory_limit, 0u);
+    for (const TierConfig& t : parse_config("", "d.yaml").tiers)
+        EXPECT_EQ(t.device_memory_limit, 0u);
+
+    expect_error({"tiers:\n  - name: a\n    device: cuda\n    device_memory_limit: lots\n", 4, 5,
+                  "tiers[0].device_memory_limit", "expected a byte size such as"});
+    expect_error({"tiers:\n  - name: a\n    device_memory_limit: 1GiB\n    device: cpu\n", 3, 5,
+                  "tiers[0].device_memory_limit",
+                  "caps an accelerator's memory, but this tier's device is cpu"});
+    // The device defaults to cpu.
+    expect_error({"tiers:\n  - {name: a, device_memory_limit: 1GiB}\n", 2, 15,
+                  "tiers[0].device_memory_limit", "this tier's device is cpu"});
+    expect_error({"tiers:\n  - {name: a, device: cuda, device_memory_limt: 1GiB}\n", 2, 29,
+                  "tiers[0].device_memory_limt", "did you mean 'device_memory_limit'"});
 }
 
 TEST(Config, SyntaxErrorHasPosition) {
@@ -320,6 +381,7 @@ void compare_tier(const TierConfig& p, const TierConfig& q, const std::string& p
     SMARTCASH_FIELD(out, prefix +, p, q, micro_batch);
     SMARTCASH_FIELD(out, prefix +, p, q, threads);
     SMARTCASH_FIELD(out, prefix +, p, q, memory_limit);
+    SMARTCASH_FIELD(out, prefix +, p, q, device_memory_limit);
     SMARTCASH_FIELD(out, prefix +, p, q, activation_checkpointing);
     SMARTCASH_FIELD(out, prefix +, p, q, cleanup);
     SMARTCASH_FIELD(out, prefix +, p, q, env);
@@ -447,8 +509,8 @@ training:
   max_nonfinite_steps: 2
 tiers:
   - {name: "yes", device: mps, micro_batch: 8, threads: 3, memory_limit: 1234567, activation_checkpointing: true, cleanup: extreme, env: {A: "true", B: "null", C: "  spaced  ", PYTORCH_MPS_HIGH_WATERMARK_RATIO: "1.2", PYTORCH_MPS_LOW_WATERMARK_RATIO: "1.2"}}
-  - {name: "0.5", device: cuda, micro_batch: 24, memory_limit: 1.5GiB}
-  - {name: null-ish, device: auto}
+  - {name: "0.5", device: cuda, micro_batch: 24, memory_limit: 1.5GiB, device_memory_limit: 1000000007}
+  - {name: null-ish, device: auto, device_memory_limit: 768MiB}
 supervisor:
   poll_interval: 0.1234s
   soft_limit_fraction: 0.7
@@ -476,6 +538,8 @@ supervisor:
     EXPECT_EQ(original.tiers[0].name, "yes");
     EXPECT_EQ(original.tiers[0].env.at("B"), "null");
     EXPECT_EQ(original.tiers[1].name, "0.5");
+    EXPECT_EQ(original.tiers[1].device_memory_limit, 1000000007u);
+    EXPECT_EQ(original.tiers[2].device_memory_limit, 768ull << 20);
 
     std::string dumped = dump_config(original);
     Config again = parse_config(dumped, "/elsewhere/config.yaml");
@@ -505,6 +569,7 @@ TEST(Config, ShippedConfigsLoad) {
         EXPECT_EQ(full.tiers[i].micro_batch, builtin.tiers[i].micro_batch);
         EXPECT_EQ(full.tiers[i].threads, builtin.tiers[i].threads);
         EXPECT_EQ(full.tiers[i].memory_limit, builtin.tiers[i].memory_limit);
+        EXPECT_EQ(full.tiers[i].device_memory_limit, builtin.tiers[i].device_memory_limit);
         EXPECT_EQ(full.tiers[i].activation_checkpointing,
                   builtin.tiers[i].activation_checkpointing);
         EXPECT_EQ(full.tiers[i].cleanup, builtin.tiers[i].cleanup);
@@ -557,7 +622,8 @@ TEST(Config, FingerprintFollowsModelAndEffectiveBatchOnly) {
 
     // Tiers, supervisor, data and learning rates may change under a resume.
     Config tiers = parse_config(
-        "tiers:\n  - {name: only, micro_batch: 2}\nsupervisor: {retry_budget: 9}\n"
+        "tiers:\n  - {name: only, micro_batch: 2, device: cuda, device_memory_limit: 2GiB}\n"
+        "supervisor: {retry_budget: 9}\n"
         "training: {phase2: {epochs: 50, lr: {head: 0.1}}}\ndata: {cache_images: 3}\n",
         "c.yaml");
     EXPECT_EQ(resume_fingerprint(tiers), fingerprint);

@@ -344,4 +344,35 @@ TEST(OutOfMemory, RecognisesTheAllocatorsMessages) {
     EXPECT_FALSE(train::is_out_of_memory("shape '[2, 3]' is invalid for input of size 7"));
 }
 
+TEST(OutOfMemory, ClassifiesTheAllocatorsExceptions) {
+    const c10::SourceLocation here{__func__, __FILE__, static_cast<std::uint32_t>(__LINE__)};
+    const std::string cuda =
+        "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB "
+        "of which 1.06 GiB is free. Of the allocated memory 512.00 MiB is allocated by PyTorch";
+    const std::string mps =
+        "MPS backend out of memory (MPS allocated: 1.02 GB, other allocations: 2.50 MB, max "
+        "allowed: 1.02 GB). Tried to allocate 256.00 KB on private pool.";
+    // By type: what the CUDA allocator throws.
+    EXPECT_TRUE(train::is_out_of_memory(c10::OutOfMemoryError(here, cuda)));
+    EXPECT_TRUE(train::is_out_of_memory(c10::OutOfMemoryError(here, "no usual text at all")));
+    EXPECT_TRUE(train::is_out_of_memory(std::bad_alloc()));
+    // By text: allocators that throw a plain c10::Error (MPS), or anything else.
+    EXPECT_TRUE(train::is_out_of_memory(c10::Error(here, mps)));
+    EXPECT_TRUE(train::is_out_of_memory(c10::Error(here, cuda)));
+    EXPECT_TRUE(train::is_out_of_memory(std::runtime_error(mps)));
+    EXPECT_FALSE(
+        train::is_out_of_memory(c10::Error(here, "shape '[2, 3]' is invalid for input of size 7")));
+    EXPECT_FALSE(train::is_out_of_memory(std::runtime_error("checkpoint directory is read-only")));
+}
+
+TEST(OutOfMemory, ARealAllocationFailureOfLibTorchIsClassified) {
+    // 4 PiB: more than any address space, so the CPU allocator fails at once.
+    try {
+        auto t = torch::empty({std::int64_t{1} << 50}, torch::kFloat);
+        ADD_FAILURE() << "allocated " << t.numel() << " floats";
+    } catch (const std::exception& e) {
+        EXPECT_TRUE(train::is_out_of_memory(e)) << e.what();
+    }
+}
+
 }  // namespace

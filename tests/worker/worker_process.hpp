@@ -66,6 +66,17 @@ inline double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+/// A pipe whose ends close on exec (pipe2 where it exists; macOS has only pipe + fcntl).
+inline bool cloexec_pipe(int fds[2]) {
+#if defined(__linux__)
+    return ::pipe2(fds, O_CLOEXEC) == 0;
+#else
+    if (::pipe(fds) != 0) return false;
+    for (int i = 0; i < 2; ++i) ::fcntl(fds[i], F_SETFD, ::fcntl(fds[i], F_GETFD) | FD_CLOEXEC);
+    return true;
+#endif
+}
+
 /// How a child ended.
 struct ExitStatus {
     bool exited = false;  ///< exited normally with `code`
@@ -92,8 +103,8 @@ public:
         : m_out_path(log_base + ".out"), m_err_path(log_base + ".err") {
         int report[2] = {-1, -1}, command[2] = {-1, -1};
         if (options.channel) {
-            if (::pipe2(report, O_CLOEXEC) != 0 || ::pipe2(command, O_CLOEXEC) != 0)
-                throw std::runtime_error("pipe2 failed");
+            if (!cloexec_pipe(report) || !cloexec_pipe(command))
+                throw std::runtime_error("cannot create the report/command pipes");
         }
         constexpr int child_report_fd = 20, child_command_fd = 21;
 

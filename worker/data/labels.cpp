@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <locale>
 #include <sstream>
 #include <system_error>
 
@@ -23,12 +25,23 @@ std::string locate(const std::string& file, int line, const std::string& message
 }
 
 // from_chars is locale-independent, unlike strtod, so a German locale cannot break parsing.
+// Standard libraries without it for floating point (Apple's libc++) read through a stream in
+// the classic locale instead.
 bool parse_number(const std::string& token, double& value) {
     const char* first = token.data();
     const char* last = first + token.size();
     if (first != last && *first == '+') ++first;
+#if defined(__cpp_lib_to_chars)
     auto [ptr, ec] = std::from_chars(first, last, value);
     return ec == std::errc() && ptr == last && std::isfinite(value);
+#else
+    if (first == last || *first == '+' || std::isspace(static_cast<unsigned char>(*first)))
+        return false;
+    std::istringstream in(std::string(first, last));
+    in.imbue(std::locale::classic());
+    in >> std::noskipws >> value;
+    return !in.fail() && in.peek() == std::char_traits<char>::eof() && std::isfinite(value);
+#endif
 }
 
 }  // namespace

@@ -193,6 +193,9 @@ std::string serialize_checkpoint(model::DetectorImpl& model, torch::optim::AdamW
             archive.write(prefix + "exp_avg_sq", s.exp_avg_sq().detach().to(torch::kCPU), true);
         }
     }
+    // Only the CPU generator is saved. The device generators (CUDA, MPS) are reseeded from the
+    // step number as every step begins (seed_generators), so their state carries nothing a
+    // resume needs, and leaving it out keeps a checkpoint loadable on any device.
     {
         auto gen = at::detail::getDefaultCPUGenerator();
         std::lock_guard<std::mutex> lock(gen.mutex());

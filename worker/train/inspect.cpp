@@ -1,9 +1,9 @@
 #include "worker/train/inspect.hpp"
 
+#include <fmt/core.h>
+
 #include <filesystem>
 #include <iostream>
-
-#include <fmt/core.h>
 
 #include "common/atomic_file.hpp"
 #include "common/exit_codes.hpp"
@@ -18,8 +18,26 @@
 #include "worker/train/validation.hpp"
 #include "worker/ui/progress.hpp"
 #include "worker/ui/summary.hpp"
+#include "worker/ui/table.hpp"
 
 namespace smartcash::train {
+
+int run_devices(bool json) {
+    const DevicesReport& report = devices();
+    if (json) {
+        std::cout << to_json(report).dump() << "\n";
+        return exit_code::done;
+    }
+    auto row = [](const char* name, const DeviceStatus& s) -> std::vector<std::string> {
+        return {name, s.usable ? "yes" : "no", s.usable ? "" : s.why};
+    };
+    std::cout << "LibTorch " << report.torch_version << "\n"
+              << ui::render_table(
+                     {"device", "usable", "why not"},
+                     {{"cpu", "yes", ""}, row("cuda", report.cuda), row("mps", report.mps)},
+                     ui::stdout_is_terminal() ? ui::TableStyle::unicode : ui::TableStyle::ascii);
+    return exit_code::done;
+}
 
 int run_model_info(const std::string& config_path, const std::string& backbone, bool json) {
     ModelConfig mc;

@@ -1,9 +1,13 @@
-// The worker's inspection commands: model-info, checkpoint-info and eval.
+// The worker's inspection commands: devices, model-info, checkpoint-info and eval.
 #pragma once
 
 #include <string>
 
 namespace smartcash::train {
+
+/// `devices`: which accelerators this LibTorch can use here, and why not (to_json(DevicesReport)
+/// with `json`, a short table without).
+int run_devices(bool json);
 
 /// `model-info`: parameter counts per component. Exactly one of config_path / backbone is set.
 int run_model_info(const std::string& config_path, const std::string& backbone, bool json);

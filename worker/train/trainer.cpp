@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -50,6 +51,15 @@ bool is_out_of_memory(const std::string& m) {
            m.find("Insufficient memory") != std::string::npos ||     // OpenCV
            m.find("Failed to allocate") != std::string::npos ||      // OpenCV
            m.find("std::bad_alloc") != std::string::npos;
+}
+
+bool is_out_of_memory(const std::exception& e) {
+    if (dynamic_cast<const std::bad_alloc*>(&e)) return true;
+    // The CUDA allocator throws this type (LibTorch 1.13 on, the oldest this builds against);
+    // the text is the fallback for allocators that throw a plain c10::Error (MPS in many 2.x
+    // releases, the CPU allocator).
+    if (dynamic_cast<const c10::OutOfMemoryError*>(&e)) return true;
+    return is_out_of_memory(std::string(e.what()));
 }
 
 StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer,
@@ -205,6 +215,12 @@ class Trainer {
     }
     void apply_phase();
     void append_metrics(const nlohmann::json& line);
+    DeviceMemory note_device_memory() {
+        const auto d = device_memory(m_device);
+        m_peak_device = std::max({m_peak_device, d.allocated, d.peak_allocated});
+        m_peak_device_reserved = std::max({m_peak_device_reserved, d.reserved, d.peak_reserved});
+        return d;
+    }
 
     Config m_config;
     TierConfig m_tier;
@@ -238,7 +254,8 @@ class Trainer {
     Clock::time_point m_last_progress{};
     Clock::time_point m_epoch_started{};
     std::uint64_t m_peak_rss = 0;
-    std::uint64_t m_peak_device = 0;
+    std::uint64_t m_peak_device = 0;           // allocated on the device
+    std::uint64_t m_peak_device_reserved = 0;  // held from the driver
     std::int64_t m_rlimit_at_step = -1;
     std::uint64_t m_rlimit_headroom = 0;
     std::int64_t m_snapshot_oom_at_step = -1;
@@ -250,6 +267,8 @@ void Trainer::setup() {
     const auto& tc = m_config.training;
     apply_threads(m_tier.threads);
     data::set_image_threads(m_tier.threads);
+    if (auto line = limit_device_memory(m_device, m_tier.device_memory_limit); !line.empty())
+        log(line);
     if (tc.deterministic) {
         // Same tier, same result: ask for deterministic kernels where LibTorch has a choice.
         at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
@@ -287,7 +306,7 @@ void Trainer::setup() {
             fmt::format("{}: the train split has {} images, fewer than training.effective_batch {}",
                         dataset_path, m_data.train.size(), tc.effective_batch));
 
-    torch::manual_seed(tc.seed);
+    seed_generators(tc.seed, m_device);
     m_model = model::Detector(model::options_from(m_config.model));
     m_model->to(m_device);
     m_model->set_activation_checkpointing(m_tier.activation_checkpointing);
@@ -423,9 +442,8 @@ void Trainer::send_progress(bool force) {
     if (!force && now - m_last_progress < std::chrono::seconds(1)) return;
     m_last_progress = now;
     const auto mem = read_process_memory();
-    const auto dev = device_allocated_bytes(m_device);
+    const auto dev = note_device_memory();
     m_peak_rss = std::max(m_peak_rss, mem.rss);
-    m_peak_device = std::max(m_peak_device, dev);
     const std::int64_t total =
         std::int64_t{m_phase2_start + m_config.training.phase2.epochs} * m_steps_per_epoch;
     const double eta = m_images_per_s > 0 ? static_cast<double>(total - m_progress.step) *
@@ -443,7 +461,8 @@ void Trainer::send_progress(bool force) {
             {"lr", m_lr},
             {"images_per_s", m_images_per_s},
             {"rss", mem.rss},
-            {"device_mem", dev},
+            {"device_mem", dev.allocated},
+            {"device_reserved", dev.reserved},
             {"skipped_steps", m_progress.skipped_steps},
             {"eta_s", eta}});
     ui::ProgressState s;
@@ -459,7 +478,7 @@ void Trainer::send_progress(bool force) {
     s.images_per_s = m_images_per_s;
     s.eta_s = eta;
     s.rss = mem.rss;
-    s.device_mem = dev;
+    s.device_mem = dev.allocated;
     s.tier = m_tier.name;
     s.lr = m_lr;
     m_bar.update(s);
@@ -537,6 +556,7 @@ void Trainer::handle_oom(const std::string& message, bool in_optimizer_step) {
     log("out of memory: " + first_line);
     m_optimizer->zero_grad();
     m_reserve.release();
+    note_device_memory();  // the allocator's peak includes the attempt that failed
     release_memory(m_device, Cleanup::extreme);
     std::string path;
     // An allocation failure inside optimizer.step() leaves some parameters updated and others not.
@@ -560,7 +580,9 @@ void Trainer::handle_oom(const std::string& message, bool in_optimizer_step) {
     report({{"type", "oom"},
             {"message", first_line},
             {"step", m_progress.step},
-            {"checkpoint", path}});
+            {"checkpoint", path},
+            {"peak_device_mem", m_peak_device},
+            {"peak_device_reserved", m_peak_device_reserved}});
     throw RunEnd{exit_code::oom};
 }
 
@@ -568,7 +590,8 @@ void Trainer::run_one_step() {
     const auto& tc = m_config.training;
     const int phase = phase_of(m_progress.epoch);
     // Per-step seeding makes stochastic depth independent of where the run was resumed.
-    torch::manual_seed(mix_seed(tc.seed, 0x57E9ull, static_cast<std::uint64_t>(m_progress.step)));
+    seed_generators(mix_seed(tc.seed, 0x57E9ull, static_cast<std::uint64_t>(m_progress.step)),
+                    m_device);
     // Until the snapshot below is complete, the model is that of the last completed step and a
     // checkpoint takes its live buffers.
     m_step_start_buffers.clear();
@@ -602,7 +625,7 @@ void Trainer::run_one_step() {
     } catch (const std::bad_alloc& e) {
         handle_oom("std::bad_alloc", false);
     } catch (const c10::Error& e) {
-        if (is_out_of_memory(e.what())) handle_oom(e.what(), false);
+        if (is_out_of_memory(e)) handle_oom(e.what(), false);
         throw;
     }
     if (!r.completed) stop_now();
@@ -623,6 +646,7 @@ void Trainer::run_one_step() {
     ++m_progress.step_in_epoch;
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     const double ips = tc.effective_batch / std::max(seconds, 1e-9);
+    const auto device = note_device_memory();
     m_images_per_s = m_images_per_s == 0 ? ips : 0.8 * m_images_per_s + 0.2 * ips;
     append_metrics({{"type", "step"},
                     {"step", m_progress.step},
@@ -638,6 +662,10 @@ void Trainer::run_one_step() {
                     {"lr", m_lr},
                     {"images_per_s", ips},
                     {"rss", read_process_memory().rss},
+                    {"device_mem", device.allocated},
+                    {"device_reserved", device.reserved},
+                    {"peak_device_mem", m_peak_device},
+                    {"peak_device_reserved", m_peak_device_reserved},
                     {"tier", m_tier.name}});
     if (r.skipped) {
         m_bar.finish();
@@ -728,7 +756,7 @@ void Trainer::end_epoch() {
         } catch (const std::bad_alloc&) {
             handle_oom("std::bad_alloc", false);
         } catch (const c10::Error& e) {
-            if (is_out_of_memory(e.what())) handle_oom(e.what(), false);
+            if (is_out_of_memory(e)) handle_oom(e.what(), false);
             throw;
         }
         row["map50"] = result.map50;
@@ -762,6 +790,9 @@ void Trainer::end_epoch() {
     const auto mem = read_process_memory();
     row["seconds"] = seconds;
     row["peak_rss"] = mem.peak;
+    note_device_memory();
+    row["peak_device_mem"] = m_peak_device;
+    row["peak_device_reserved"] = m_peak_device_reserved;
     m_progress.metrics.push_back(row);
     append_metrics(row);
 
@@ -828,7 +859,8 @@ void Trainer::end_epoch() {
             {"step", m_progress.step},
             {"seconds", seconds},
             {"peak_rss", mem.peak},
-            {"peak_device_mem", m_peak_device}});
+            {"peak_device_mem", m_peak_device},
+            {"peak_device_reserved", m_peak_device_reserved}});
     release_memory(m_device, m_tier.cleanup);
 }
 
@@ -865,7 +897,7 @@ int Trainer::run() {
             // next batch's images, a metrics line) failed: the completed steps are still saved.
             handle_oom("std::bad_alloc", false);
         } catch (const std::exception& e) {
-            if (!is_out_of_memory(e.what())) throw;
+            if (!is_out_of_memory(e)) throw;
             handle_oom(e.what(), false);
         }
     } catch (const RunEnd& end) {
@@ -906,11 +938,11 @@ int run_training(const TrainOptions& options) {
                 return exit_code::config_error;
             }
             if (!device_available(tier->device)) {
-                report_error(
-                    "config",
-                    fmt::format("tier '{}' needs device {}, which this machine or LibTorch build "
-                                "does not have",
-                                tier->name, to_string(tier->device)));
+                const DeviceStatus& status =
+                    tier->device == Device::cuda ? devices().cuda : devices().mps;
+                report_error("config",
+                             fmt::format("tier '{}' needs device {}, which cannot be used here: {}",
+                                         tier->name, to_string(tier->device), status.why));
                 return exit_code::config_error;
             }
         } else {
@@ -968,7 +1000,7 @@ int run_training(const TrainOptions& options) {
         return exit_code::oom;
     } catch (const std::exception& e) {
         const std::string what = e.what();
-        if (is_out_of_memory(what)) {
+        if (is_out_of_memory(e)) {
             report_error("internal", "out of memory outside a training step: " +
                                          what.substr(0, what.find('\n')));
             return exit_code::oom;

@@ -53,4 +53,8 @@ StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer
 /// True when an exception's text is one of the allocators' out-of-memory messages.
 bool is_out_of_memory(const std::string& message);
 
+/// True when an exception is an allocation failure: std::bad_alloc, c10::OutOfMemoryError
+/// (CUDA), or any exception whose text is an out-of-memory message (MPS, the CPU allocator).
+bool is_out_of_memory(const std::exception& e);
+
 }  // namespace smartcash::train
