@@ -508,7 +508,7 @@ training:
   keep_checkpoints: 9
   max_nonfinite_steps: 2
 tiers:
-  - {name: "yes", device: mps, micro_batch: 8, threads: 3, memory_limit: 1234567, activation_checkpointing: true, cleanup: extreme, env: {A: "true", B: "null", C: "  spaced  ", PYTORCH_MPS_HIGH_WATERMARK_RATIO: "1.2", PYTORCH_MPS_LOW_WATERMARK_RATIO: "1.2"}}
+  - {name: "yes", device: mps, micro_batch: 8, threads: 3, memory_limit: 1234567, device_memory_limit: 5GiB, activation_checkpointing: true, cleanup: extreme, env: {A: "true", B: "null", C: "  spaced  ", PYTORCH_MPS_HIGH_WATERMARK_RATIO: "1.2", PYTORCH_MPS_LOW_WATERMARK_RATIO: "1.2"}}
   - {name: "0.5", device: cuda, micro_batch: 24, memory_limit: 1.5GiB, device_memory_limit: 1000000007}
   - {name: null-ish, device: auto, device_memory_limit: 768MiB}
 supervisor:
