@@ -1,4 +1,5 @@
 // The supervisor's tier state machine: one pure function from (state, event) to (state, actions).
+// decision.cpp holds the machine, classify.cpp the classification of worker ends and the names.
 //
 // Nothing in here does I/O or reads a clock: time arrives inside each event, the machine's
 // devices and the config arrive in the context, and everything the supervisor should do comes
@@ -232,6 +233,9 @@ Decision decide(const SupervisorState& state, const Event& event, const DecideCo
 /// Classifies one worker end given what the supervisor knew about the launch.
 ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
                    const DecideContext& context);
+
+/// Whether `rss` is at or above the soft fraction of the tier's memory limit (never, without one).
+bool near_tier_limit(std::uint64_t rss, const TierConfig& tier, const SupervisorConfig& sc);
 
 /// Whether the readings just before the end show memory at its end: the worker's RSS at the
 /// soft fraction of its tier's limit, the system below min_available, or pressure at its
