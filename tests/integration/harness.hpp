@@ -18,6 +18,14 @@ namespace smartcash::integration {
 using protocol::Json;
 using namespace std::chrono_literals;
 
+/// How long a whole tiny job may take under a loaded CI machine.
+constexpr auto job_timeout = 200s;
+
+/// A step field of a journal event (-99 when absent).
+inline std::int64_t step_of(const Json& e, const char* key = "step") {
+    return e.value(key, std::int64_t{-99});
+}
+
 /// A fixture config by file name (tests/fixtures/NAME).
 std::string fixture(const std::string& name);
 

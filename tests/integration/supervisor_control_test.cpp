@@ -16,12 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr auto job_timeout = 200s;
-
-std::int64_t step_of(const Json& e, const char* key = "step") {
-    return e.value(key, std::int64_t{-99});
-}
-
 int ctl(const Scratch& s, const std::vector<std::string>& args, std::string* out) {
     std::vector<std::string> argv{SMARTCASHCTL_PATH, "--run-dir", s.run()};
     argv.insert(argv.end(), args.begin(), args.end());

@@ -17,12 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr auto job_timeout = 200s;
-
-std::int64_t step_of(const Json& e, const char* key = "step") {
-    return e.value(key, std::int64_t{-99});
-}
-
 // The tier history the final checkpoint carries: tier name -> the step it started at (the last
 // time it was entered).
 std::map<std::string, std::int64_t> tier_history(const Json& info) {
