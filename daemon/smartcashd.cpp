@@ -15,8 +15,8 @@
 #include "common/atomic_file.hpp"
 #include "common/config.hpp"
 #include "common/run_dir.hpp"
-#include "daemon/core/run_files.hpp"
-#include "daemon/core/supervisor.hpp"
+#include "daemon/rundir/run_files.hpp"
+#include "daemon/shell/supervisor.hpp"
 
 namespace {
 

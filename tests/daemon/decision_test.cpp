@@ -1,5 +1,5 @@
 // The supervisor's state machine driven by events alone: no processes, no clocks.
-#include "daemon/core/decision.hpp"
+#include "daemon/rules/decision.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <functional>
 
 #include "common/exit_codes.hpp"
-#include "daemon/core/state_file.hpp"
+#include "daemon/rundir/state_file.hpp"
 
 namespace smartcash::daemon {
 namespace {

@@ -1,4 +1,4 @@
-#include "daemon/core/control_server.hpp"
+#include "daemon/shell/control_server.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

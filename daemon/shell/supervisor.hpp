@@ -8,7 +8,7 @@
 #include <string>
 
 #include "common/config.hpp"
-#include "daemon/core/decision.hpp"
+#include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
 

@@ -1,4 +1,4 @@
-#include "daemon/core/state_file.hpp"
+#include "daemon/rundir/state_file.hpp"
 
 #include <sys/stat.h>
 

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "daemon/core/decision.hpp"
+#include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
 

@@ -12,7 +12,7 @@
 
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
-#include "daemon/core/control_client.hpp"
+#include "ctl/control_client.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "daemon/core/self_path.hpp"
+#include "daemon/shell/self_path.hpp"
 
 #include <cstdint>
 #include <filesystem>

@@ -1,4 +1,4 @@
-#include "daemon/core/decision.hpp"
+#include "daemon/rules/decision.hpp"
 
 #include <algorithm>
 #include <csignal>

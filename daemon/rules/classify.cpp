@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "common/exit_codes.hpp"
-#include "daemon/core/decision.hpp"
+#include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
 

@@ -1,4 +1,4 @@
-#include "daemon/core/supervisor.hpp"
+#include "daemon/shell/supervisor.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -21,14 +21,14 @@
 #include "common/file_lock.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
-#include "daemon/core/control_server.hpp"
-#include "daemon/core/devices.hpp"
-#include "daemon/core/event_text.hpp"
-#include "daemon/core/memory_probe.hpp"
-#include "daemon/core/run_files.hpp"
-#include "daemon/core/self_path.hpp"
-#include "daemon/core/state_file.hpp"
-#include "daemon/core/worker_process.hpp"
+#include "daemon/shell/control_server.hpp"
+#include "daemon/shell/devices.hpp"
+#include "daemon/shell/event_text.hpp"
+#include "daemon/shell/memory_probe.hpp"
+#include "daemon/rundir/run_files.hpp"
+#include "daemon/shell/self_path.hpp"
+#include "daemon/rundir/state_file.hpp"
+#include "daemon/shell/worker_process.hpp"
 
 namespace smartcash::daemon {
 

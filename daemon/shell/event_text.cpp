@@ -1,4 +1,4 @@
-#include "daemon/core/event_text.hpp"
+#include "daemon/shell/event_text.hpp"
 
 #include <cstdio>
 

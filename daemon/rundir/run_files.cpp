@@ -1,4 +1,4 @@
-#include "daemon/core/run_files.hpp"
+#include "daemon/rundir/run_files.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
