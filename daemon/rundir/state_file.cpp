@@ -7,90 +7,102 @@
 
 #include "common/atomic_file.hpp"
 #include "common/run_dir.hpp"
+#include "common/wire_fields.hpp"
 
 namespace smartcash::daemon {
 
-Json state_to_json(const SupervisorState& s, const Config& config) {
-    Json tiers = Json::object();
-    for (const auto& [name, r] : s.tier_records)
-        tiers[name] = Json{{"peak_rss", r.peak_rss},
-                           {"peak_device_mem", r.peak_device_mem},
-                           {"launches", r.launches},
-                           {"last_outcome", r.last_outcome}};
+namespace {
+
+// The record as read from JSON, or an error for JSON that is not a state object.
+std::optional<std::string> record_from_json(const Json& j, StateRecord* record) {
+    if (!j.is_object()) return std::string("state is not a JSON object");
+    protocol::wire::read_fields(j, *record);
+    if (!job_status_from_string(record->status))
+        return "unknown status \"" + record->status + "\"";
+    return std::nullopt;
+}
+
+}  // namespace
+
+StateRecord state_record(const SupervisorState& s, const Config& config) {
+    StateRecord r;
+    r.status = to_string(s.status);
     const bool tier_ok = s.tier >= 0 && s.tier < static_cast<int>(config.tiers.size());
-    return Json{
-        {"version", 1},
-        {"status", to_string(s.status)},
-        {"tier", tier_ok ? config.tiers[static_cast<std::size_t>(s.tier)].name : std::string()},
-        {"tier_index", s.tier},
-        {"launches", s.launches},
-        {"failures_without_progress", s.failures_without_progress},
-        {"last_checkpoint", s.last_checkpoint},
-        {"last_checkpoint_step", s.last_checkpoint_step},
-        {"step", s.step},
-        {"epoch", s.epoch},
-        {"map50", s.map50 ? Json(*s.map50) : Json()},
-        {"map50_95", s.map50_95 ? Json(*s.map50_95) : Json()},
-        {"layers_map50", s.layer_map50},
-        {"total_steps", s.total_steps},
-        {"message", s.message},
-        {"promotion_wait_s", s.promotion_wait},
-        {"worker_pid", s.pid},
-        {"tiers", tiers}};
+    r.tier = tier_ok ? config.tiers[static_cast<std::size_t>(s.tier)].name : std::string();
+    r.tier_index = s.tier;
+    r.launches = s.launches;
+    r.failures_without_progress = s.failures_without_progress;
+    r.last_checkpoint = s.last_checkpoint;
+    r.last_checkpoint_step = s.last_checkpoint_step;
+    r.step = s.step;
+    r.epoch = s.epoch;
+    r.map50 = s.shown.map50;
+    r.map50_95 = s.shown.map50_95;
+    r.layers_map50 = s.shown.layer_map50;
+    r.total_steps = s.total_steps;
+    r.message = s.message;
+    r.promotion_wait_s = s.promotion_wait;
+    r.worker_pid = s.pid;
+    r.tiers = s.tier_records;
+    return r;
+}
+
+Json state_to_json(const SupervisorState& s, const Config& config) {
+    return protocol::wire::to_object(state_record(s, config));
 }
 
 std::optional<std::string> state_from_json(const Json& j, const Config& config,
                                            SupervisorState* s) {
-    if (!j.is_object()) return std::string("state is not a JSON object");
-    try {
-        if (auto status = job_status_from_string(j.value("status", std::string("running"))))
-            s->status = *status;
-        else
-            return "unknown status \"" + j.value("status", std::string()) + "\"";
-        const std::string name = j.value("tier", std::string());
-        s->tier = 0;
-        for (std::size_t i = 0; i < config.tiers.size(); ++i)
-            if (config.tiers[i].name == name) s->tier = static_cast<int>(i);
-        s->launches = j.value("launches", 0);
-        s->failures_without_progress = j.value("failures_without_progress", 0);
-        s->last_checkpoint = j.value("last_checkpoint", std::string());
-        s->last_checkpoint_step = j.value("last_checkpoint_step", std::int64_t{-1});
-        s->step = j.value("step", std::int64_t{-1});
-        s->epoch = j.value("epoch", 0);
-        if (j.contains("map50") && j["map50"].is_number()) s->map50 = j["map50"].get<double>();
-        if (j.contains("map50_95") && j["map50_95"].is_number())
-            s->map50_95 = j["map50_95"].get<double>();
-        if (j.contains("layers_map50") && j["layers_map50"].is_object())
-            for (const auto& [name, v] : j["layers_map50"].items())
-                if (v.is_number()) s->layer_map50[name] = v.get<double>();
-        s->total_steps = j.value("total_steps", std::int64_t{0});
-        s->message = j.value("message", std::string());
-        s->promotion_wait = j.value("promotion_wait_s", 0.0);
-        if (j.contains("tiers") && j["tiers"].is_object()) {
-            for (const auto& [tier_name, r] : j["tiers"].items()) {
-                TierRecord rec;
-                rec.peak_rss = r.value("peak_rss", std::uint64_t{0});
-                rec.peak_device_mem = r.value("peak_device_mem", std::uint64_t{0});
-                rec.launches = r.value("launches", 0);
-                rec.last_outcome = r.value("last_outcome", std::string());
-                s->tier_records[tier_name] = rec;
-            }
-        }
-    } catch (const Json::exception& e) {
-        return std::string("bad field: ") + e.what();
-    }
+    StateRecord r;
+    if (auto error = record_from_json(j, &r)) return error;
+    s->status = *job_status_from_string(r.status);
+    s->tier = 0;
+    for (std::size_t i = 0; i < config.tiers.size(); ++i)
+        if (config.tiers[i].name == r.tier) s->tier = static_cast<int>(i);
+    s->launches = r.launches;
+    s->failures_without_progress = r.failures_without_progress;
+    s->last_checkpoint = r.last_checkpoint;
+    s->last_checkpoint_step = r.last_checkpoint_step;
+    s->step = r.step;
+    s->epoch = r.epoch;
+    s->shown.map50 = r.map50;
+    s->shown.map50_95 = r.map50_95;
+    s->shown.layer_map50 = r.layers_map50;
+    s->total_steps = r.total_steps;
+    s->message = r.message;
+    s->promotion_wait = r.promotion_wait_s;
+    s->tier_records = r.tiers;
     return std::nullopt;
+}
+
+namespace {
+
+// state.json parsed; nullopt when the file does not exist, std::runtime_error when it is unusable.
+std::optional<Json> read_state_json(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return std::nullopt;
+    Json j = Json::parse(read_file(path), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) throw std::runtime_error(path + ": not valid JSON");
+    return j;
+}
+
+}  // namespace
+
+std::optional<StateRecord> read_state_record(const std::string& run_dir) {
+    const std::string path = run_dir::state(run_dir);
+    auto j = read_state_json(path);
+    if (!j) return std::nullopt;
+    StateRecord r;
+    if (auto error = record_from_json(*j, &r)) throw std::runtime_error(path + ": " + *error);
+    return r;
 }
 
 bool load_state_file(const std::string& run_dir, const Config& config, SupervisorState* state) {
     const std::string path = run_dir::state(run_dir);
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return false;
-    const std::string text = read_file(path);
-    Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) throw std::runtime_error(path + ": not valid JSON");
+    auto j = read_state_json(path);
+    if (!j) return false;
     SupervisorState fresh;
-    if (auto error = state_from_json(j, config, &fresh))
+    if (auto error = state_from_json(*j, config, &fresh))
         throw std::runtime_error(path + ": " + *error);
     *state = fresh;
     return true;

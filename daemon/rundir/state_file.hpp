@@ -1,16 +1,59 @@
 // RUN_DIR/state.json: the persisted part of SupervisorState (status, tier, attempts, last good
-// checkpoint, per-tier peaks). A restarted supervisor reads it to continue at the recorded tier.
+// checkpoint, per-tier peaks). A restarted supervisor reads it to continue at the recorded tier;
+// smartcashctl reads it for the status of a run whose supervisor is gone. This file is its only
+// reader and writer.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
+#include "common/control.hpp"
 #include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
 
-/// The persisted fields as JSON. The tier is stored by name (and index) so that the file reads
-/// well and survives a reordered tier table.
+/// state.json as written: the tier by name (and index) so that the file reads well and survives
+/// a reordered tier table.
+struct StateRecord {
+    int version = 1;
+    std::string status = "running";
+    std::string tier;
+    int tier_index = 0;
+    int launches = 0;
+    int failures_without_progress = 0;
+    std::string last_checkpoint;
+    std::int64_t last_checkpoint_step = -1;
+    std::int64_t step = -1;
+    int epoch = 0;
+    std::optional<double> map50;
+    std::optional<double> map50_95;
+    std::map<std::string, double> layers_map50;
+    std::int64_t total_steps = 0;
+    std::string message;
+    double promotion_wait_s = 0;
+    int worker_pid = 0;
+    std::map<std::string, protocol::TierSummary> tiers;
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("version", s.version), v("status", s.status), v("tier", s.tier);
+        v("tier_index", s.tier_index), v("launches", s.launches);
+        v("failures_without_progress", s.failures_without_progress);
+        v("last_checkpoint", s.last_checkpoint);
+        v("last_checkpoint_step", s.last_checkpoint_step), v("step", s.step);
+        v("epoch", s.epoch), v("map50", s.map50), v("map50_95", s.map50_95);
+        v("layers_map50", s.layers_map50), v("total_steps", s.total_steps);
+        v("message", s.message), v("promotion_wait_s", s.promotion_wait_s);
+        v("worker_pid", s.worker_pid), v("tiers", s.tiers);
+    }
+};
+
+/// The persisted fields of a state.
+StateRecord state_record(const SupervisorState& state, const Config& config);
+
+/// The persisted fields as JSON.
 Json state_to_json(const SupervisorState& state, const Config& config);
 
 /// Fills the persisted fields of a fresh state from JSON written by state_to_json(). Unknown or
@@ -18,6 +61,10 @@ Json state_to_json(const SupervisorState& state, const Config& config);
 /// Returns an error message for JSON that is not a state object.
 std::optional<std::string> state_from_json(const Json& json, const Config& config,
                                            SupervisorState* state);
+
+/// Reads RUN_DIR/state.json as written. Returns nullopt when the file does not exist; throws
+/// std::runtime_error with the path when it exists but cannot be used.
+std::optional<StateRecord> read_state_record(const std::string& run_dir);
 
 /// Reads RUN_DIR/state.json into *state. Returns false (state untouched) when the file does not
 /// exist; throws std::runtime_error with the path when it exists but cannot be used.

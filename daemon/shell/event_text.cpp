@@ -3,34 +3,14 @@
 #include <cstdio>
 
 #include "common/units.hpp"
+#include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
 
 namespace {
 
-using Json = protocol::Json;
-
-std::string str(const Json& j, const char* key, const std::string& fallback = "") {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return fallback;
-    if (it->is_string()) return it->get<std::string>();
-    return it->dump();
-}
-
-double num(const Json& j, const char* key, double fallback = 0) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_number() ? it->get<double>() : fallback;
-}
-
-bool has_num(const Json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_number();
-}
-
-std::string size(const Json& j, const char* key) {
-    const double v = num(j, key, 0);
-    return format_size(v > 0 ? static_cast<std::uint64_t>(v) : 0);
-}
+namespace ev = protocol;
+using W = EventWeight;
 
 std::string fixed(double v, int digits = 3) {
     char buf[32];
@@ -38,157 +18,168 @@ std::string fixed(double v, int digits = 3) {
     return buf;
 }
 
-std::string step_text(const Json& j, const char* key) {
-    const double s = num(j, key, -1);
-    return s < 0 ? std::string("-") : std::to_string(static_cast<long long>(s));
+std::string fixed_or_dash(const std::optional<double>& v) { return v ? fixed(*v) : "-"; }
+
+std::string step_text(std::int64_t s) { return s < 0 ? std::string("-") : std::to_string(s); }
+
+std::string epoch_text(int epoch) { return std::to_string(static_cast<long long>(epoch) + 1); }
+
+EventText text(const ev::JobStart& e) {
+    return {"job starting at tier " + e.tier + " (" + e.status + ", " +
+                std::to_string(e.launches) + " earlier launches)",
+            W::notable};
+}
+EventText text(const ev::LaunchEvent& e) {
+    return {"launch #" + std::to_string(e.launch) + " at tier " + e.tier + " (device " + e.device +
+                "), " +
+                (e.resume_step < 0
+                     ? std::string("from the newest checkpoint, if any")
+                     : "resuming from the checkpoint at step " + step_text(e.resume_step)),
+            W::routine};
+}
+EventText text(const ev::WorkerStartedEvent& e) {
+    return {"worker pid " + std::to_string(e.pid) + " running at tier " + e.tier, W::routine};
+}
+EventText text(const ev::SpawnFailedEvent& e) {
+    return {"the worker could not be started: " + e.message, W::alarm};
+}
+EventText text(const ev::HelloEvent& e) {
+    return {"worker ready on " + e.device + " at tier " + e.tier + ": step " +
+                step_text(e.resumed_step) + " of " + step_text(e.total_steps),
+            W::routine};
+}
+EventText text(const ev::CheckpointEvent& e) {
+    return {"checkpoint (" + e.kind + ") at step " + step_text(e.step), W::routine};
+}
+EventText text(const ev::EvalEvent& e) {
+    std::string line = "epoch " + epoch_text(e.epoch) + " evaluated at step " + step_text(e.step) +
+                       ": mAP@0.5 " + fixed_or_dash(e.map50) + ", mAP@0.5:0.95 " +
+                       fixed_or_dash(e.map50_95);
+    if (!e.layers_map50.empty()) {
+        line += " |";
+        for (const auto& [name, v] : e.layers_map50) line += " " + name + " " + fixed(v);
+    }
+    return {line, W::notable};
+}
+EventText text(const ev::EpochEndEvent& e) {
+    return {"epoch " + epoch_text(e.epoch) + " done at step " + step_text(e.step) + " (tier " +
+                e.tier + ", peak RSS " + format_size(e.peak_rss) + ")",
+            W::routine};
+}
+EventText text(const ev::WorkerOomEvent& e) {
+    return {"the worker ran out of memory at step " + step_text(e.step) + ": " + e.message +
+                (e.checkpoint.empty() ? std::string("; no emergency checkpoint")
+                                      : "; emergency checkpoint " + e.checkpoint),
+            W::alarm};
+}
+EventText text(const ev::WorkerErrorEvent& e) {
+    return {"the worker reports a " + e.kind + " error: " + e.message, W::alarm};
+}
+EventText text(const ev::WorkerStoppingEvent& e) {
+    return {"the worker is stopping (" + e.reason + ") with a checkpoint at step " +
+                step_text(e.step),
+            W::routine};
+}
+EventText text(const ev::WorkerDoneEvent& e) {
+    std::string line =
+        "the worker finished training at step " + step_text(e.step) + " (" + e.reason + ")";
+    if (e.best_map50) line += ", best mAP@0.5 " + fixed(*e.best_map50);
+    return {line, W::notable};
+}
+EventText text(const ev::SoftLimitEvent& e) {
+    return {"SOFT LIMIT at tier " + e.tier + ": " + e.reason +
+                "; asking the worker to checkpoint and stop",
+            W::alarm};
+}
+EventText text(const ev::SoftLimitLastTierEvent& e) {
+    return {"soft limit at the last tier " + e.tier + ": " + e.reason +
+                "; nowhere lower to go, only the hard limit applies",
+            W::alarm};
+}
+EventText text(const ev::WatchdogKillEvent& e) {
+    return {"HARD LIMIT at tier " + e.tier + ": worker RSS " + format_size(e.rss) +
+                " reached the limit " + format_size(e.limit) + "; killing the worker (SIGKILL)",
+            W::alarm};
+}
+EventText text(const ev::HangEvent& e) {
+    return {"the worker (pid " + std::to_string(e.pid) + ") sent nothing for " +
+                format_duration(e.timeout_s) + "; terminating it",
+            W::alarm};
+}
+EventText text(const ev::StopTimeoutEvent& e) {
+    return {"the worker did not stop (" + e.reason + ") in time; terminating it", W::alarm};
+}
+EventText text(const ev::KillEvent& e) {
+    return {"killing the worker (pid " + std::to_string(e.pid) + "): " + e.reason, W::alarm};
+}
+EventText text(const ev::ExitEvent& e) {
+    std::string line = "worker exited at tier " + e.tier + ": " + e.how + " -> " + e.exit_class +
+                       " (after " + format_duration(e.seconds) + ", peak RSS " +
+                       format_size(e.peak_rss) + ", last step " + step_text(e.step);
+    if (e.stop_reason && !e.stop_reason->empty()) line += ", stop asked for " + *e.stop_reason;
+    line += ")";
+    if (e.error && !e.error->empty()) line += ": " + *e.error;
+    const bool fine = e.exit_class == to_string(ExitClass::done) ||
+                      e.exit_class == to_string(ExitClass::requested);
+    return {line, fine ? W::notable : W::alarm};
+}
+EventText text(const ev::BackoffEvent& e) {
+    return {"retrying at tier " + e.tier + " in " + format_duration(e.seconds) + " (" +
+                std::to_string(e.failures) + " of " + std::to_string(e.retry_budget) +
+                " failures without progress allowed)",
+            W::routine};
+}
+EventText text(const ev::TierSkippedEvent& e) {
+    return {"skipping tier " + e.tier + ": " + e.reason, W::notable};
+}
+EventText text(const ev::TierMoveEvent& e) {
+    return {"TIER MOVE " + e.from + " -> " + e.to + " (" + e.reason + ")", W::alarm};
+}
+EventText text(const ev::PromotionEvent& e) {
+    return {"PROMOTION: trying tier " + e.to + " again after " + format_duration(e.stable_s) +
+                " stable at " + e.from + " (peak RSS " + format_size(e.peak_rss) + ")",
+            W::alarm};
+}
+EventText text(const ev::PromotedEvent& e) {
+    return {"promoted from " + e.from + " to " + e.to, W::notable};
+}
+EventText text(const ev::PromotionFailedEvent& e) {
+    return {"PROMOTION FAILED at tier " + e.tier + " (" + e.reason + "): back to " + e.back_to +
+                ", next try after " + format_duration(e.next_wait_s),
+            W::alarm};
+}
+EventText text(const ev::PromotionKeptEvent& e) {
+    return {"promotion to tier " + e.tier + " kept", W::notable};
+}
+EventText text(const ev::ControlEvent& e) {
+    return {"control request: " + e.cmd + (e.tier ? " " + *e.tier : std::string()), W::notable};
+}
+EventText text(const ev::ShutdownEvent& e) {
+    return {std::string("shutting down") + (e.force ? " now" : ""), W::notable};
+}
+EventText text(const ev::JobDoneEvent& e) { return {"JOB DONE: " + e.message, W::notable}; }
+EventText text(const ev::JobFailedEvent& e) { return {"JOB FAILED: " + e.message, W::alarm}; }
+EventText text(const ev::JobStoppedEvent& e) { return {"job stopped: " + e.message, W::notable}; }
+EventText text(const ev::JobPausedEvent& e) {
+    return {"job paused at tier " + e.tier.value_or(""), W::notable};
 }
 
 }  // namespace
 
-EventText describe_event(const Json& e) {
-    const std::string event = str(e, "event");
-    const std::string tier = str(e, "tier");
-    using W = EventWeight;
-    if (event == "start")
-        return {"job starting at tier " + tier + " (" + str(e, "status") + ", " +
-                    str(e, "launches") + " earlier launches)",
-                W::notable};
-    if (event == "launch") {
-        const double resume = num(e, "resume_step", -1);
-        return {"launch #" + str(e, "launch") + " at tier " + tier + " (device " +
-                    str(e, "device") + "), " +
-                    (resume < 0
-                         ? std::string("from the newest checkpoint, if any")
-                         : "resuming from the checkpoint at step " + step_text(e, "resume_step")),
-                W::routine};
-    }
-    if (event == "worker-started")
-        return {"worker pid " + str(e, "pid") + " running at tier " + tier, W::routine};
-    if (event == "spawn-failed")
-        return {"the worker could not be started: " + str(e, "message"), W::alarm};
-    if (event == "hello")
-        return {"worker ready on " + str(e, "device") + " at tier " + tier + ": step " +
-                    step_text(e, "resumed_step") + " of " + step_text(e, "total_steps"),
-                W::routine};
-    if (event == "checkpoint")
-        return {"checkpoint (" + str(e, "kind") + ") at step " + step_text(e, "step"), W::routine};
-    if (event == "eval") {
-        std::string text =
-            "epoch " + std::to_string(static_cast<long long>(num(e, "epoch", 0)) + 1) +
-            " evaluated at step " + step_text(e, "step") + ": mAP@0.5 " +
-            (has_num(e, "map50") ? fixed(num(e, "map50")) : std::string("-")) + ", mAP@0.5:0.95 " +
-            (has_num(e, "map50_95") ? fixed(num(e, "map50_95")) : std::string("-"));
-        auto it = e.find("layers_map50");
-        if (it != e.end() && it->is_object() && !it->empty()) {
-            text += " |";
-            for (const auto& [name, v] : it->items())
-                if (v.is_number()) text += " " + name + " " + fixed(v.get<double>());
-        }
-        return {text, W::notable};
-    }
-    if (event == "epoch_end")
-        return {"epoch " + std::to_string(static_cast<long long>(num(e, "epoch", 0)) + 1) +
-                    " done at step " + step_text(e, "step") + " (tier " + tier + ", peak RSS " +
-                    size(e, "peak_rss") + ")",
-                W::routine};
-    if (event == "worker-oom")
-        return {
-            "the worker ran out of memory at step " + step_text(e, "step") + ": " +
-                str(e, "message") +
-                (str(e, "checkpoint").empty() ? std::string("; no emergency checkpoint")
-                                              : "; emergency checkpoint " + str(e, "checkpoint")),
-            W::alarm};
-    if (event == "worker-error")
-        return {"the worker reports a " + str(e, "kind") + " error: " + str(e, "message"),
-                W::alarm};
-    if (event == "worker-stopping")
-        return {"the worker is stopping (" + str(e, "reason") + ") with a checkpoint at step " +
-                    step_text(e, "step"),
-                W::routine};
-    if (event == "worker-done") {
-        std::string text = "the worker finished training at step " + step_text(e, "step") + " (" +
-                           str(e, "reason") + ")";
-        if (has_num(e, "best_map50")) text += ", best mAP@0.5 " + fixed(num(e, "best_map50"));
-        return {text, W::notable};
-    }
-    if (event == "soft-limit")
-        return {"SOFT LIMIT at tier " + tier + ": " + str(e, "reason") +
-                    "; asking the worker to checkpoint and stop",
-                W::alarm};
-    if (event == "soft-limit-last-tier")
-        return {"soft limit at the last tier " + tier + ": " + str(e, "reason") +
-                    "; nowhere lower to go, only the hard limit applies",
-                W::alarm};
-    if (event == "watchdog-kill")
-        return {"HARD LIMIT at tier " + tier + ": worker RSS " + size(e, "rss") +
-                    " reached the limit " + size(e, "limit") + "; killing the worker (SIGKILL)",
-                W::alarm};
-    if (event == "hang")
-        return {"the worker (pid " + str(e, "pid") + ") sent nothing for " +
-                    format_duration(num(e, "timeout_s")) + "; terminating it",
-                W::alarm};
-    if (event == "stop-timeout")
-        return {"the worker did not stop (" + str(e, "reason") + ") in time; terminating it",
-                W::alarm};
-    if (event == "kill")
-        return {"killing the worker (pid " + str(e, "pid") + "): " + str(e, "reason"), W::alarm};
-    if (event == "exit") {
-        const std::string cls = str(e, "class");
-        std::string text = "worker exited at tier " + tier + ": " + str(e, "how") + " -> " + cls +
-                           " (after " + format_duration(num(e, "seconds")) + ", peak RSS " +
-                           size(e, "peak_rss") + ", last step " + step_text(e, "step");
-        if (!str(e, "stop_reason").empty()) text += ", stop asked for " + str(e, "stop_reason");
-        text += ")";
-        if (!str(e, "error").empty()) text += ": " + str(e, "error");
-        return {text, cls == "done" || cls == "requested" ? W::notable : W::alarm};
-    }
-    if (event == "backoff")
-        return {"retrying at tier " + tier + " in " + format_duration(num(e, "seconds")) + " (" +
-                    str(e, "failures") + " of " + str(e, "retry_budget") +
-                    " failures without progress allowed)",
-                W::routine};
-    if (event == "tier-skipped")
-        return {"skipping tier " + tier + ": " + str(e, "reason"), W::notable};
-    if (event == "tier-move")
-        return {
-            "TIER MOVE " + str(e, "from") + " -> " + str(e, "to") + " (" + str(e, "reason") + ")",
-            W::alarm};
-    if (event == "promotion")
-        return {"PROMOTION: trying tier " + str(e, "to") + " again after " +
-                    format_duration(num(e, "stable_s")) + " stable at " + str(e, "from") +
-                    " (peak RSS " + size(e, "peak_rss") + ")",
-                W::alarm};
-    if (event == "promoted")
-        return {"promoted from " + str(e, "from") + " to " + str(e, "to"), W::notable};
-    if (event == "promotion-failed")
-        return {"PROMOTION FAILED at tier " + tier + " (" + str(e, "reason") + "): back to " +
-                    str(e, "back_to") + ", next try after " +
-                    format_duration(num(e, "next_wait_s")),
-                W::alarm};
-    if (event == "promotion-kept") return {"promotion to tier " + tier + " kept", W::notable};
-    if (event == "control")
-        return {"control request: " + str(e, "cmd") + (tier.empty() ? std::string() : " " + tier),
-                W::notable};
-    if (event == "shutdown")
-        return {std::string("shutting down") +
-                    (num(e, "force") != 0 || str(e, "force") == "true" ? " now" : ""),
-                W::notable};
-    if (event == "done") return {"JOB DONE: " + str(e, "message"), W::notable};
-    if (event == "failed") return {"JOB FAILED: " + str(e, "message"), W::alarm};
-    if (event == "stopped") return {"job stopped: " + str(e, "message"), W::notable};
-    if (event == "paused") return {"job paused at tier " + tier, W::notable};
-    return {e.dump(), W::routine};
+EventText describe_event(const protocol::JournalEvent& entry) {
+    return std::visit([](const auto& e) { return text(e); }, entry);
 }
 
-std::string describe_progress(const Json& r, const std::string& tier) {
-    std::string text = "step " + step_text(r, "step") + "/" + step_text(r, "total_steps") +
-                       ", epoch " + std::to_string(static_cast<long long>(num(r, "epoch", 0)) + 1);
-    if (has_num(r, "loss")) text += ", loss " + fixed(num(r, "loss"), 4);
-    if (has_num(r, "images_per_s")) text += ", " + fixed(num(r, "images_per_s"), 1) + " img/s";
-    text += ", RSS " + size(r, "rss");
-    if (num(r, "device_mem", 0) > 0) text += ", device " + size(r, "device_mem");
-    if (num(r, "eta_s", -1) >= 0) text += ", ETA " + format_duration(num(r, "eta_s"));
-    return text + " (tier " + tier + ")";
+std::string describe_progress(const protocol::Progress& r, const std::string& tier) {
+    std::string line = "step " + step_text(r.step.value_or(-1)) + "/" +
+                       step_text(r.total_steps.value_or(-1)) + ", epoch " +
+                       epoch_text(r.epoch.value_or(0));
+    if (r.loss) line += ", loss " + fixed(*r.loss, 4);
+    if (r.images_per_s) line += ", " + fixed(*r.images_per_s, 1) + " img/s";
+    line += ", RSS " + format_size(r.rss);
+    if (r.device_mem > 0) line += ", device " + format_size(r.device_mem);
+    if (r.eta_s >= 0) line += ", ETA " + format_duration(r.eta_s);
+    return line + " (tier " + tier + ")";
 }
 
 }  // namespace smartcash::daemon

@@ -49,8 +49,4 @@ class Supervisor {
     std::unique_ptr<Impl> m_impl;
 };
 
-/// The worker executable to use: `flag` if given, else $SMARTCASH_WORKER, else
-/// smartcash-worker next to this program's own executable.
-std::string resolve_worker_path(const std::string& flag);
-
 }  // namespace smartcash::daemon

@@ -1,0 +1,46 @@
+#include "daemon/shell/status.hpp"
+
+namespace smartcash::daemon {
+
+protocol::StatusView status_view(const SupervisorState& state, const Config& config,
+                                 const std::string& run_dir) {
+    // What state.json holds, then what only a running supervisor knows.
+    protocol::StatusView v = status_view(state_record(state, config), run_dir);
+    const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
+    const TierConfig* tier = tier_ok ? &config.tiers[static_cast<std::size_t>(state.tier)] : nullptr;
+    v.phase = to_string(state.phase);
+    v.tier_device = tier ? to_string(tier->device) : "";
+    v.device = state.shown.device;
+    v.memory_limit = tier ? tier->memory_limit : 0;
+    v.loss = state.shown.loss;
+    v.rss = state.shown.rss;
+    v.device_mem = state.shown.device_mem;
+    v.pid = state.pid;
+    v.supervisor_running = true;
+    return v;
+}
+
+protocol::StatusView status_view(const StateRecord& r, const std::string& run_dir) {
+    protocol::StatusView v;
+    v.state = r.status;
+    v.phase = to_string(WorkerPhase::idle);
+    v.tier = r.tier;
+    v.step = r.step;
+    v.total_steps = r.total_steps;
+    v.epoch = r.epoch;
+    v.map50 = r.map50;
+    v.map50_95 = r.map50_95;
+    v.layers_map50 = r.layers_map50;
+    v.pid = 0;
+    v.launches = r.launches;
+    v.failures_without_progress = r.failures_without_progress;
+    v.last_checkpoint = r.last_checkpoint;
+    v.last_checkpoint_step = r.last_checkpoint_step;
+    v.message = r.message;
+    v.run_dir = run_dir;
+    v.supervisor_running = false;
+    v.tiers = r.tiers;
+    return v;
+}
+
+}  // namespace smartcash::daemon
