@@ -89,30 +89,44 @@ struct TierSummary {
     }
 };
 
-/// The answer to `status`: from the running supervisor, or (supervisor_running false) from the
-/// state.json of a run whose supervisor is gone.
-struct StatusView {
-    std::string state;  ///< the job: running, paused, stopped, done, failed
-    std::string phase = "idle";
+/// What the job has done so far: state.json records it, `status` shows it.
+struct JobRecord {
     std::string tier;
-    std::optional<std::string> tier_device;
-    std::optional<std::string> device;  ///< as the worker's hello named it
-    std::optional<std::uint64_t> memory_limit;
     std::int64_t step = -1;
     std::int64_t total_steps = 0;
     int epoch = 0;
-    std::optional<double> loss;
     std::optional<double> map50;
     std::optional<double> map50_95;
     std::map<std::string, double> layers_map50;
-    std::optional<std::uint64_t> rss;
-    std::optional<std::uint64_t> device_mem;
-    int pid = 0;  ///< the worker's (0: none)
     int launches = 0;
     int failures_without_progress = 0;
     std::string last_checkpoint;
     std::int64_t last_checkpoint_step = -1;
     std::string message;
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("tier", s.tier), v("step", s.step), v("total_steps", s.total_steps);
+        v("epoch", s.epoch), v("map50", s.map50), v("map50_95", s.map50_95);
+        v("layers_map50", s.layers_map50), v("launches", s.launches);
+        v("failures_without_progress", s.failures_without_progress);
+        v("last_checkpoint", s.last_checkpoint);
+        v("last_checkpoint_step", s.last_checkpoint_step), v("message", s.message);
+    }
+};
+
+/// The answer to `status`: from the running supervisor, or (supervisor_running false) from the
+/// state.json of a run whose supervisor is gone.
+struct StatusView : JobRecord {
+    std::string state;  ///< the job: running, paused, stopped, done, failed
+    std::string phase = "idle";
+    std::optional<std::string> tier_device;
+    std::optional<std::string> device;  ///< as the worker's hello named it
+    std::optional<std::uint64_t> memory_limit;
+    std::optional<double> loss;
+    std::optional<std::uint64_t> rss;
+    std::optional<std::uint64_t> device_mem;
+    int pid = 0;  ///< the worker's (0: none)
     std::optional<Persistence> persistence;
     std::string run_dir;
     std::optional<int> supervisor_pid;
@@ -121,15 +135,10 @@ struct StatusView {
 
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("state", s.state), v("phase", s.phase), v("tier", s.tier);
-        v("tier_device", s.tier_device), v("device", s.device);
-        v("memory_limit", s.memory_limit), v("step", s.step), v("total_steps", s.total_steps);
-        v("epoch", s.epoch), v("loss", s.loss), v("map50", s.map50), v("map50_95", s.map50_95);
-        v("layers_map50", s.layers_map50), v("rss", s.rss), v("device_mem", s.device_mem);
-        v("pid", s.pid), v("launches", s.launches);
-        v("failures_without_progress", s.failures_without_progress);
-        v("last_checkpoint", s.last_checkpoint);
-        v("last_checkpoint_step", s.last_checkpoint_step), v("message", s.message);
+        JobRecord::fields(s, v);
+        v("state", s.state), v("phase", s.phase), v("tier_device", s.tier_device);
+        v("device", s.device), v("memory_limit", s.memory_limit), v("loss", s.loss);
+        v("rss", s.rss), v("device_mem", s.device_mem), v("pid", s.pid);
         v("persistence", s.persistence), v("run_dir", s.run_dir);
         v("supervisor_pid", s.supervisor_pid), v("supervisor_running", s.supervisor_running);
         v("tiers", s.tiers);

@@ -373,35 +373,23 @@ struct ShutdownEvent {
     }
 };
 
-/// The job is done.
-struct JobDoneEvent {
-    static constexpr const char* name = "done";
+/// The job ended for this supervisor: done, failed, or stopped before it was done; `message`
+/// says why, for people.
+template <const char* Name>
+struct JobEndEvent {
+    static constexpr const char* name = Name;
     std::string message;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
         v("message", s.message);
     }
 };
-
-/// The job failed.
-struct JobFailedEvent {
-    static constexpr const char* name = "failed";
-    std::string message;
-    template <typename S, typename V>
-    static void fields(S& s, V&& v) {
-        v("message", s.message);
-    }
-};
-
-/// The job stopped before it was done.
-struct JobStoppedEvent {
-    static constexpr const char* name = "stopped";
-    std::string message;
-    template <typename S, typename V>
-    static void fields(S& s, V&& v) {
-        v("message", s.message);
-    }
-};
+inline constexpr char job_done[] = "done";
+inline constexpr char job_failed[] = "failed";
+inline constexpr char job_stopped[] = "stopped";
+using JobDoneEvent = JobEndEvent<job_done>;
+using JobFailedEvent = JobEndEvent<job_failed>;
+using JobStoppedEvent = JobEndEvent<job_stopped>;
 
 /// The job is paused (on request, or still paused at a shutdown).
 struct JobPausedEvent {
@@ -415,7 +403,14 @@ struct JobPausedEvent {
 };
 
 /// Any journal entry.
-using JournalEvent = std::variant<JobStart, LaunchEvent, WorkerStartedEvent, SpawnFailedEvent, HelloEvent, CheckpointEvent, EvalEvent, EpochEndEvent, WorkerOomEvent, WorkerErrorEvent, WorkerStoppingEvent, WorkerDoneEvent, SoftLimitEvent, SoftLimitLastTierEvent, WatchdogKillEvent, HangEvent, StopTimeoutEvent, KillEvent, ExitEvent, BackoffEvent, TierSkippedEvent, TierMoveEvent, PromotionEvent, PromotedEvent, PromotionFailedEvent, PromotionKeptEvent, ControlEvent, ShutdownEvent, JobDoneEvent, JobFailedEvent, JobStoppedEvent, JobPausedEvent>;
+using JournalEvent =
+    std::variant<JobStart, LaunchEvent, WorkerStartedEvent, SpawnFailedEvent, HelloEvent,
+                 CheckpointEvent, EvalEvent, EpochEndEvent, WorkerOomEvent, WorkerErrorEvent,
+                 WorkerStoppingEvent, WorkerDoneEvent, SoftLimitEvent, SoftLimitLastTierEvent,
+                 WatchdogKillEvent, HangEvent, StopTimeoutEvent, KillEvent, ExitEvent,
+                 BackoffEvent, TierSkippedEvent, TierMoveEvent, PromotionEvent, PromotedEvent,
+                 PromotionFailedEvent, PromotionKeptEvent, ControlEvent, ShutdownEvent,
+                 JobDoneEvent, JobFailedEvent, JobStoppedEvent, JobPausedEvent>;
 
 /// The entry as a JSON object: "event" and its fields (the journal adds the time, "t").
 Json to_json(const JournalEvent& event);

@@ -16,37 +16,20 @@ namespace smartcash::daemon {
 
 /// state.json as written: the tier by name (and index) so that the file reads well and survives
 /// a reordered tier table.
-struct StateRecord {
+struct StateRecord : protocol::JobRecord {
     int version = 1;
     std::string status = "running";
-    std::string tier;
     int tier_index = 0;
-    int launches = 0;
-    int failures_without_progress = 0;
-    std::string last_checkpoint;
-    std::int64_t last_checkpoint_step = -1;
-    std::int64_t step = -1;
-    int epoch = 0;
-    std::optional<double> map50;
-    std::optional<double> map50_95;
-    std::map<std::string, double> layers_map50;
-    std::int64_t total_steps = 0;
-    std::string message;
     double promotion_wait_s = 0;
     int worker_pid = 0;
     std::map<std::string, protocol::TierSummary> tiers;
 
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("version", s.version), v("status", s.status), v("tier", s.tier);
-        v("tier_index", s.tier_index), v("launches", s.launches);
-        v("failures_without_progress", s.failures_without_progress);
-        v("last_checkpoint", s.last_checkpoint);
-        v("last_checkpoint_step", s.last_checkpoint_step), v("step", s.step);
-        v("epoch", s.epoch), v("map50", s.map50), v("map50_95", s.map50_95);
-        v("layers_map50", s.layers_map50), v("total_steps", s.total_steps);
-        v("message", s.message), v("promotion_wait_s", s.promotion_wait_s);
-        v("worker_pid", s.worker_pid), v("tiers", s.tiers);
+        JobRecord::fields(s, v);
+        v("version", s.version), v("status", s.status), v("tier_index", s.tier_index);
+        v("promotion_wait_s", s.promotion_wait_s), v("worker_pid", s.worker_pid);
+        v("tiers", s.tiers);
     }
 };
 

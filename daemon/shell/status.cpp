@@ -22,21 +22,10 @@ protocol::StatusView status_view(const SupervisorState& state, const Config& con
 
 protocol::StatusView status_view(const StateRecord& r, const std::string& run_dir) {
     protocol::StatusView v;
+    static_cast<protocol::JobRecord&>(v) = r;
     v.state = r.status;
     v.phase = to_string(WorkerPhase::idle);
-    v.tier = r.tier;
-    v.step = r.step;
-    v.total_steps = r.total_steps;
-    v.epoch = r.epoch;
-    v.map50 = r.map50;
-    v.map50_95 = r.map50_95;
-    v.layers_map50 = r.layers_map50;
     v.pid = 0;
-    v.launches = r.launches;
-    v.failures_without_progress = r.failures_without_progress;
-    v.last_checkpoint = r.last_checkpoint;
-    v.last_checkpoint_step = r.last_checkpoint_step;
-    v.message = r.message;
     v.run_dir = run_dir;
     v.supervisor_running = false;
     v.tiers = r.tiers;
