@@ -15,8 +15,9 @@
 #include "common/atomic_file.hpp"
 #include "common/config.hpp"
 #include "common/run_dir.hpp"
-#include "daemon/core/run_files.hpp"
-#include "daemon/core/supervisor.hpp"
+#include "daemon/rundir/run_files.hpp"
+#include "daemon/shell/self_path.hpp"
+#include "daemon/shell/supervisor.hpp"
 
 namespace {
 
@@ -93,7 +94,7 @@ std::optional<Options> parse(int argc, char** argv, std::string* error) {
         *error = "--config is required (or --run-dir of a run that already has one)";
         return std::nullopt;
     }
-    if (o.run_dir.empty()) o.run_dir = "runs/" + std::filesystem::path(o.config).stem().string();
+    if (o.run_dir.empty()) o.run_dir = run_dir::default_for(o.config);
     return o;
 }
 

@@ -1,5 +1,5 @@
 // The supervisor's state machine driven by events alone: no processes, no clocks.
-#include "daemon/core/decision.hpp"
+#include "daemon/rules/decision.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <functional>
 
 #include "common/exit_codes.hpp"
-#include "daemon/core/state_file.hpp"
+#include "daemon/rundir/state_file.hpp"
 
 namespace smartcash::daemon {
 namespace {
@@ -40,31 +40,52 @@ Config make_config() {
     return c;
 }
 
+// A command as the worker reads it off the wire.
+struct SentCommand {
+    std::string cmd;
+    std::string reason;
+};
+// What the tests look at in an action: the action itself, or its wire form for a command.
 template <class T>
-std::vector<T> all_of(const Decision& d) {
-    std::vector<T> out;
+struct Seen {
+    using type = T;
+    static T of(const T& action) { return action; }
+};
+template <>
+struct Seen<SendCommand> {
+    using type = SentCommand;
+    static SentCommand of(const SendCommand& action) {
+        const Json j = protocol::to_json(action.command);
+        return {j.value("cmd", ""), j.value("reason", "")};
+    }
+};
+
+template <class T>
+std::vector<typename Seen<T>::type> all_of(const Decision& d) {
+    std::vector<typename Seen<T>::type> out;
     for (const Action& a : d.actions)
-        if (auto* p = std::get_if<T>(&a)) out.push_back(*p);
+        if (auto* p = std::get_if<T>(&a)) out.push_back(Seen<T>::of(*p));
     return out;
 }
 
 template <class T>
-std::optional<T> first_of(const Decision& d) {
+std::optional<typename Seen<T>::type> first_of(const Decision& d) {
     auto v = all_of<T>(d);
     if (v.empty()) return std::nullopt;
     return v.front();
 }
 
-bool journaled(const Decision& d, const std::string& event) {
-    for (const auto& j : all_of<JournalEntry>(d))
-        if (j.entry.value("event", "") == event) return true;
-    return false;
+// Journal entries as the journal writes them.
+Json journal_entry(const Decision& d, const std::string& event) {
+    for (const auto& j : all_of<JournalEntry>(d)) {
+        const Json entry = protocol::to_json(j.entry);
+        if (entry.value("event", "") == event) return entry;
+    }
+    return Json();
 }
 
-Json journal_entry(const Decision& d, const std::string& event) {
-    for (const auto& j : all_of<JournalEntry>(d))
-        if (j.entry.value("event", "") == event) return j.entry;
-    return Json();
+bool journaled(const Decision& d, const std::string& event) {
+    return !journal_entry(d, event).is_null();
 }
 
 // Drives decide() like the shell would, keeping state and time.
@@ -98,7 +119,13 @@ struct Harness {
         e.signal = sig;
         return feed(e);
     }
-    Decision report(Json m) { return feed(Report{std::move(m)}); }
+    // A report as the worker's wire carries it.
+    Decision report(Json m) {
+        std::string error;
+        auto report = protocol::report_from_json(m, &error);
+        EXPECT_TRUE(report) << error;
+        return report ? feed(Report{std::move(*report)}) : Decision{};
+    }
     Decision memory(std::uint64_t rss, std::optional<std::uint64_t> available = std::nullopt,
                     std::optional<double> pressure = std::nullopt) {
         return feed(MemorySample{rss, available, pressure});

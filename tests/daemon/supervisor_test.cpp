@@ -24,7 +24,7 @@
 #include "common/file_lock.hpp"
 #include "common/protocol.hpp"
 #include "common/run_dir.hpp"
-#include "daemon/core/control_client.hpp"
+#include "ctl/control_client.hpp"
 #include "tests/support/journal.hpp"
 
 namespace smartcash::daemon {

@@ -1,6 +1,6 @@
 // WorkerProcess with real processes: it reaps its own child, reports every end exactly once
 // (also a child that dies before the launch returns), and never touches a pid once reaped.
-#include "daemon/core/worker_process.hpp"
+#include "daemon/shell/worker_process.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

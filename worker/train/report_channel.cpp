@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 
 #include "common/exit_codes.hpp"
@@ -61,14 +62,14 @@ ReportChannel::~ReportChannel() {
     if (m_command_fd >= 0) ::close(m_command_fd);
 }
 
-void ReportChannel::send(protocol::Json message) {
+void ReportChannel::send(const protocol::WorkerReport& report) {
     if (m_report_fd < 0) return;
-    message["v"] = protocol::version;
-    std::string line = protocol::encode(message);
+    std::string line = protocol::encode(protocol::to_json(report));
     {
         std::lock_guard<std::mutex> lock(m_mutex);
         if (m_broken) return;
-        if (m_queue.size() >= max_queue && message.value("type", "") == "progress") return;
+        if (m_queue.size() >= max_queue && std::holds_alternative<protocol::Progress>(report))
+            return;
         m_queue.push_back(std::move(line));
     }
     m_wake.notify_one();
@@ -119,7 +120,7 @@ void ReportChannel::writer_loop() {
     }
 }
 
-std::optional<protocol::Json> ReportChannel::poll_command() {
+std::optional<protocol::WorkerCommand> ReportChannel::poll_command() {
     if (m_command_fd < 0) return std::nullopt;
     char buf[4096];
     while (true) {
@@ -133,7 +134,10 @@ std::optional<protocol::Json> ReportChannel::poll_command() {
     }
     while (auto line = m_commands.next()) {
         std::string error;
-        if (auto cmd = protocol::decode(*line, &error, "cmd")) return cmd;
+        auto message = protocol::decode(*line, &error, protocol::command_key);
+        if (auto command = message ? protocol::command_from_json(*message, &error) : std::nullopt)
+            return command;
+        std::cerr << "ignoring a command from the supervisor: " << error << std::endl;
     }
     return std::nullopt;
 }

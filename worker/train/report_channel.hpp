@@ -10,7 +10,9 @@
 #include <optional>
 #include <thread>
 
+#include "common/commands.hpp"
 #include "common/protocol.hpp"
+#include "common/reports.hpp"
 
 namespace smartcash::train {
 
@@ -26,15 +28,16 @@ public:
     /// SMARTCASH_COMMAND_FD; nullptr when neither names a report fd.
     static std::unique_ptr<ReportChannel> open(int report_fd, int command_fd);
 
-    /// Queues a message ("v" is added). Never blocks: when the queue is full, progress messages
-    /// are dropped; other messages are always kept.
-    void send(protocol::Json message);
+    /// Queues a report. Never blocks: when the queue is full, progress reports are dropped;
+    /// other reports are always kept.
+    void send(const protocol::WorkerReport& report);
 
     /// Waits until the queue is written out, at most `timeout` (used before exiting).
     void flush(std::chrono::milliseconds timeout);
 
-    /// The next complete command line from the supervisor, if any. Never blocks.
-    std::optional<protocol::Json> poll_command();
+    /// The next command from the supervisor, if any (lines it cannot read are logged and
+    /// skipped). Never blocks.
+    std::optional<protocol::WorkerCommand> poll_command();
 
 private:
     void writer_loop();

@@ -20,8 +20,10 @@
 #include <optional>
 
 #include "common/atomic_file.hpp"
+#include "common/commands.hpp"
 #include "common/exit_codes.hpp"
 #include "common/file_lock.hpp"
+#include "common/reports.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
 #include "worker/data/dataset.hpp"
@@ -199,7 +201,7 @@ class Trainer {
     void checkpoint(const std::string& kind, bool mid_step);
     [[noreturn]] void stop_now();
     [[noreturn]] void handle_oom(const std::string& message, bool in_optimizer_step);
-    void report(nlohmann::json message) {
+    void report(protocol::WorkerReport message) {
         if (m_channel) m_channel->send(std::move(message));
     }
     void send_progress(bool force);
@@ -241,6 +243,7 @@ class Trainer {
     int m_phase2_start = 0;  // epoch at which phase 2 begins
     std::int64_t m_resumed_step = 0;
     std::int64_t m_last_saved_step = -1;
+    std::string m_last_saved_path;  ///< the store's path of that checkpoint
     std::vector<torch::Tensor> m_step_start_buffers;
     EmergencyReserve m_reserve;
     bool m_in_optimizer_step = false;
@@ -357,7 +360,7 @@ void Trainer::resume() {
     auto ckpt = m_store->load_newest_good(&problems);
     for (const auto& p : problems) {
         log("checkpoint rejected: " + p);
-        report({{"type", "checkpoint_rejected"}, {"message", p}});
+        report(protocol::CheckpointRejected{p});
     }
     if (!ckpt) {
         if (!problems.empty()) log("no good checkpoint left: starting from scratch");
@@ -399,6 +402,7 @@ void Trainer::resume() {
         m_progress = ckpt->meta.progress;
         m_resumed_step = m_progress.step;
         m_last_saved_step = m_progress.step;
+        m_last_saved_path = ckpt->path;
         if (m_progress.phase_cut) {
             // Phase 1 ended early: phase 2 starts after the last epoch recorded for phase 1.
             int last_p1 = -1;
@@ -449,22 +453,23 @@ void Trainer::send_progress(bool force) {
     const double eta = m_images_per_s > 0 ? static_cast<double>(total - m_progress.step) *
                                                 m_config.training.effective_batch / m_images_per_s
                                           : -1.0;
-    report({{"type", "progress"},
-            {"step", m_progress.step},
-            {"total_steps", total},
-            {"epoch", m_progress.epoch},
-            {"phase", phase_of(m_progress.epoch)},
-            {"loss", m_last_step.loss},
-            {"loss_box", m_last_step.box},
-            {"loss_obj", m_last_step.obj},
-            {"loss_cls", m_last_step.cls},
-            {"lr", m_lr},
-            {"images_per_s", m_images_per_s},
-            {"rss", mem.rss},
-            {"device_mem", dev.allocated},
-            {"device_reserved", dev.reserved},
-            {"skipped_steps", m_progress.skipped_steps},
-            {"eta_s", eta}});
+    protocol::Progress progress;
+    progress.step = m_progress.step;
+    progress.total_steps = total;
+    progress.epoch = m_progress.epoch;
+    progress.phase = phase_of(m_progress.epoch);
+    progress.loss = m_last_step.loss;
+    progress.loss_box = m_last_step.box;
+    progress.loss_obj = m_last_step.obj;
+    progress.loss_cls = m_last_step.cls;
+    progress.lr = m_lr;
+    progress.images_per_s = m_images_per_s;
+    progress.rss = mem.rss;
+    progress.device_mem = dev.allocated;
+    progress.device_reserved = dev.reserved;
+    progress.skipped_steps = m_progress.skipped_steps;
+    progress.eta_s = eta;
+    report(progress);
     ui::ProgressState s;
     s.epoch = m_progress.epoch + 1;
     s.epochs = m_phase2_start + m_config.training.phase2.epochs;
@@ -486,15 +491,11 @@ void Trainer::send_progress(bool force) {
 
 bool Trainer::between_micro() {
     while (auto cmd = m_channel ? m_channel->poll_command() : std::nullopt) {
-        const std::string name = cmd->value("cmd", "");
-        if (name == "checkpoint_and_stop") {
-            request_stop(cmd->value("reason", "requested"),
-                         cmd->value("exit_code", exit_code::requested_stop));
-        } else if (name == "checkpoint") {
+        if (const auto* stop = std::get_if<protocol::CheckpointAndStop>(&*cmd))
+            request_stop(stop->reason.empty() ? "requested" : stop->reason,
+                         stop->exit_code.value_or(exit_code::requested_stop));
+        else if (std::holds_alternative<protocol::CheckpointCommand>(*cmd))
             m_pending_checkpoint = true;
-        } else {
-            log("ignoring unknown command from the supervisor: " + name);
-        }
     }
     send_progress(false);
     return !stop_requested();
@@ -516,24 +517,19 @@ void Trainer::checkpoint(const std::string& kind, bool mid_step) {
                                                    mid_step ? &m_step_start_buffers : nullptr);
     auto saved = m_store->save(bytes, meta);
     m_last_saved_step = m_progress.step;
+    m_last_saved_path = saved.path;
     if (kind == "epoch" && m_progress.best_epoch == m_progress.epoch - 1)
         m_store->save_best(bytes, meta);
-    report({{"type", "checkpoint"},
-            {"path", saved.path},
-            {"step", saved.step},
-            {"epoch", m_progress.epoch},
-            {"sha256", saved.sha256},
-            {"kind", kind}});
+    report(protocol::CheckpointWritten{saved.path, saved.step, m_progress.epoch, saved.sha256, kind});
 }
 
 void Trainer::stop_now() {
     m_bar.finish();
     const std::string reason = stop_reason();
-    std::string path;
     // Parameters and optimizer state are those of the last completed step; the buffers come from
     // the snapshot taken when the abandoned step began.
     checkpoint("stop", /*mid_step=*/!m_step_start_buffers.empty());
-    path = fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
+    const std::string path = m_last_saved_path;
     const int code = stop_exit_code();
     if (!m_step_start_buffers.empty())
         log(
@@ -542,11 +538,7 @@ void Trainer::stop_now() {
                         reason, m_progress.step + 1, m_progress.step));
     else
         log(fmt::format("stopping ({}): checkpoint at step {} written", reason, m_progress.step));
-    report({{"type", "stopping"},
-            {"reason", reason},
-            {"step", m_progress.step},
-            {"checkpoint", path},
-            {"exit_code", code}});
+    report(protocol::Stopping{reason, m_progress.step, path, code});
     throw RunEnd{code};
 }
 
@@ -566,23 +558,17 @@ void Trainer::handle_oom(const std::string& message, bool in_optimizer_step) {
         // The parameters may be half updated: the last checkpoint on disk is the state to keep.
         log("the failure came inside the optimizer update: keeping the previous checkpoint");
     } else if (m_last_saved_step == m_progress.step) {
-        path = fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
+        path = m_last_saved_path;
     } else {
         try {
             checkpoint("emergency", /*mid_step=*/!m_step_start_buffers.empty());
-            path =
-                fmt::format("{}/step-{:08d}.pt", run_dir::checkpoints(m_run_dir), m_progress.step);
+            path = m_last_saved_path;
             log(fmt::format("emergency checkpoint at step {} written", m_progress.step));
         } catch (const std::exception& e) {
             log(std::string("emergency checkpoint failed: ") + e.what());
         }
     }
-    report({{"type", "oom"},
-            {"message", first_line},
-            {"step", m_progress.step},
-            {"checkpoint", path},
-            {"peak_device_mem", m_peak_device},
-            {"peak_device_reserved", m_peak_device_reserved}});
+    report(protocol::Oom{first_line, m_progress.step, path, m_peak_device, m_peak_device_reserved});
     throw RunEnd{exit_code::oom};
 }
 
@@ -775,15 +761,17 @@ void Trainer::end_epoch() {
         } else {
             ++m_progress.stale_epochs;
         }
-        report({{"type", "eval"},
-                {"epoch", epoch},
-                {"step", m_progress.step},
-                {"map50", result.map50},
-                {"map50_95", result.map50_95},
-                {"precision", result.precision},
-                {"recall", result.recall},
-                {"layers", layers},
-                {"best_map50", m_progress.best_map50}});
+        protocol::Eval eval;
+        eval.epoch = epoch;
+        eval.step = m_progress.step;
+        eval.map50 = result.map50;
+        eval.map50_95 = result.map50_95;
+        eval.precision = result.precision;
+        eval.recall = result.recall;
+        eval.layers.emplace();
+        for (const auto& l : result.layers) (*eval.layers)[l.name] = {l.map50, l.map50_95};
+        eval.best_map50 = m_progress.best_map50;
+        report(eval);
         validation = std::move(result);
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - m_epoch_started).count();
@@ -853,14 +841,8 @@ void Trainer::end_epoch() {
     if (phase == 1 && phase_of(m_progress.epoch) == 2) m_progress.stale_epochs = 0;
     m_progress.order = epoch_order(m_data.train.size(), tc.seed, m_progress.epoch);
     checkpoint("epoch", false);
-    report({{"type", "epoch_end"},
-            {"epoch", epoch},
-            {"phase", phase},
-            {"step", m_progress.step},
-            {"seconds", seconds},
-            {"peak_rss", mem.peak},
-            {"peak_device_mem", m_peak_device},
-            {"peak_device_reserved", m_peak_device_reserved}});
+    report(protocol::EpochEnd{epoch, phase, m_progress.step, seconds, mem.peak, m_peak_device,
+                              m_peak_device_reserved});
     release_memory(m_device, m_tier.cleanup);
 }
 
@@ -875,17 +857,10 @@ int Trainer::run() {
         device_name(m_device), m_tier.name, m_tier.micro_batch, m_tier.accumulation,
         m_config.training.effective_batch, m_tier.threads, m_data.train.size(), m_data.valid.size(),
         m_steps_per_epoch));
-    report({{"type", "hello"},
-            {"pid", static_cast<long>(::getpid())},
-            {"tier", m_tier.name},
-            {"device", device_name(m_device)},
-            {"threads", m_tier.threads},
-            {"micro_batch", m_tier.micro_batch},
-            {"accumulation", m_tier.accumulation},
-            {"resumed_step", m_resumed_step},
-            {"total_steps", total},
-            {"epoch", m_progress.epoch},
-            {"phase", phase_of(m_progress.epoch)}});
+    report(protocol::Hello{static_cast<std::int64_t>(::getpid()), m_tier.name,
+                           device_name(m_device), m_tier.threads, m_tier.micro_batch,
+                           m_tier.accumulation, m_resumed_step, total, m_progress.epoch,
+                           phase_of(m_progress.epoch)});
     try {
         try {
             while (!m_progress.finished) {
@@ -906,12 +881,8 @@ int Trainer::run() {
     log(fmt::format("done: {} steps, best mAP@0.5 {:.3f} (epoch {}); best weights in {}/best.pt",
                     m_progress.step, m_progress.best_map50, m_progress.best_epoch + 1,
                     run_dir::checkpoints(m_run_dir)));
-    report({{"type", "done"},
-            {"step", m_progress.step},
-            {"epoch", m_progress.epoch},
-            {"best_map50", m_progress.best_map50},
-            {"skipped_steps", m_progress.skipped_steps},
-            {"reason", m_progress.finish_reason}});
+    report(protocol::Done{m_progress.step, m_progress.epoch, m_progress.best_map50,
+                          m_progress.skipped_steps, m_progress.finish_reason});
     return exit_code::done;
 }
 
@@ -923,7 +894,7 @@ int run_training(const TrainOptions& options) {
     auto channel = ReportChannel::open(options.report_fd, options.command_fd);
     auto report_error = [&](const char* kind, const std::string& message) {
         std::cerr << "error: " << message << std::endl;
-        if (channel) channel->send({{"type", "error"}, {"kind", kind}, {"message", message}});
+        if (channel) channel->send(protocol::WorkerError{kind, message});
     };
     try {
         Config config = load_config(options.config_path);

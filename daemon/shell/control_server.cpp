@@ -1,4 +1,6 @@
-#include "daemon/core/control_server.hpp"
+#include "daemon/shell/control_server.hpp"
+
+#include "common/control.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,9 +58,9 @@ class Session : public std::enable_shared_from_this<Session> {
                 self->m_timer.cancel();
                 if (ec == boost::asio::error::not_found) {
                     self->reply_and_close(
-                        Json{{"ok", false},
-                             {"error", "request longer than " +
-                                           std::to_string(protocol::max_line_bytes) + " bytes"}});
+                        protocol::control_error("request longer than " +
+                                                std::to_string(protocol::max_line_bytes) +
+                                                " bytes"));
                     return;
                 }
                 if (ec) {
@@ -77,14 +79,14 @@ class Session : public std::enable_shared_from_this<Session> {
     void answer(const std::string& line) {
         std::string error;
         Json reply;
-        if (auto request = protocol::decode(line, &error, "cmd")) {
+        if (auto request = protocol::decode(line, &error, protocol::command_key)) {
             try {
                 reply = m_shared->handler(*request);
             } catch (const std::exception& e) {
-                reply = Json{{"ok", false}, {"error", std::string("internal error: ") + e.what()}};
+                reply = protocol::control_error(std::string("internal error: ") + e.what());
             }
         } else {
-            reply = Json{{"ok", false}, {"error", error}};
+            reply = protocol::control_error(error);
         }
         write(protocol::encode(reply), /*then_close=*/false);
     }

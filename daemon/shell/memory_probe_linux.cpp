@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/core/memory_probe.hpp"
+#include "daemon/shell/memory_probe.hpp"
 
 namespace smartcash::daemon {
 namespace {

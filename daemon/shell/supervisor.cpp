@@ -1,4 +1,4 @@
-#include "daemon/core/supervisor.hpp"
+#include "daemon/shell/supervisor.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -13,41 +13,35 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 
 #include "common/atomic_file.hpp"
 #include "common/file_lock.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
-#include "daemon/core/control_server.hpp"
-#include "daemon/core/devices.hpp"
-#include "daemon/core/event_text.hpp"
-#include "daemon/core/memory_probe.hpp"
-#include "daemon/core/run_files.hpp"
-#include "daemon/core/self_path.hpp"
-#include "daemon/core/state_file.hpp"
-#include "daemon/core/worker_process.hpp"
+#include "common/control.hpp"
+#include "daemon/shell/console.hpp"
+#include "daemon/shell/control_server.hpp"
+#include "daemon/shell/devices.hpp"
+#include "daemon/shell/event_text.hpp"
+#include "daemon/shell/memory_probe.hpp"
+#include "daemon/rundir/run_files.hpp"
+#include "daemon/shell/self_path.hpp"
+#include "daemon/shell/status.hpp"
+#include "daemon/rundir/state_file.hpp"
+#include "daemon/shell/worker_process.hpp"
 
 namespace smartcash::daemon {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-std::string resolve_worker_path(const std::string& flag) {
-    if (!flag.empty()) return flag;
-    if (const char* env = std::getenv("SMARTCASH_WORKER"); env && *env) return env;
-    if (auto self = self_executable_path())
-        return (std::filesystem::path(*self).parent_path() / "smartcash-worker").string();
-    return "smartcash-worker";
-}
-
 struct Supervisor::Impl {
     Impl(Config c, SupervisorOptions o)
         : config(std::move(c)),
           options(std::move(o)),
           journal(options.run_dir),
+          console(options.log_to_stderr, options.follow_worker_log),
           signals(io, SIGINT, SIGTERM, SIGQUIT),
           poll_timer(io),
           persist_timer(io),
@@ -67,6 +61,7 @@ struct Supervisor::Impl {
     Config config;
     SupervisorOptions options;
     Journal journal;
+    Console console;
     asio::io_context io;
     asio::signal_set signals;
     asio::steady_timer poll_timer;
@@ -90,106 +85,30 @@ struct Supervisor::Impl {
     bool persist_retry_armed = false;
     int shutdown_signals = 0;
     std::optional<int> exit_code;
-    bool stderr_is_terminal = ::isatty(STDERR_FILENO) == 1;
     double last_progress_line = -1e9;
-    std::string follow_path;  // the worker log being copied to stderr
-    std::size_t follow_offset = 0;
-    std::string follow_pending;  // a partial last line
 
     double now() const { return std::chrono::duration<double>(Clock::now() - started).count(); }
 
-    void log(const std::string& line, EventWeight weight = EventWeight::routine) {
-        if (!options.log_to_stderr) return;
-        const std::string clock = iso_time_now().substr(11, 8);  // HH:MM:SS, UTC like the journal
-        std::string text = line;
-        if (weight == EventWeight::alarm) {
-            text = "==> " + line;
-            if (stderr_is_terminal) text = "\033[1;33m" + text + "\033[0m";
-        } else if (weight == EventWeight::notable && stderr_is_terminal) {
-            text = "\033[1m" + text + "\033[0m";
-        }
-        std::cerr.clear();  // a write that failed once (full disk, EFBIG) must not mute the rest
-        std::cerr << "smartcashd " << clock << "  " << text << std::endl;
-    }
-
-    // ---- the worker's log, copied to stderr when following ----
-
-    void follow_log() {
-        if (!options.follow_worker_log || follow_path.empty()) return;
-        std::ifstream in(follow_path, std::ios::binary);
-        if (!in) return;
-        in.seekg(static_cast<std::streamoff>(follow_offset));
-        std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        follow_offset += chunk.size();
-        follow_pending += chunk;
-        std::size_t start = 0;
-        for (std::size_t nl; (nl = follow_pending.find('\n', start)) != std::string::npos;
-             start = nl + 1) {
-            std::string line = follow_pending.substr(start, nl - start);
-            // A terminal progress bar redraws with carriage returns; keep its last state only.
-            if (auto cr = line.find_last_of('\r'); cr != std::string::npos)
-                line = line.substr(cr + 1);
-            if (!line.empty()) std::cerr << "    worker | " << line << "\n";
-        }
-        follow_pending.erase(0, start);
-        std::cerr.flush();
-    }
-
-    void end_follow() {
-        follow_log();
-        if (!follow_pending.empty()) std::cerr << "    worker | " << follow_pending << std::endl;
-        follow_pending.clear();
-        follow_path.clear();
-        follow_offset = 0;
+    void log(const std::string& line, EventWeight weight = EventWeight::routine) const {
+        console.log(line, weight);
     }
 
     void on_report(const Json& message) {
-        if (!options.follow_worker_log && options.progress_interval > 0 &&
-            message.value("type", "") == "progress" &&
+        std::string error;
+        auto report = protocol::report_from_json(message, &error);
+        if (!report) {
+            log("ignoring a report: " + error);
+            return;
+        }
+        const auto* progress = std::get_if<protocol::Progress>(&*report);
+        if (progress && !options.follow_worker_log && options.progress_interval > 0 &&
             now() - last_progress_line >= options.progress_interval) {
             last_progress_line = now();
             const std::size_t t = static_cast<std::size_t>(state.tier);
             log(describe_progress(
-                message, t < config.tiers.size() ? config.tiers[t].name : std::string("?")));
+                *progress, t < config.tiers.size() ? config.tiers[t].name : std::string("?")));
         }
-        dispatch(Report{message});
-    }
-
-    void print_summary(const Finish& a) {
-        if (!options.log_to_stderr) return;
-        const std::size_t t = static_cast<std::size_t>(state.tier);
-        char buf[32];
-        std::cerr << "\nsmartcashd: job " << to_string(a.status) << "\n";
-        if (!a.message.empty()) std::cerr << "  " << a.message << "\n";
-        if (t < config.tiers.size()) std::cerr << "  tier:        " << config.tiers[t].name << "\n";
-        if (state.step >= 0)
-            std::cerr << "  step:        " << state.step
-                      << (state.total_steps > 0 ? " of " + std::to_string(state.total_steps)
-                                                : std::string())
-                      << "\n";
-        std::cerr << "  launches:    " << state.launches << "\n";
-        if (state.map50) {
-            std::snprintf(buf, sizeof buf, "%.3f", *state.map50);
-            std::cerr << "  mAP@0.5:     " << buf
-                      << (a.status == JobStatus::done ? " (best)" : " (last eval)") << "\n";
-        }
-        for (const auto& [name, v] : state.layer_map50) {
-            std::snprintf(buf, sizeof buf, "%.3f", v);
-            std::cerr << "  " << name << " mAP@0.5: " << buf << " (last eval)\n";
-        }
-        for (std::size_t i = 0; i < config.tiers.size(); ++i) {
-            auto it = state.tier_records.find(config.tiers[i].name);
-            if (it == state.tier_records.end() || it->second.launches == 0) continue;
-            std::cerr << "  tier " << config.tiers[i].name << ": " << it->second.launches
-                      << " launch" << (it->second.launches == 1 ? "" : "es") << ", peak RSS "
-                      << format_size(it->second.peak_rss) << ", last "
-                      << (it->second.last_outcome.empty() ? "-" : it->second.last_outcome) << "\n";
-        }
-        if (!state.last_checkpoint.empty())
-            std::cerr << "  checkpoint:  " << state.last_checkpoint << "\n";
-        std::cerr << "  journal:     " << run_dir::events(options.run_dir) << "\n";
-        std::cerr << "  worker logs: " << run_dir::logs(options.run_dir) << "/worker-N.log"
-                  << std::endl;
+        dispatch(Report{std::move(*report)});
     }
 
     Decision dispatch(EventBody body) {
@@ -234,16 +153,14 @@ struct Supervisor::Impl {
             return;
         }
         worker = process;
-        end_follow();
-        follow_path = spec.log_path;
+        console.follow(spec.log_path);
         last_progress_line = now();  // the first progress line after an interval of training
         log("worker log: " + spec.log_path);
         asio::post(io, [this, pid = process->pid()] { dispatch(WorkerStarted{pid}); });
     }
 
     void perform(const SendCommand& a) {
-        if (worker)
-            worker->send(Json{{"v", protocol::version}, {"cmd", a.cmd}, {"reason", a.reason}});
+        if (worker) worker->send(protocol::to_json(a.command));
     }
 
     void perform(const SignalWorker& a) {
@@ -270,7 +187,7 @@ struct Supervisor::Impl {
     }
 
     void perform(const JournalEntry& a) {
-        const std::string line = Journal::line(a.entry);
+        const std::string line = Journal::line(protocol::to_json(a.entry));
         const EventText text = describe_event(a.entry);
         if (!text.text.empty()) log(text.text, text.weight);
         constexpr std::size_t max_unwritten = 100000;
@@ -337,8 +254,8 @@ struct Supervisor::Impl {
         persist();
         if (!persist_error.empty())
             log("exiting with the run directory out of date: " + persist_error, EventWeight::alarm);
-        end_follow();
-        print_summary(a);
+        console.end_follow();
+        console.summary(a, state, config, options.run_dir);
         switch (a.status) {
             case JobStatus::done:
                 exit_code = supervisor_exit::done;
@@ -365,12 +282,12 @@ struct Supervisor::Impl {
             e.cgroup_oom_kill = after && *after > *oom_kills_at_launch;
         }
         worker.reset();
-        end_follow();
+        console.end_follow();
         dispatch(e);
     }
 
     void poll_memory() {
-        follow_log();
+        console.poll_followed();
         // Once reaped, the worker's pid may already name another process: never read it.
         if (worker && !worker->reaped()) {
             MemoryReading r = probe->read(worker->pid());
@@ -400,73 +317,48 @@ struct Supervisor::Impl {
     }
 
     Json status_json() const {
-        const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
-        const TierConfig* tier =
-            tier_ok ? &config.tiers[static_cast<std::size_t>(state.tier)] : nullptr;
-        auto opt = [](const auto& v) { return v ? Json(*v) : Json(); };
-        return Json{{"ok", true},
-                    {"state", to_string(state.status)},
-                    {"phase", to_string(state.phase)},
-                    {"tier", tier ? tier->name : std::string()},
-                    {"tier_device", tier ? to_string(tier->device) : ""},
-                    {"device", state.device},
-                    {"memory_limit", tier ? tier->memory_limit : 0},
-                    {"step", state.step},
-                    {"total_steps", state.total_steps},
-                    {"epoch", state.epoch},
-                    {"loss", opt(state.loss)},
-                    {"map50", opt(state.map50)},
-                    {"map50_95", opt(state.map50_95)},
-                    {"layers_map50", state.layer_map50},
-                    {"rss", state.rss},
-                    {"device_mem", state.device_mem},
-                    {"pid", state.pid},
-                    {"launches", state.launches},
-                    {"failures_without_progress", state.failures_without_progress},
-                    {"last_checkpoint", state.last_checkpoint},
-                    {"last_checkpoint_step", state.last_checkpoint_step},
-                    {"message", state.message},
-                    {"persistence", persistence_json()},
-                    {"run_dir", options.run_dir},
-                    {"supervisor_pid", static_cast<int>(::getpid())}};
+        protocol::StatusView v = status_view(state, config, options.run_dir);
+        v.persistence = persistence();
+        v.supervisor_pid = static_cast<int>(::getpid());
+        return protocol::to_json(v);
     }
 
     // Whether state.json and the journal are on disk; status shows it so that a full disk is
     // seen before a restart would resume from an old state.
-    Json persistence_json() const {
-        if (persist_error.empty()) return Json{{"ok", true}};
-        return Json{{"ok", false},
-                    {"error", persist_error},
-                    {"failing_for_s", now() - persist_failing_since},
-                    {"unwritten_journal_lines", unwritten_journal.size()},
-                    {"state_unsaved", state_unsaved}};
+    protocol::Persistence persistence() const {
+        protocol::Persistence p;
+        if (persist_error.empty()) return p;
+        p.ok = false;
+        p.error = persist_error;
+        p.failing_for_s = now() - persist_failing_since;
+        p.unwritten_journal_lines = unwritten_journal.size();
+        p.state_unsaved = state_unsaved;
+        return p;
     }
 
-    Json on_control(const Json& request) {
-        const std::string cmd = request.value("cmd", "");
+    Json on_control(const Json& message) {
+        namespace cmd = protocol::control_cmd;
+        const protocol::ControlRequestLine request = protocol::control_request_from_json(message);
         ControlRequest r;
-        if (cmd == "status") return status_json();
-        if (cmd == "stop")
+        if (request.cmd == cmd::status) return status_json();
+        if (request.cmd == cmd::stop)
             r.command = ControlCommand::stop;
-        else if (cmd == "pause")
+        else if (request.cmd == cmd::pause)
             r.command = ControlCommand::pause;
-        else if (cmd == "resume")
+        else if (request.cmd == cmd::resume)
             r.command = ControlCommand::resume;
-        else if (cmd == "checkpoint")
+        else if (request.cmd == cmd::checkpoint)
             r.command = ControlCommand::checkpoint;
-        else if (cmd == "tier") {
+        else if (request.cmd == cmd::tier) {
             r.command = ControlCommand::tier;
-            auto it = request.find("tier");
-            if (it == request.end() || !it->is_string())
-                return Json{{"ok", false}, {"error", "tier needs a string field \"tier\""}};
-            r.tier = it->get<std::string>();
+            if (!request.tier) return protocol::control_error("tier needs a string field \"tier\"");
+            r.tier = *request.tier;
         } else {
-            return Json{{"ok", false}, {"error", "unknown command \"" + cmd + "\""}};
+            return protocol::control_error("unknown command \"" + request.cmd + "\"");
         }
         Decision d = dispatch(r);
-        if (!d.ok) return Json{{"ok", false}, {"error", d.error}};
-        return Json{
-            {"ok", true}, {"state", to_string(state.status)}, {"phase", to_string(state.phase)}};
+        if (!d.ok) return protocol::control_error(d.error);
+        return protocol::control_accepted(to_string(state.status), to_string(state.phase));
     }
 
     void shut_down_loop() {

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "daemon/core/memory_probe.hpp"
+#include "daemon/shell/memory_probe.hpp"
 
 namespace smartcash::daemon {
 namespace {

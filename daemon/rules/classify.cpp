@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "common/exit_codes.hpp"
-#include "daemon/core/decision.hpp"
+#include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
 
@@ -165,6 +165,15 @@ bool near_tier_limit(std::uint64_t rss, const TierConfig& tier, const Supervisor
                sc.soft_limit_fraction * static_cast<double>(tier.memory_limit);
 }
 
+bool system_memory_short(const std::optional<std::uint64_t>& available,
+                         const SupervisorConfig& sc) {
+    return available && *available < sc.min_available;
+}
+
+bool pressure_high(const std::optional<double>& pressure, const SupervisorConfig& sc) {
+    return pressure && *pressure >= sc.pressure_threshold;
+}
+
 bool memory_short_near_end(const SupervisorState& state, const DecideContext& context) {
     const Config& config = *context.config;
     const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
@@ -173,8 +182,7 @@ bool memory_short_near_end(const SupervisorState& state, const DecideContext& co
         if (tier_ok &&
             near_tier_limit(r.rss, config.tiers[static_cast<std::size_t>(state.tier)], sc))
             return true;
-        if (r.available && *r.available < sc.min_available) return true;
-        if (r.pressure && *r.pressure >= sc.pressure_threshold) return true;
+        if (system_memory_short(r.available, sc) || pressure_high(r.pressure, sc)) return true;
     }
     return false;
 }

@@ -1,5 +1,8 @@
 // The supervisor's tier state machine: one pure function from (state, event) to (state, actions).
-// decision.cpp holds the machine, classify.cpp the classification of worker ends and the names.
+// The rules live in this folder, one idea a file: machine.hpp (the machine's parts), decision.cpp
+// (launches, exits, timers, shutdown), reports.cpp (what the worker's reports change),
+// memory.cpp (the watchdog and the soft limit), promotion.cpp (moving back up), control.cpp
+// (control requests), classify.cpp (how a worker's end is classified, and the names).
 //
 // Nothing in here does I/O or reads a clock: time arrives inside each event, the machine's
 // devices and the config arrive in the context, and everything the supervisor should do comes
@@ -14,8 +17,12 @@
 #include <variant>
 #include <vector>
 
+#include "common/commands.hpp"
 #include "common/config.hpp"
+#include "common/control.hpp"
+#include "common/journal_events.hpp"
 #include "common/protocol.hpp"
+#include "common/reports.hpp"
 
 namespace smartcash::daemon {
 
@@ -54,13 +61,9 @@ enum class TimerKind { heartbeat, stop, grace, backoff };
 
 enum class ControlCommand { stop, pause, resume, checkpoint, tier };
 
-/// What one tier did during this job; kept per tier name in state.json.
-struct TierRecord {
-    std::uint64_t peak_rss = 0;         ///< highest worker-tree RSS sampled at this tier
-    std::uint64_t peak_device_mem = 0;  ///< highest device memory the worker reported
-    int launches = 0;
-    std::string last_outcome;  ///< class name of the last end at this tier ("" while none)
-};
+/// What one tier did during this job (peak RSS and device memory, launches, the class of its
+/// last end); kept per tier name in state.json and shown by status.
+using TierRecord = protocol::TierSummary;
 
 /// One memory reading kept for judging a SIGKILL: only the readings just before a kill say
 /// whether memory was what killed the worker.
@@ -73,6 +76,18 @@ struct RecentSample {
 
 /// Why the supervisor itself signalled the worker (none: it did not).
 enum class KillReason { none, memory, hang, stop };
+
+/// The latest figures the worker and the memory probe gave, for status and the journal.
+struct ShownFigures {
+    std::optional<double> loss;
+    std::optional<double> map50;
+    std::optional<double> map50_95;
+    std::map<std::string, double> layer_map50;  ///< mAP@0.5 per detection layer, last eval
+    std::uint64_t rss = 0;
+    std::uint64_t device_mem = 0;
+    std::optional<std::uint64_t> available;
+    std::string device;  ///< as the worker's hello named it
+};
 
 struct SupervisorState {
     // --- persisted (state.json) ---
@@ -120,18 +135,13 @@ struct SupervisorState {
     double limit_hit_at = -1;
     std::string last_error;  ///< message of the worker's last error/oom report
 
-    // --- the latest figures, for status ---
+    // --- the job's progress as the worker reported it (step decides promotion's timing) ---
     std::int64_t step = -1;
     std::int64_t total_steps = 0;
     int epoch = 0;
-    std::optional<double> loss;
-    std::optional<double> map50;
-    std::optional<double> map50_95;
-    std::map<std::string, double> layer_map50;  ///< mAP@0.5 per detection layer, last eval
-    std::uint64_t rss = 0;
-    std::uint64_t device_mem = 0;
-    std::optional<std::uint64_t> available;
-    std::string device;  ///< as the worker's hello named it
+
+    /// Figures kept for people only (status, the summary, state.json); no rule reads them.
+    ShownFigures shown;
 };
 
 // ---- events ----
@@ -152,9 +162,9 @@ struct WorkerExited {
     std::optional<int> signal;     ///< set when a signal ended it
     bool cgroup_oom_kill = false;  ///< the kernel's cgroup oom killer fired during the launch
 };
-/// One message from the worker's report channel (decoded, has a string "type").
+/// One report from the worker's report channel.
 struct Report {
-    Json message;
+    protocol::WorkerReport message;
 };
 struct MemorySample {
     std::uint64_t rss = 0;  ///< worker process tree
@@ -187,8 +197,7 @@ struct Launch {
     int tier = 0;
 };
 struct SendCommand {
-    std::string cmd;  ///< "checkpoint" or "checkpoint_and_stop"
-    std::string reason;
+    protocol::WorkerCommand command;
 };
 struct SignalWorker {
     int signal = 0;  ///< SIGTERM or SIGKILL, to the worker's process group
@@ -203,7 +212,7 @@ struct CancelTimer {
 };
 /// One journal line; the shell adds the time.
 struct JournalEntry {
-    Json entry;
+    protocol::JournalEvent entry;
 };
 struct SaveState {};
 /// The job is over for this supervisor: done, failed, stopped, or paused at shutdown.
@@ -236,6 +245,12 @@ ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
 
 /// Whether `rss` is at or above the soft fraction of the tier's memory limit (never, without one).
 bool near_tier_limit(std::uint64_t rss, const TierConfig& tier, const SupervisorConfig& sc);
+
+/// Whether the system's available memory is below min_available (unknown: no).
+bool system_memory_short(const std::optional<std::uint64_t>& available,
+                         const SupervisorConfig& sc);
+/// Whether memory pressure is at or above its threshold (unknown: no).
+bool pressure_high(const std::optional<double>& pressure, const SupervisorConfig& sc);
 
 /// Whether the readings just before the end show memory at its end: the worker's RSS at the
 /// soft fraction of its tier's limit, the system below min_available, or pressure at its

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <string>
 
-#include "daemon/core/decision.hpp"
+#include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
 

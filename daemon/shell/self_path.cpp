@@ -1,6 +1,7 @@
-#include "daemon/core/self_path.hpp"
+#include "daemon/shell/self_path.hpp"
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <vector>
 
@@ -29,6 +30,14 @@ std::optional<std::string> self_executable_path() {
     (void)ec;
     return std::nullopt;
 #endif
+}
+
+std::string resolve_worker_path(const std::string& flag) {
+    if (!flag.empty()) return flag;
+    if (const char* env = std::getenv("SMARTCASH_WORKER"); env && *env) return env;
+    if (auto self = self_executable_path())
+        return (std::filesystem::path(*self).parent_path() / "smartcash-worker").string();
+    return "smartcash-worker";
 }
 
 }  // namespace smartcash::daemon

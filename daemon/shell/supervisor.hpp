@@ -8,7 +8,7 @@
 #include <string>
 
 #include "common/config.hpp"
-#include "daemon/core/decision.hpp"
+#include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
 
@@ -48,9 +48,5 @@ class Supervisor {
     struct Impl;
     std::unique_ptr<Impl> m_impl;
 };
-
-/// The worker executable to use: `flag` if given, else $SMARTCASH_WORKER, else
-/// smartcash-worker next to this program's own executable.
-std::string resolve_worker_path(const std::string& flag);
 
 }  // namespace smartcash::daemon

@@ -1,4 +1,4 @@
-#include "daemon/core/run_files.hpp"
+#include "daemon/rundir/run_files.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -77,9 +77,10 @@ Journal::Journal(std::string run_dir) : m_path(run_dir::events(run_dir)) {}
 std::string Journal::line(const protocol::Json& event) {
     // "t" and "event" lead the line so the journal reads well with plain tools.
     std::string text = "{\"t\":" + protocol::Json(iso_time_now()).dump();
-    if (event.contains("event")) text += ",\"event\":" + event["event"].dump();
+    const char* name = protocol::event_key;
+    if (event.contains(name)) text += ",\"" + std::string(name) + "\":" + event[name].dump();
     for (const auto& [key, value] : event.items()) {
-        if (key == "event" || key == "t") continue;
+        if (key == name || key == "t") continue;
         text += "," + protocol::Json(key).dump() + ":" +
                 value.dump(-1, ' ', false, protocol::Json::error_handler_t::replace);
     }

@@ -6,7 +6,8 @@
 
 #include <string>
 
-#include "common/protocol.hpp"
+#include "common/journal_events.hpp"
+#include "common/reports.hpp"
 
 namespace smartcash::daemon {
 
@@ -18,10 +19,10 @@ struct EventText {
     EventWeight weight = EventWeight::routine;
 };
 
-/// The line for one journal entry (as decide() produced it, without "t").
-EventText describe_event(const protocol::Json& entry);
+/// The line for one journal entry.
+EventText describe_event(const protocol::JournalEvent& entry);
 
 /// A periodic progress line from the worker's `progress` report.
-std::string describe_progress(const protocol::Json& report, const std::string& tier);
+std::string describe_progress(const protocol::Progress& report, const std::string& tier);
 
 }  // namespace smartcash::daemon

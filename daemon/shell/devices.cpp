@@ -1,4 +1,4 @@
-#include "daemon/core/devices.hpp"
+#include "daemon/shell/devices.hpp"
 
 #include <signal.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "daemon/core/worker_process.hpp"
+#include "daemon/shell/worker_process.hpp"
 
 #include <fcntl.h>
 #include <signal.h>

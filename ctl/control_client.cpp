@@ -1,4 +1,4 @@
-#include "daemon/core/control_client.hpp"
+#include "ctl/control_client.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,18 +1,18 @@
 // smartcashctl: asks the supervisor of a run directory over its control socket. No control
 // logic here: every decision is the supervisor's.
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "common/control.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
-#include "daemon/core/control_client.hpp"
+#include "ctl/control_client.hpp"
+#include "daemon/rundir/state_file.hpp"
+#include "daemon/shell/status.hpp"
 
 namespace {
 
@@ -45,77 +45,52 @@ std::string default_run_dir() {
     return found.size() == 1 ? found.front() : std::string(".");
 }
 
-std::string text_or(const Json& j, const char* key, const std::string& fallback = "-") {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return fallback;
-    if (it->is_string()) return it->get<std::string>().empty() ? fallback : it->get<std::string>();
-    return it->dump();
+std::string or_dash(const std::string& text) { return text.empty() ? "-" : text; }
+
+std::string four_digits(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.4f", v);
+    return buf;
 }
 
-void print_status(const Json& s) {
-    char buf[64];
-    std::cout << "state:      " << text_or(s, "state") << " (" << text_or(s, "phase") << ")\n";
-    std::string tier = text_or(s, "tier");
-    if (s.value("memory_limit", std::uint64_t{0}) > 0)
-        tier += "  limit " + format_size(s.value("memory_limit", std::uint64_t{0}));
+void print_status(const protocol::StatusView& s) {
+    std::cout << "state:      " << or_dash(s.state) << " (" << or_dash(s.phase) << ")\n";
+    std::string tier = or_dash(s.tier);
+    if (s.memory_limit.value_or(0) > 0) tier += "  limit " + format_size(*s.memory_limit);
     std::cout << "tier:       " << tier << "  device "
-              << text_or(s, "device", text_or(s, "tier_device")) << "\n";
-    const auto step = s.value("step", std::int64_t{-1});
-    const auto total = s.value("total_steps", std::int64_t{0});
-    std::cout << "step:       " << (step >= 0 ? std::to_string(step) : "-")
-              << (total > 0 ? " / " + std::to_string(total) : "") << "   epoch "
-              << text_or(s, "epoch") << "\n";
-    if (s.contains("loss") && s["loss"].is_number()) {
-        std::snprintf(buf, sizeof buf, "%.4f", s["loss"].get<double>());
-        std::cout << "loss:       " << buf << "\n";
-    }
-    if (s.contains("map50") && s["map50"].is_number()) {
-        std::snprintf(buf, sizeof buf, "%.4f", s["map50"].get<double>());
-        std::cout << "mAP@0.5:    " << buf;
-        if (s.contains("map50_95") && s["map50_95"].is_number()) {
-            std::snprintf(buf, sizeof buf, "%.4f", s["map50_95"].get<double>());
-            std::cout << "   mAP@0.5:0.95 " << buf;
-        }
+              << or_dash(s.device.value_or("").empty() ? s.tier_device.value_or("") : *s.device)
+              << "\n";
+    std::cout << "step:       " << (s.step >= 0 ? std::to_string(s.step) : "-")
+              << (s.total_steps > 0 ? " / " + std::to_string(s.total_steps) : "") << "   epoch "
+              << s.epoch << "\n";
+    if (s.loss) std::cout << "loss:       " << four_digits(*s.loss) << "\n";
+    if (s.map50) {
+        std::cout << "mAP@0.5:    " << four_digits(*s.map50);
+        if (s.map50_95) std::cout << "   mAP@0.5:0.95 " << four_digits(*s.map50_95);
         std::cout << "\n";
     }
-    if (s.contains("layers_map50") && s["layers_map50"].is_object())
-        for (const auto& [name, v] : s["layers_map50"].items()) {
-            if (!v.is_number()) continue;
-            std::snprintf(buf, sizeof buf, "%.4f", v.get<double>());
-            std::cout << "  " << name << " mAP@0.5: " << buf << "\n";
-        }
-    if (!s.value("supervisor_running", true))
+    for (const auto& [name, v] : s.layers_map50)
+        std::cout << "  " << name << " mAP@0.5: " << four_digits(v) << "\n";
+    if (!s.supervisor_running.value_or(true))
         std::cout << "supervisor: not running (from state.json)\n";
-    const int pid = s.value("pid", 0);
     std::cout << "worker:     "
-              << (pid > 0 ? "pid " + std::to_string(pid) : std::string("not running"));
-    if (pid > 0) std::cout << "  rss " << format_size(s.value("rss", std::uint64_t{0}));
-    std::cout << "  launches " << text_or(s, "launches") << "\n";
-    std::cout << "checkpoint: " << text_or(s, "last_checkpoint") << "\n";
-    const std::string message = text_or(s, "message", "");
-    if (!message.empty()) std::cout << "message:    " << message << "\n";
+              << (s.pid > 0 ? "pid " + std::to_string(s.pid) : std::string("not running"));
+    if (s.pid > 0) std::cout << "  rss " << format_size(s.rss.value_or(0));
+    std::cout << "  launches " << s.launches << "\n";
+    std::cout << "checkpoint: " << or_dash(s.last_checkpoint) << "\n";
+    if (!s.message.empty()) std::cout << "message:    " << s.message << "\n";
 }
 
 // The status of a run whose supervisor is not running, from its state.json; nullopt when the
-// directory has none.
+// directory has none (or it cannot be read).
 std::optional<Json> status_from_state_file(const std::string& run_dir) {
-    std::ifstream in(run_dir::state(run_dir));
-    if (!in) return std::nullopt;
-    std::stringstream text;
-    text << in.rdbuf();
-    Json st = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-    if (!st.is_object()) return std::nullopt;
-    Json s{{"ok", true},
-           {"supervisor_running", false},
-           {"phase", "idle"},
-           {"pid", 0},
-           {"run_dir", run_dir}};
-    for (const char* key : {"tier", "step", "total_steps", "epoch", "map50", "map50_95",
-                            "layers_map50", "launches", "failures_without_progress",
-                            "last_checkpoint", "last_checkpoint_step", "message", "tiers"})
-        if (st.contains(key)) s[key] = st[key];
-    s["state"] = st.value("status", std::string("unknown"));
-    return s;
+    try {
+        auto record = daemon::read_state_record(run_dir);
+        if (!record) return std::nullopt;
+        return protocol::to_json(daemon::status_view(*record, run_dir));
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
 }
 
 }  // namespace
@@ -143,8 +118,9 @@ int main(int argc, char** argv) {
     if (socket.empty()) socket = run_dir::socket(run_dir);
     const std::string command = rest[0];
     bool json_out = false;
-    Json request{{"cmd", command}};
-    if (command == "status") {
+    namespace cmd = protocol::control_cmd;
+    protocol::ControlRequestLine request{command, std::nullopt};
+    if (command == cmd::status) {
         for (std::size_t i = 1; i < rest.size(); ++i) {
             if (rest[i] == "--json") {
                 json_out = true;
@@ -153,14 +129,14 @@ int main(int argc, char** argv) {
                 return 2;
             }
         }
-    } else if (command == "tier") {
+    } else if (command == cmd::tier) {
         if (rest.size() != 2) {
             std::cerr << "smartcashctl: tier needs exactly one NAME\n" << usage_text;
             return 2;
         }
-        request["tier"] = rest[1];
-    } else if (command == "stop" || command == "pause" || command == "resume" ||
-               command == "checkpoint") {
+        request.tier = rest[1];
+    } else if (command == cmd::stop || command == cmd::pause || command == cmd::resume ||
+               command == cmd::checkpoint) {
         if (rest.size() != 1) {
             std::cerr << "smartcashctl: " << command << " takes no arguments\n" << usage_text;
             return 2;
@@ -170,25 +146,26 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::string error;
-    auto answer = daemon::control_request(socket, request, &error);
+    auto answer = daemon::control_request(socket, protocol::to_json(request), &error);
     // A job whose supervisor has exited (done, failed, stopped) still has a status: its state.json.
-    if (!answer && command == "status" && !run_dir.empty())
+    if (!answer && command == cmd::status && !run_dir.empty())
         answer = status_from_state_file(run_dir);
     if (!answer) {
         std::cerr << "smartcashctl: " << error << std::endl;
         return 1;
     }
+    const protocol::ControlAnswer result = protocol::control_answer_from_json(*answer);
     if (json_out) {
         std::cout << answer->dump(2) << std::endl;
-        return answer->value("ok", false) ? 0 : 1;
+        return result.ok ? 0 : 1;
     }
-    if (!answer->value("ok", false)) {
-        std::cerr << "smartcashctl: " << text_or(*answer, "error", "refused") << std::endl;
+    if (!result.ok) {
+        std::cerr << "smartcashctl: " << (result.error ? *result.error : "refused") << std::endl;
         return 1;
     }
-    if (command == "status")
-        print_status(*answer);
+    if (command == cmd::status)
+        print_status(protocol::status_from_json(*answer));
     else
-        std::cout << command << ": ok (" << text_or(*answer, "state") << ")" << std::endl;
+        std::cout << command << ": ok (" << or_dash(result.state.value_or("")) << ")" << std::endl;
     return 0;
 }

@@ -1,0 +1,153 @@
+// Client <-> supervisor on RUN_DIR/control.sock: {"cmd": ...} -> {"ok": true|false, ...}
+// (docs/supervisor.md, "The control socket"). The command names, the request, the answers and the
+// status a client is shown, each defined once here for smartcashd and smartcashctl.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/protocol.hpp"
+
+namespace smartcash::protocol {
+
+/// The commands control.sock accepts.
+namespace control_cmd {
+inline constexpr const char* status = "status";
+inline constexpr const char* stop = "stop";
+inline constexpr const char* pause = "pause";
+inline constexpr const char* resume = "resume";
+inline constexpr const char* checkpoint = "checkpoint";
+inline constexpr const char* tier = "tier";  ///< with a string field "tier": the tier's name
+}  // namespace control_cmd
+
+/// One request line.
+struct ControlRequestLine {
+    std::string cmd;
+    std::optional<std::string> tier;  ///< for control_cmd::tier
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("cmd", s.cmd), v("tier", s.tier);
+    }
+};
+Json to_json(const ControlRequestLine& request);
+/// Reads a request that protocol::decode(line, error, "cmd") accepted.
+ControlRequestLine control_request_from_json(const Json& request);
+
+/// What every answer says: whether the request was done, and why not. A command that changes the
+/// job also says the job's state and phase after it; `status` says much more (StatusView).
+struct ControlAnswer {
+    bool ok = false;
+    std::optional<std::string> error;
+    std::optional<std::string> state;
+    std::optional<std::string> phase;
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("ok", s.ok), v("error", s.error), v("state", s.state), v("phase", s.phase);
+    }
+};
+Json to_json(const ControlAnswer& answer);
+ControlAnswer control_answer_from_json(const Json& answer);
+
+/// {"ok": false, "error": why}.
+Json control_error(const std::string& why);
+
+/// The answer to a command that changes the job: accepted, and the job's state and phase after.
+Json control_accepted(const std::string& state, const std::string& phase);
+
+/// Whether state.json and the journal are on disk (status shows it, so that a full disk is seen
+/// before a restart would resume from an old state).
+struct Persistence {
+    bool ok = true;
+    std::optional<std::string> error;
+    std::optional<double> failing_for_s;
+    std::optional<std::uint64_t> unwritten_journal_lines;
+    std::optional<bool> state_unsaved;
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("ok", s.ok), v("error", s.error), v("failing_for_s", s.failing_for_s);
+        v("unwritten_journal_lines", s.unwritten_journal_lines);
+        v("state_unsaved", s.state_unsaved);
+    }
+};
+
+/// What a tier did during the job (state.json keeps it per tier name).
+struct TierSummary {
+    std::uint64_t peak_rss = 0;         ///< highest worker-tree RSS sampled at this tier
+    std::uint64_t peak_device_mem = 0;  ///< highest device memory the worker reported
+    int launches = 0;
+    std::string last_outcome;  ///< class name of the last end at this tier ("" while none)
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("peak_rss", s.peak_rss), v("peak_device_mem", s.peak_device_mem);
+        v("launches", s.launches), v("last_outcome", s.last_outcome);
+    }
+};
+
+/// What the job has done so far: state.json records it, `status` shows it.
+struct JobRecord {
+    std::string tier;
+    std::int64_t step = -1;
+    std::int64_t total_steps = 0;
+    int epoch = 0;
+    std::optional<double> map50;
+    std::optional<double> map50_95;
+    std::map<std::string, double> layers_map50;
+    int launches = 0;
+    int failures_without_progress = 0;
+    std::string last_checkpoint;
+    std::int64_t last_checkpoint_step = -1;
+    std::string message;
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("tier", s.tier), v("step", s.step), v("total_steps", s.total_steps);
+        v("epoch", s.epoch), v("map50", s.map50), v("map50_95", s.map50_95);
+        v("layers_map50", s.layers_map50), v("launches", s.launches);
+        v("failures_without_progress", s.failures_without_progress);
+        v("last_checkpoint", s.last_checkpoint);
+        v("last_checkpoint_step", s.last_checkpoint_step), v("message", s.message);
+    }
+};
+
+/// The answer to `status`: from the running supervisor, or (supervisor_running false) from the
+/// state.json of a run whose supervisor is gone.
+struct StatusView : JobRecord {
+    std::string state;  ///< the job: running, paused, stopped, done, failed
+    std::string phase = "idle";
+    std::optional<std::string> tier_device;
+    std::optional<std::string> device;  ///< as the worker's hello named it
+    std::optional<std::uint64_t> memory_limit;
+    std::optional<double> loss;
+    std::optional<std::uint64_t> rss;
+    std::optional<std::uint64_t> device_mem;
+    int pid = 0;  ///< the worker's (0: none)
+    std::optional<Persistence> persistence;
+    std::string run_dir;
+    std::optional<int> supervisor_pid;
+    std::optional<bool> supervisor_running;  ///< false: read from state.json
+    std::optional<std::map<std::string, TierSummary>> tiers;
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        JobRecord::fields(s, v);
+        v("state", s.state), v("phase", s.phase), v("tier_device", s.tier_device);
+        v("device", s.device), v("memory_limit", s.memory_limit), v("loss", s.loss);
+        v("rss", s.rss), v("device_mem", s.device_mem), v("pid", s.pid);
+        v("persistence", s.persistence), v("run_dir", s.run_dir);
+        v("supervisor_pid", s.supervisor_pid), v("supervisor_running", s.supervisor_running);
+        v("tiers", s.tiers);
+    }
+};
+
+/// {"ok": true, ...the status}; the figures not known yet (loss, mAP) are null.
+Json to_json(const StatusView& status);
+/// Reads an answer written by to_json(const StatusView&).
+StatusView status_from_json(const Json& answer);
+
+}  // namespace smartcash::protocol
