@@ -4,7 +4,9 @@ torchvision's efficientnet_b4() gets seeded random weights (no download): random
 affine parameters, and running statistics gathered from a few training-mode passes, so every
 layer computes something non-trivial. Its state dict is written as safetensors (by hand: an
 8-byte little-endian header length, a JSON header, the raw bytes) and with torch.save, and once
-more under timm's names (a fixed rename table below; timm itself is not needed). For each of the
+more under timm's names (a fixed rename table below; timm itself is not needed). torch.save
+writes dict(state_dict): LibTorch 1.13 cannot unpickle the OrderedDict itself, and the worker's
+error for one must say so. For each of the
 four files, tests/worker/pretrained_dump loads it with the worker's loader (strict) and writes our
 P3/P4/P5 for one input, in eval mode and in one training-mode forward with stochastic depth off,
 plus the batch-norm running statistics after that forward. They must agree with torchvision's
@@ -142,7 +144,7 @@ def main():
         print(f"usage: {sys.argv[0]} PATH/TO/pretrained_dump", file=sys.stderr)
         sys.exit(2)
     tool = sys.argv[1]
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(20240613)
     torch.manual_seed(11)
     model = torchvision.models.efficientnet_b4()
@@ -172,7 +174,7 @@ def main():
         save_safetensors(input_path, {"images": images})
         files = {
             "torchvision.safetensors": ("torchvision", lambda p: save_safetensors(p, state)),
-            "torchvision.pt": ("torchvision", lambda p: torch.save(state, p)),
+            "torchvision.pt": ("torchvision", lambda p: torch.save(dict(state), p)),
             "timm.safetensors": ("timm", lambda p: save_safetensors(p, timm_state)),
             "timm.pt": ("timm", lambda p: torch.save(timm_state, p)),
         }
@@ -215,6 +217,20 @@ def main():
                             f"of their scale at {worst_key}")
             print(f"{name} running statistics after one training forward: worst relative "
                   f"difference {worst:.3g} ({worst_key})")
+        # state_dict() itself is an OrderedDict carrying _metadata, which LibTorch 1.13's
+        # unpickler cannot rebuild: the worker must say how to save it instead.
+        path = os.path.join(tmp, "ordered.pt")
+        torch.save(state, path)
+        out = os.path.join(tmp, "ordered.out")
+        os.mkdir(out)
+        done = subprocess.run([tool, path, input_path, out], capture_output=True, text=True,
+                              timeout=600)
+        if done.returncode != 0:
+            failures.expect("dict(model.state_dict())" in done.stderr and path in done.stderr,
+                            f"ordered.pt: the error does not say how to save it: {done.stderr}")
+        else:
+            compare(failures, "ordered.pt eval p5",
+                    load_safetensors(os.path.join(out, "eval.safetensors"))["p5"], ref_eval["p5"])
     failures.exit()
 
 

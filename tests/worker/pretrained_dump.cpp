@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
-        torch::set_num_threads(2);
+        torch::set_num_threads(1);
         const std::string out_dir = argv[3];
         model::DetectorOptions options;
         options.backbone = Backbone::efficientnet_b4;

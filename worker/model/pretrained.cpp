@@ -252,8 +252,12 @@ WeightsFile read_weights_file(const std::string& path) {
             value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
         } catch (const std::exception& e) {
             std::string what = e.what();
-            throw WeightsFileError(fmt::format("{}: cannot read the torch.save archive: {}", path,
-                                               what.substr(0, what.find('\n'))));
+            throw WeightsFileError(fmt::format(
+                "{}: cannot read the torch.save archive: {} (LibTorch reads a plain dict of "
+                "tensors; a module's state_dict() is an OrderedDict with metadata that LibTorch "
+                "1.13 cannot unpickle: save dict(model.state_dict()) instead, or a safetensors "
+                "file)",
+                path, what.substr(0, what.find('\n'))));
         }
         file.content = dict_to_tensors(value, path);
     } else {
