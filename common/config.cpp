@@ -419,7 +419,7 @@ class Loader {
     void read_model(const Entry& entry, ModelConfig& m) {
         Section s = section(
             entry, {"backbone", "width_multiple", "depth_multiple", "img_size", "drop_connect",
-                    "bn_momentum"});
+                    "bn_momentum", "pretrained", "pretrained_strict"});
         read_enum(s, "backbone", m.backbone, backbone_names);
         read(s, "width_multiple", m.width_multiple, above(0));
         read(s, "depth_multiple", m.depth_multiple, above(0));
@@ -432,6 +432,16 @@ class Loader {
         }
         read(s, "drop_connect", m.drop_connect, closed_open(0, 1));
         read(s, "bn_momentum", m.bn_momentum, closed_open(0, 1));
+        if (const Entry* e = s.get("pretrained")) {
+            std::string text = scalar(*e, "a path");
+            if (!text.empty()) {
+                std::filesystem::path p(text);
+                if (p.is_relative()) p = m_base_dir / p;
+                text = p.lexically_normal().string();
+            }
+            m.pretrained = text;
+        }
+        read(s, "pretrained_strict", m.pretrained_strict);
     }
 
     void read_data(const Entry& entry, DataConfig& d) {
@@ -825,6 +835,9 @@ std::string dump_config(const Config& c) {
     key("img_size") << c.model.img_size;
     key("drop_connect") << num(c.model.drop_connect);
     key("bn_momentum") << num(c.model.bn_momentum);
+    key("pretrained");
+    quoted(c.model.pretrained);
+    key("pretrained_strict") << c.model.pretrained_strict;
     out << YAML::EndMap;
 
     key("data") << YAML::BeginMap;

@@ -41,9 +41,15 @@ struct ModelConfig {
     double depth_multiple = 1.0;  ///< scales the number of blocks per stage
     int img_size = 640;           ///< square network input, multiple of 32
     double drop_connect = 0.2;    ///< stochastic-depth rate at the last block (efficientnet)
-    /// BatchNorm momentum for every layer; 0 keeps each part's reference value (EfficientNet
-    /// 0.01, CSP backbone and neck 0.03). Short runs from scratch want a faster one (0.1).
+    /// BatchNorm momentum for every layer; 0 keeps each part's reference value (EfficientNet-B4
+    /// 0.1, CSP backbone and neck 0.03).
     double bn_momentum = 0.0;
+    /// Weights a fresh run starts from (safetensors or torch.save; see docs/config.md); empty:
+    /// random. Relative to the config file, stored absolute. Never reloaded over a checkpoint.
+    std::string pretrained;
+    /// Missing, unexpected or wrong-shape tensors in `pretrained` are an error (false: listed,
+    /// and what fits is loaded).
+    bool pretrained_strict = true;
 };
 
 struct AugmentConfig {

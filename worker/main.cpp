@@ -24,11 +24,17 @@ const char* usage_text =
     "\n"
     "commands:\n"
     "  train --config FILE [--tier NAME] [--run-dir DIR] [--report-fd N --command-fd N]\n"
-    "        train or resume (from the newest good checkpoint in DIR); default DIR runs/<config name>\n"
+    "        [--pretrained FILE] [--pretrained-strict true|false]\n"
+    "        train or resume (from the newest good checkpoint in DIR); default DIR runs/<config name>;\n"
+    "        a fresh start loads the pretrained weights (model.pretrained), a resume never does\n"
     "  synth --out DIR [--images N] [--size PX] [--seed S]\n"
     "        write the synthetic banknote dataset (Roboflow YOLO layout)\n"
     "  eval --config FILE --checkpoint FILE [--split valid|test] [--run-dir DIR] [--json]\n"
-    "  model-info (--config FILE | --backbone efficientnet_b4|cspdarknet) [--json]\n"
+    "  model-info (--config FILE | --backbone efficientnet_b4|cspdarknet) [--pretrained FILE] [--json]\n"
+    "        parameter counts; with --pretrained, what that weights file would load\n"
+    "  export --checkpoint FILE --out FILE.safetensors [--backbone-only]\n"
+    "        [--naming smartcash|torchvision|timm|yolov5]\n"
+    "        write a checkpoint's weights as safetensors, e.g. to start another run from\n"
     "  checkpoint-info FILE [--json]\n"
     "  devices [--json]\n"
     "        which accelerators (CUDA, MPS) this LibTorch can use here, and why not\n"
@@ -93,7 +99,9 @@ int dispatch(int argc, char** argv) {
     }
     const std::string cmd = argv[1];
     if (cmd == "train") {
-        auto a = parse_args(argc, argv, 2, {}, {"config", "tier", "run-dir", "report-fd", "command-fd"});
+        auto a = parse_args(argc, argv, 2, {},
+                            {"config", "tier", "run-dir", "report-fd", "command-fd", "pretrained",
+                             "pretrained-strict"});
         if (!a.has("config")) throw UsageError("train needs --config FILE");
         train::TrainOptions o;
         o.config_path = a.get("config");
@@ -101,6 +109,13 @@ int dispatch(int argc, char** argv) {
         o.run_dir = a.get("run-dir");
         if (a.has("report-fd")) o.report_fd = to_int(a.get("report-fd"), "report-fd");
         if (a.has("command-fd")) o.command_fd = to_int(a.get("command-fd"), "command-fd");
+        o.pretrained = a.get("pretrained");
+        if (a.has("pretrained-strict")) {
+            const std::string v = a.get("pretrained-strict");
+            if (v != "true" && v != "false")
+                throw UsageError("--pretrained-strict expects true or false, got '" + v + "'");
+            o.pretrained_strict = v == "true" ? 1 : 0;
+        }
         return train::run_training(o);
     }
     if (cmd == "synth") {
@@ -125,9 +140,15 @@ int dispatch(int argc, char** argv) {
                                a.has("json"));
     }
     if (cmd == "model-info") {
-        auto a = parse_args(argc, argv, 2, {"json"}, {"config", "backbone"});
+        auto a = parse_args(argc, argv, 2, {"json"}, {"config", "backbone", "pretrained"});
         if (a.has("config") == a.has("backbone")) throw UsageError("model-info needs --config FILE or --backbone NAME");
-        return train::run_model_info(a.get("config"), a.get("backbone"), a.has("json"));
+        return train::run_model_info(a.get("config"), a.get("backbone"), a.has("json"), a.get("pretrained"));
+    }
+    if (cmd == "export") {
+        auto a = parse_args(argc, argv, 2, {"backbone-only"}, {"checkpoint", "out", "naming"});
+        if (!a.has("checkpoint") || !a.has("out")) throw UsageError("export needs --checkpoint FILE --out FILE");
+        return train::run_export(a.get("checkpoint"), a.get("out"), a.has("backbone-only"),
+                                 a.get("naming", "smartcash"));
     }
     if (cmd == "checkpoint-info") {
         auto a = parse_args(argc, argv, 2, {"json"}, {});

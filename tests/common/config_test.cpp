@@ -398,6 +398,8 @@ FieldComparison compare_configs(const Config& a, const Config& b, bool with_tier
     F(model.img_size);
     F(model.drop_connect);
     F(model.bn_momentum);
+    F(model.pretrained);
+    F(model.pretrained_strict);
     F(data.dataset);
     F(data.synthetic.images);
     F(data.synthetic.size);
@@ -482,7 +484,7 @@ TEST(Config, DumpParsesBackToTheSameConfig) {
     // Every key away from its default, with awkward values: doubles that print long, a size
     // that is no whole unit, durations of fractional milliseconds, strings YAML would retype.
     const char* yaml = R"(
-model: {backbone: cspdarknet, width_multiple: 0.1, depth_multiple: 0.3333333333333333, img_size: 96, drop_connect: 0.123456789, bn_momentum: 0.0625}
+model: {backbone: cspdarknet, width_multiple: 0.1, depth_multiple: 0.3333333333333333, img_size: 96, drop_connect: 0.123456789, bn_momentum: 0.0625, pretrained: "/w/b4 weights: timm.safetensors", pretrained_strict: false}
 data:
   dataset: "../my data/set: one"
   synthetic: {images: 11, size: 65, seed: 18446744073709551615}
@@ -580,7 +582,8 @@ TEST(Config, ShippedConfigsLoad) {
     EXPECT_DOUBLE_EQ(demo.model.width_multiple, 0.25);
     EXPECT_DOUBLE_EQ(demo.model.depth_multiple, 0.34);
     EXPECT_EQ(demo.model.img_size, 128);
-    EXPECT_DOUBLE_EQ(demo.model.bn_momentum, 0.1);
+    EXPECT_DOUBLE_EQ(demo.model.bn_momentum, 0.0);  // the reference batch norm, no override
+    EXPECT_EQ(demo.model.pretrained, "");              // the demo starts from random weights
     EXPECT_EQ(demo.data.synthetic.images, 240);
     EXPECT_EQ(demo.data.synthetic.size, 320);
     EXPECT_EQ(demo.training.effective_batch, 8);
@@ -600,9 +603,12 @@ TEST(Config, ShippedConfigsLoad) {
 TEST(Config, LoadsFromFileAndResolvesRelativeToIt) {
     std::string dir = std::string(SMARTCASH_TEST_TMP) + "/config_load";
     make_directories(dir);
-    write_file_atomic(dir + "/job.yaml", "data:\n  dataset: sets/rupiah\n");
+    write_file_atomic(dir + "/job.yaml", "model:\n  pretrained: weights/b4.safetensors\n"
+                                         "data:\n  dataset: sets/rupiah\n");
     Config c = load_config(dir + "/job.yaml");
     EXPECT_EQ(c.data.dataset, dir + "/sets/rupiah");
+    EXPECT_EQ(c.model.pretrained, dir + "/weights/b4.safetensors");
+    EXPECT_TRUE(c.model.pretrained_strict);
     write_file_atomic(dir + "/bad.yaml", "model:\n  img_size: big\n");
     try {
         load_config(dir + "/bad.yaml");

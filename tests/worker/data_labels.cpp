@@ -227,7 +227,7 @@ TEST(Dataset, EmptyTrainSplitIsAnError) {
 TEST(Dataset, MissingTrainPathNamesTheKeyMissingValIsEmpty) {
     const fs::path dir = scratch_dir();
     write_image(dir / "train" / "images" / "x.png", 10, 10);
-    const std::string names = "nc: 17\nnames: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]\n";
+    const std::string names = k_roboflow_yaml.substr(k_roboflow_yaml.find("nc: 17"));
     write_text(dir / "data.yaml", "val: ../valid/images\ntrain: ../nowhere/images\n" + names);
     try {
         open_dataset(dir.string(), BadLabelPolicy::fail);

@@ -1,4 +1,5 @@
 #include "worker/data/dataset.hpp"
+#include "worker/data/class_names.hpp"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -67,11 +68,16 @@ std::vector<std::string> read_image_list(const fs::path& list, const fs::path& r
     return images;
 }
 
-void read_split_labels(Split& split, int num_classes, std::vector<LabelIssue>& issues) {
+void read_split_labels(Split& split, int num_classes, const std::vector<int>& class_map,
+                       std::vector<LabelIssue>& issues) {
     split.labels.clear();
     split.labels.reserve(split.images.size());
-    for (const auto& image : split.images)
-        split.labels.push_back(read_label_file(label_path_for(image), num_classes, issues));
+    for (const auto& image : split.images) {
+        auto labels = read_label_file(label_path_for(image), num_classes, issues);
+        if (!class_map.empty())
+            for (auto& label : labels) label.cls = class_map[static_cast<size_t>(label.cls)];
+        split.labels.push_back(std::move(labels));
+    }
 }
 
 int yaml_line(const YAML::Node& node) { return node.Mark().is_null() ? 0 : node.Mark().line + 1; }
@@ -185,6 +191,15 @@ Dataset open_yaml(const fs::path& yaml_path, int expected_classes) {
             throw DataError(
                 yaml_file, doc["nc"] ? yaml_line(doc["nc"]) : yaml_line(doc["names"]),
                 fmt::format("nc is {} but the model has {} classes", nc, expected_classes));
+        // The SmartCash classes are matched by name, whatever order the export lists them in;
+        // the label files' ids are translated to the model's when the splits are read.
+        if (expected_classes == static_cast<int>(default_class_names().size())) {
+            dataset.class_map = map_class_names(dataset.names, default_class_names(), yaml_file,
+                                                yaml_line(doc["names"]));
+            if (is_identity(dataset.class_map)) dataset.class_map.clear();
+            dataset.export_names = dataset.names;
+            dataset.names = default_class_names();
+        }
 
         dataset.train = load_yaml_split(doc, "train", base, yaml_file, /*required=*/true);
         dataset.valid = load_yaml_split(doc, doc["val"] ? "val" : "valid", base, yaml_file,
@@ -289,9 +304,9 @@ Dataset open_dataset(const std::string& path, BadLabelPolicy policy, int expecte
 
     std::vector<LabelIssue> issues;
     const int nc = static_cast<int>(dataset.names.size());
-    read_split_labels(dataset.train, nc, issues);
-    read_split_labels(dataset.valid, nc, issues);
-    read_split_labels(dataset.test, nc, issues);
+    read_split_labels(dataset.train, nc, dataset.class_map, issues);
+    read_split_labels(dataset.valid, nc, dataset.class_map, issues);
+    read_split_labels(dataset.test, nc, dataset.class_map, issues);
 
     if (!issues.empty() && policy == BadLabelPolicy::fail) {
         const LabelIssue& first = issues.front();

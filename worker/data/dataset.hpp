@@ -23,7 +23,11 @@ struct Split {
 
 struct Dataset {
     std::string root;                ///< directory the split paths were resolved against
-    std::vector<std::string> names;  ///< class names, index = class id
+    std::vector<std::string> names;  ///< the model's class names, index = class id of the labels
+    /// The names as the export lists them (empty for the plain layout).
+    std::vector<std::string> export_names;
+    /// Export class id -> model class id, applied to every label read; empty: the same order.
+    std::vector<int> class_map;
     Split train, valid, test;
     std::vector<LabelIssue> issues;  ///< label lines dropped under BadLabelPolicy::skip
     int skipped = 0;                 ///< number of dropped label lines
@@ -56,6 +60,9 @@ const std::vector<std::string>& default_class_names();
 /// Opens a dataset. `path` is a data.yaml, a directory holding one, or a directory in the plain
 /// layout images/{train,valid|val,test} + labels/{...}. Bad label lines either throw DataError
 /// (policy fail: the first issue and how many others) or are dropped and recorded (policy skip).
+/// With the 17 SmartCash classes, data.yaml's names are matched to the model's classes by name
+/// (any order; the labels are translated), and an unknown, missing or repeated name is a
+/// DataError listing the export's names.
 /// Throws DataError when nc differs from `expected_classes`, names has the wrong length, the
 /// train path does not exist, or the train split is empty. A val or test path that does not
 /// exist gives an empty split.

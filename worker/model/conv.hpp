@@ -16,8 +16,9 @@ struct BatchNormSettings {
 
 /// YOLOv5-style batch norm (eps 1e-3, momentum 0.03) for the CSP backbone, adapters and neck.
 inline constexpr BatchNormSettings yolo_batch_norm{1e-3, 0.03};
-/// The EfficientNet reference batch norm (eps 1e-3, momentum 0.01 in PyTorch's convention).
-inline constexpr BatchNormSettings efficientnet_batch_norm{1e-3, 0.01};
+/// EfficientNet-B4's batch norm as torchvision's and timm's efficientnet_b4 define it: PyTorch's
+/// plain BatchNorm2d (eps 1e-5, momentum 0.1). Only B5-B7 use eps 1e-3 / momentum 0.01 there.
+inline constexpr BatchNormSettings efficientnet_batch_norm{1e-5, 0.1};
 
 struct ConvBnActOptions {
     ConvBnActOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)

@@ -69,6 +69,23 @@ torch::Tensor default_anchors() {
         .view({num_scales, anchors_per_scale, 2});
 }
 
+const char* to_string(InputNormalization normalization) {
+    switch (normalization) {
+        case InputNormalization::none:
+            return "none";
+        case InputNormalization::imagenet:
+            return "imagenet";
+    }
+    return "none";
+}
+
+InputNormalization input_normalization_from(const std::string& name) {
+    if (name == "none") return InputNormalization::none;
+    if (name == "imagenet") return InputNormalization::imagenet;
+    throw std::invalid_argument("unknown input normalization '" + name +
+                                "' (expected none or imagenet)");
+}
+
 DetectorOptions options_from(const ModelConfig& config) {
     DetectorOptions options;
     options.backbone = config.backbone;
@@ -111,7 +128,7 @@ DetectorImpl::DetectorImpl(const DetectorOptions& options) : m_options(options) 
 }
 
 std::vector<std::vector<torch::Tensor>> DetectorImpl::forward(const torch::Tensor& images) {
-    const auto features = m_neck(m_adapters(m_backbone->forward(images)));
+    const auto features = m_neck(m_adapters(m_backbone->forward(normalize(images))));
     std::vector<std::vector<torch::Tensor>> outputs;
     outputs.reserve(m_heads.size());
     for (auto& head : m_heads) {
@@ -139,6 +156,22 @@ std::vector<torch::Tensor> DetectorImpl::head_parameters() {
 }
 
 torch::nn::Module& DetectorImpl::backbone_module() { return *m_backbone; }
+
+FeatureExtractor& DetectorImpl::backbone() { return *m_backbone; }
+
+torch::Tensor DetectorImpl::normalize(const torch::Tensor& images) const {
+    if (m_normalization == InputNormalization::none) return images;
+    // Built on the CPU in float32 and moved: MPS has no float64.
+    auto channel_vector = [&](const std::array<double, 3>& v) {
+        return torch::tensor({static_cast<float>(v[0]), static_cast<float>(v[1]),
+                              static_cast<float>(v[2])})
+            .to(images.device(), images.scalar_type())
+            .view({1, 3, 1, 1});
+    };
+    const auto mean = channel_vector(imagenet_mean);
+    const auto stddev = channel_vector(imagenet_std);
+    return (images - mean) / stddev;
+}
 
 std::array<int64_t, 3> DetectorImpl::backbone_channels() const {
     return m_backbone->out_channels();

@@ -50,6 +50,20 @@ struct DetectorOptions {
     double bn_momentum = 0.0;  ///< > 0: overrides every BatchNorm's momentum
 };
 
+/// What the detector does to its input (images scaled to [0, 1]) before the backbone.
+enum class InputNormalization {
+    none,      ///< used as is (a backbone trained from scratch here, YOLOv5 weights)
+    imagenet,  ///< (x - mean) / std with ImageNet's per-channel mean and std (torchvision, timm)
+};
+
+const char* to_string(InputNormalization normalization);
+/// The normalization named by to_string(); throws std::invalid_argument for anything else.
+InputNormalization input_normalization_from(const std::string& name);
+
+/// ImageNet's per-channel mean and standard deviation (RGB), as torchvision and timm use them.
+inline constexpr std::array<double, 3> imagenet_mean{0.485, 0.456, 0.406};
+inline constexpr std::array<double, 3> imagenet_std{0.229, 0.224, 0.225};
+
 /// The detector options a model config asks for.
 DetectorOptions options_from(const ModelConfig& config);
 
@@ -62,7 +76,8 @@ class DetectorImpl : public torch::nn::Module {
 
     /// For each detection layer (3), for each scale (3): raw logits
     /// [B, 3, H/s, W/s, 5 + nc_layer] laid out (tx, ty, tw, th, obj, cls...).
-    /// `images` is [B, 3, H, W] with H and W multiples of 32.
+    /// `images` is [B, 3, H, W] in [0, 1] with H and W multiples of 32; input_normalization()
+    /// is applied first.
     std::vector<std::vector<torch::Tensor>> forward(const torch::Tensor& images);
 
     /// Stem and stages of the backbone.
@@ -78,6 +93,15 @@ class DetectorImpl : public torch::nn::Module {
 
     /// The backbone (stem and stages), e.g. to put it in eval() while it is frozen.
     torch::nn::Module& backbone_module();
+    /// The backbone as a feature extractor: P3/P4/P5 of an already normalized input.
+    FeatureExtractor& backbone();
+
+    /// The input normalization forward() applies. Not a tensor of the model: the checkpoint
+    /// records it beside the weights. Defaults to none.
+    void set_input_normalization(InputNormalization normalization) { m_normalization = normalization; }
+    InputNormalization input_normalization() const { return m_normalization; }
+    /// `images` in [0, 1] as the backbone expects them under input_normalization().
+    torch::Tensor normalize(const torch::Tensor& images) const;
     /// The backbone's P3/P4/P5 channels before the adapters.
     std::array<int64_t, 3> backbone_channels() const;
 
@@ -108,6 +132,7 @@ class DetectorImpl : public torch::nn::Module {
     torch::Tensor m_anchors;
     bool m_backbone_frozen = false;
     bool m_checkpointing = false;
+    InputNormalization m_normalization = InputNormalization::none;
 };
 TORCH_MODULE(Detector);
 

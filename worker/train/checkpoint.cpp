@@ -123,7 +123,9 @@ Json to_json(const CheckpointMeta& m) {
                 {"fingerprint", m.fingerprint},
                 {"config_yaml", m.config_yaml},
                 {"tensor_names", m.tensor_names},
-                {"optimizer_entries", m.optimizer_entries}};
+                {"optimizer_entries", m.optimizer_entries},
+                {"input_normalization", m.input_normalization},
+                {"pretrained", m.pretrained}};
 }
 
 static CheckpointMeta meta_from_json(const Json& j) {
@@ -143,6 +145,8 @@ static CheckpointMeta meta_from_json(const Json& j) {
     m.config_yaml = j.at("config_yaml").get<std::string>();
     m.tensor_names = j.at("tensor_names").get<std::vector<std::string>>();
     m.optimizer_entries = j.at("optimizer_entries").get<std::vector<std::string>>();
+    m.input_normalization = j.value("input_normalization", std::string("none"));
+    if (j.contains("pretrained")) m.pretrained = j.at("pretrained");
     return m;
 }
 
@@ -170,6 +174,7 @@ std::string serialize_checkpoint(model::DetectorImpl& model, torch::optim::AdamW
     torch::NoGradGuard no_grad;
     torch::serialize::OutputArchive archive;
     auto tensors = model_tensors(model);
+    meta.input_normalization = model::to_string(model.input_normalization());
     meta.tensor_names.clear();
     std::size_t buffer_index = 0;
     for (auto& [name, t] : tensors) {
@@ -284,6 +289,11 @@ void restore_checkpoint(const LoadedCheckpoint& ckpt, model::DetectorImpl& model
         if (name != saved_name || t.sizes() != saved.sizes())
             throw CheckpointError(ckpt.path + ": tensor " + saved_name + " does not match the model's " + name);
         t.copy_(saved);
+    }
+    try {
+        model.set_input_normalization(model::input_normalization_from(ckpt.meta.input_normalization));
+    } catch (const std::invalid_argument& e) {
+        throw CheckpointError(ckpt.path + ": " + e.what());
     }
     auto& state = optimizer.state();
     state.clear();

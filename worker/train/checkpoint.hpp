@@ -66,6 +66,12 @@ struct CheckpointMeta {
     std::string config_yaml;  ///< the resolved config of the run
     std::vector<std::string> tensor_names;  ///< model tensors in their fixed hashing order
     std::vector<std::string> optimizer_entries;  ///< "G/I" of each parameter with optimizer state
+    /// What the model does to its input ("none", "imagenet"); serialize_checkpoint() takes it
+    /// from the model, restore_checkpoint() gives it back (older checkpoints: none).
+    std::string input_normalization = "none";
+    /// The weights file a fresh run started from (model::to_json(PretrainedPlan): file, sha256,
+    /// naming, ...), carried by every later checkpoint of the run; null: random weights.
+    Json pretrained;
 };
 
 Json to_json(const CheckpointMeta& m);

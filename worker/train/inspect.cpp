@@ -4,15 +4,18 @@
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "common/atomic_file.hpp"
 #include "common/exit_codes.hpp"
 #include "common/run_dir.hpp"
 #include "common/sha256.hpp"
+#include "common/units.hpp"
 #include "worker/data/dataset.hpp"
 #include "worker/data/labels.hpp"
 #include "worker/data/synth.hpp"
 #include "worker/model/parameter_count.hpp"
+#include "worker/model/pretrained.hpp"
 #include "worker/train/checkpoint.hpp"
 #include "worker/train/device.hpp"
 #include "worker/train/validation.hpp"
@@ -39,7 +42,8 @@ int run_devices(bool json) {
     return exit_code::done;
 }
 
-int run_model_info(const std::string& config_path, const std::string& backbone, bool json) {
+int run_model_info(const std::string& config_path, const std::string& backbone, bool json,
+                   const std::string& pretrained) {
     ModelConfig mc;
     if (!config_path.empty()) {
         mc = load_config(config_path).model;
@@ -53,11 +57,23 @@ int run_model_info(const std::string& config_path, const std::string& backbone, 
     }
     model::Detector detector(model::options_from(mc));
     auto counts = model::count_parameters(*detector);
+    std::optional<model::PretrainedPlan> plan;
+    const std::string weights = pretrained.empty() ? mc.pretrained : pretrained;
+    if (!weights.empty()) {
+        try {
+            plan = model::plan_pretrained(*detector, model::read_weights_file(weights));
+        } catch (const model::WeightsFileError& e) {
+            std::cerr << "error: " << e.what() << "\n";
+            return exit_code::config_error;
+        }
+    }
+    const int code = plan && !plan->complete() ? exit_code::config_error : exit_code::done;
     if (json) {
         auto j = model::to_json(counts);
         j["model"] = to_string(mc.backbone);
         j["width_multiple"] = mc.width_multiple;
         j["depth_multiple"] = mc.depth_multiple;
+        if (plan) j["pretrained"] = model::to_json(*plan);
         std::cout << j.dump(2) << "\n";
     } else {
         std::cout << fmt::format("model {} (width x{}, depth x{})\n", to_string(mc.backbone), mc.width_multiple,
@@ -70,8 +86,13 @@ int run_model_info(const std::string& config_path, const std::string& backbone, 
         row("neck", counts.neck);
         row("head", counts.head);
         row("total", counts.total);
+        if (plan)
+            std::cout << (plan->complete() ? "pretrained weights (load completely):\n"
+                                           : "pretrained weights (do NOT load completely; strict "
+                                             "loading would refuse them):\n")
+                      << model::describe(*plan);
     }
-    return exit_code::done;
+    return code;
 }
 
 int run_checkpoint_info(const std::string& path, bool json) {
@@ -102,6 +123,8 @@ int run_checkpoint_info(const std::string& path, bool json) {
                               {"valid",
                                {{"images", m.dataset->valid.images},
                                 {"files_sha256", m.dataset->valid.files_sha256}}}};
+        out["input_normalization"] = m.input_normalization;
+        out["pretrained"] = m.pretrained;
         out["weights_sha256"] = hash_tensors(ckpt.model);
         out["file_sha256"] = sha256_file(path);
     } catch (const CheckpointError& e) {
@@ -119,10 +142,48 @@ int run_checkpoint_info(const std::string& path, bool json) {
             out["epoch"].get<int>(), out["step"].get<std::int64_t>(), out["tier"].get<std::string>(),
             out["device"].get<std::string>(), out["micro_batch"].get<int>(), out["best_map50"].get<double>(),
             out["weights_sha256"].get<std::string>());
+        std::cout << "  input           " << (out["input_normalization"] == "imagenet" ? "ImageNet mean/std normalization" : "[0, 1], no normalization") << "\n";
+        if (out["pretrained"].is_null())
+            std::cout << "  started from    random weights\n";
+        else
+            std::cout << "  started from    " << out["pretrained"].value("file", "") << "\n"
+                      << "                  sha256 " << out["pretrained"].value("sha256", "")
+                      << ", " << out["pretrained"].value("naming", "") << " names\n";
     } else {
         std::cout << path << "\n  valid           no: " << out["reason"].get<std::string>() << "\n";
     }
     return out["valid"].get<bool>() ? exit_code::done : exit_code::io_error;
+}
+
+int run_export(const std::string& checkpoint_path, const std::string& out_path, bool backbone_only,
+               const std::string& naming_name) {
+    model::Naming naming;
+    try {
+        naming = model::naming_from(naming_name);
+    } catch (const std::invalid_argument& e) {
+        std::cerr << "error: --naming: " << e.what() << "\n";
+        return exit_code::usage;
+    }
+    auto ckpt = read_checkpoint(checkpoint_path, /*require_manifest=*/false);
+    const Config saved = parse_config(ckpt.meta.config_yaml, checkpoint_path + " (saved config)");
+    model::Detector detector(model::options_from(saved.model));
+    torch::optim::AdamW unused(detector->parameters(), torch::optim::AdamWOptions(0.0));
+    LoadedCheckpoint weights_only = ckpt;
+    weights_only.optimizer.clear();
+    restore_checkpoint(weights_only, *detector, unused, torch::kCPU);
+    std::string bytes;
+    try {
+        bytes = model::export_weights(*detector, naming, backbone_only);
+    } catch (const std::invalid_argument& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return exit_code::usage;
+    }
+    write_file_atomic(out_path, bytes);
+    std::cout << fmt::format("wrote the {} of {} (step {}) as safetensors with {} names to {} ({})\n",
+                             backbone_only ? "backbone" : "whole detector", checkpoint_path,
+                             ckpt.meta.progress.step, model::to_string(naming), out_path,
+                             format_size(bytes.size()));
+    return exit_code::done;
 }
 
 int run_eval(const std::string& config_path, const std::string& checkpoint_path, const std::string& split_name,

@@ -34,6 +34,7 @@
 #include "worker/train/device.hpp"
 #include "worker/train/optimizer.hpp"
 #include "worker/train/process_memory.hpp"
+#include "worker/model/pretrained.hpp"
 #include "worker/train/report_channel.hpp"
 #include "worker/train/stop_request.hpp"
 #include "worker/train/validation.hpp"
@@ -242,6 +243,7 @@ class Trainer {
     std::int64_t m_steps_per_epoch = 0;
     int m_phase2_start = 0;  // epoch at which phase 2 begins
     std::int64_t m_resumed_step = 0;
+    Json m_pretrained;  // the weights file this run started from (null: random)
     std::int64_t m_last_saved_step = -1;
     std::string m_last_saved_path;  ///< the store's path of that checkpoint
     std::vector<torch::Tensor> m_step_start_buffers;
@@ -366,6 +368,8 @@ void Trainer::resume() {
         if (!problems.empty()) log("no good checkpoint left: starting from scratch");
         m_progress = TrainProgress{};
         m_progress.order = epoch_order(m_data.train.size(), m_config.training.seed, 0);
+        m_pretrained = model::start_from_pretrained(*m_model, m_config.model, m_config.source_path);
+        if (!m_pretrained.is_null()) log(model::pretrained_summary(m_pretrained));
     } else {
         // The model and the effective batch must match; the tier may change (that is the point).
         Config saved = parse_config(ckpt->meta.config_yaml, ckpt->path + " (saved config)");
@@ -401,6 +405,7 @@ void Trainer::resume() {
         restore_checkpoint(*ckpt, *m_model, *m_optimizer, m_device);
         m_progress = ckpt->meta.progress;
         m_resumed_step = m_progress.step;
+        m_pretrained = ckpt->meta.pretrained;  // never reloaded over a checkpoint
         m_last_saved_step = m_progress.step;
         m_last_saved_path = ckpt->path;
         if (m_progress.phase_cut) {
@@ -513,6 +518,7 @@ void Trainer::checkpoint(const std::string& kind, bool mid_step) {
     meta.fingerprint = resume_fingerprint(m_config, m_dataset_identity);
     meta.dataset = m_dataset_identity;
     meta.config_yaml = dump_config(m_config);
+    meta.pretrained = m_pretrained;
     const std::string bytes = serialize_checkpoint(*m_model, *m_optimizer, meta,
                                                    mid_step ? &m_step_start_buffers : nullptr);
     auto saved = m_store->save(bytes, meta);
@@ -898,6 +904,9 @@ int run_training(const TrainOptions& options) {
     };
     try {
         Config config = load_config(options.config_path);
+        if (!options.pretrained.empty())
+            config.model.pretrained = fs::absolute(options.pretrained).lexically_normal().string();
+        if (options.pretrained_strict >= 0) config.model.pretrained_strict = options.pretrained_strict == 1;
         const TierConfig* tier = nullptr;
         if (!options.tier.empty()) {
             tier = config.find_tier(options.tier);

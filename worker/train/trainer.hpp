@@ -25,6 +25,8 @@ struct TrainOptions {
     std::string tier;      ///< default: the first tier whose device exists
     int report_fd = -1;    ///< default: SMARTCASH_REPORT_FD
     int command_fd = -1;   ///< default: SMARTCASH_COMMAND_FD
+    std::string pretrained;  ///< overrides model.pretrained when set
+    int pretrained_strict = -1;  ///< 0/1 overrides model.pretrained_strict; -1: the config's
 };
 
 /// Runs (or resumes) training; returns a worker exit code (common/exit_codes.hpp).
