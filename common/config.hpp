@@ -68,10 +68,14 @@ struct SyntheticConfig {
     std::uint64_t seed = 7;
 };
 
+/// The value of data.dataset that names the embedded synthetic dataset (generated into
+/// RUN_DIR/data) instead of a path.
+inline constexpr const char* synthetic_dataset = "synthetic";
+
 struct DataConfig {
     /// "synthetic" (generate into RUN_DIR/data) or a path to data.yaml / a dataset directory,
     /// relative to the config file.
-    std::string dataset = "synthetic";
+    std::string dataset = synthetic_dataset;
     SyntheticConfig synthetic;
     BadLabelPolicy bad_labels = BadLabelPolicy::fail;
     AugmentConfig augment;

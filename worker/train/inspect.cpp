@@ -192,9 +192,8 @@ int run_eval(const std::string& config_path, const std::string& checkpoint_path,
     auto ckpt = read_checkpoint(checkpoint_path, /*require_manifest=*/false);
     std::string dataset = config.data.dataset;
     if (dataset == "synthetic") {
-        const std::string run_dir = run_dir_arg.empty()
-                                        ? "runs/" + std::filesystem::path(config_path).stem().string()
-                                        : run_dir_arg;
+        const std::string run_dir =
+            run_dir_arg.empty() ? run_dir::default_for(config_path) : run_dir_arg;
         data::SynthOptions so{run_dir::data(run_dir), config.data.synthetic.images, config.data.synthetic.size,
                               config.data.synthetic.seed};
         if (!data::synthetic_complete(so)) data::synthesize(so);

@@ -166,10 +166,6 @@ class DivergedError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-std::string default_run_dir(const std::string& config_path) {
-    return "runs/" + fs::path(config_path).stem().string();
-}
-
 std::string iso_time() {
     auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
     char buf[32];
@@ -937,8 +933,9 @@ int run_training(const TrainOptions& options) {
             }
         }
         for (const auto& [k, v] : tier->env) ::setenv(k.c_str(), v.c_str(), /*overwrite=*/0);
-        const std::string run_dir =
-            options.run_dir.empty() ? default_run_dir(options.config_path) : options.run_dir;
+        const std::string run_dir = options.run_dir.empty()
+                                        ? run_dir::default_for(options.config_path)
+                                        : options.run_dir;
         // Held for the whole run: a restarted supervisor waits on it for a worker of its
         // predecessor, and two workers never train into one run directory.
         make_directories(run_dir);
