@@ -190,7 +190,7 @@ std::vector<TierConfig> default_tiers() {
     minimal.name = "minimal";
     minimal.device = Device::cpu;
     minimal.micro_batch = 1;
-    minimal.threads = 1;
+    minimal.threads = 2;
     minimal.memory_limit = 4ull << 30;
     minimal.activation_checkpointing = true;
     minimal.cleanup = Cleanup::extreme;
