@@ -38,9 +38,12 @@ const char* usage_text =
     "  checkpoint-info FILE [--json]\n"
     "  devices [--json]\n"
     "        which accelerators (CUDA, MPS) this LibTorch can use here, and why not\n"
-    "  bench [--backbone NAME] [--img-size PX] [--micro-batch N] [--steps N] [--threads N]\n"
-    "        [--width W] [--depth D] [--activation-checkpointing] [--json]\n"
-    "        time training steps and report peak memory\n";
+    "  bench [--config FILE [--tier NAME]] [--backbone NAME] [--img-size PX] [--micro-batch N]\n"
+    "        [--accumulate N] [--steps N] [--warmup N] [--threads N] [--width W] [--depth D]\n"
+    "        [--device NAME] [--cleanup LEVEL] [--[no-]activation-checkpointing] [--backbone-only] [--channels-last] [--json]\n"
+    "        time training steps (median after warm-up) and report peak memory\n"
+    "  bench --checkpoint [--backbone NAME] [--checkpoint-dir DIR] [--json]\n"
+    "        time writing and reading a full-size checkpoint\n";
 
 /// Parsed "--key value" and "--flag" options plus positional arguments.
 struct Args {
@@ -161,20 +164,33 @@ int dispatch(int argc, char** argv) {
         return train::run_devices(a.has("json"));
     }
     if (cmd == "bench") {
-        auto a = parse_args(argc, argv, 2, {"json", "activation-checkpointing"},
-                            {"backbone", "img-size", "micro-batch", "steps", "threads", "width", "depth"});
-        train::BenchOptions o;
+        auto a = parse_args(argc, argv, 2, {"json", "activation-checkpointing", "no-activation-checkpointing", "backbone-only", "channels-last", "checkpoint"},
+                            {"config", "tier", "device", "backbone", "img-size", "micro-batch", "accumulate", "steps", "warmup",
+                             "threads", "width", "depth", "checkpoint-dir", "cleanup"});
+        if (a.has("tier") && !a.has("config")) throw UsageError("bench --tier needs --config FILE");
+        train::BenchOptions o = a.has("config") ? train::bench_options_from_config(a.get("config"), a.get("tier"))
+                                                : train::BenchOptions{};
         o.backbone = a.get("backbone", o.backbone);
+        o.device = a.get("device", o.device);
+        o.cleanup = a.get("cleanup", o.cleanup);
         if (a.has("img-size")) o.img_size = to_int(a.get("img-size"), "img-size");
         if (a.has("micro-batch")) o.micro_batch = to_int(a.get("micro-batch"), "micro-batch");
+        if (a.has("accumulate")) o.accumulate = to_int(a.get("accumulate"), "accumulate");
         if (a.has("steps")) o.steps = to_int(a.get("steps"), "steps");
+        if (a.has("warmup")) o.warmup = to_int(a.get("warmup"), "warmup");
         if (a.has("threads")) o.threads = to_int(a.get("threads"), "threads");
         if (a.has("width")) o.width_multiple = std::stod(a.get("width"));
         if (a.has("depth")) o.depth_multiple = std::stod(a.get("depth"));
-        o.activation_checkpointing = a.has("activation-checkpointing");
+        if (a.has("activation-checkpointing")) o.activation_checkpointing = true;
+        if (a.has("no-activation-checkpointing")) o.activation_checkpointing = false;
+        o.backbone_only = a.has("backbone-only");
+        o.channels_last = a.has("channels-last");
+        o.checkpoint = a.has("checkpoint");
+        o.checkpoint_dir = a.get("checkpoint-dir");
         o.json = a.has("json");
         if (o.img_size % 32 != 0 || o.img_size < 64) throw UsageError("--img-size must be a multiple of 32, at least 64");
-        if (o.micro_batch < 1 || o.steps < 1 || o.threads < 1) throw UsageError("--micro-batch, --steps and --threads must be >= 1");
+        if (o.micro_batch < 1 || o.accumulate < 1 || o.steps < 1 || o.warmup < 0 || o.threads < 1)
+            throw UsageError("--micro-batch, --accumulate, --steps and --threads must be >= 1, --warmup >= 0");
         return train::run_bench(o);
     }
     throw UsageError("unknown command '" + cmd + "'");

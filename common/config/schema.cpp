@@ -291,7 +291,7 @@ std::vector<TierConfig> default_tiers() {
     static const Row rows[] = {
         {"accelerated", Device::auto_, 4, 4, 12ull << 30, false, Cleanup::aggressive},
         {"cpu", Device::cpu, 2, 2, 8ull << 30, false, Cleanup::aggressive},
-        {"minimal", Device::cpu, 1, 1, 4ull << 30, true, Cleanup::extreme},
+        {"minimal", Device::cpu, 1, 2, 4ull << 30, true, Cleanup::extreme},
     };
     std::vector<TierConfig> tiers;
     for (const Row& row : rows) {

@@ -113,7 +113,7 @@ TEST(ConfigDump, DefaultsKeepTheirWrittenForm) {
         "  - name: \"minimal\"\n"
         "    device: cpu\n"
         "    micro_batch: 1\n"
-        "    threads: 1\n"
+        "    threads: 2\n"
         "    memory_limit: 4GiB\n"
         "    device_memory_limit: 0\n"
         "    activation_checkpointing: true\n"

@@ -60,7 +60,7 @@ TEST(Config, EmptyFileGivesDefaultTiers) {
     EXPECT_EQ(c.tiers[1].accumulation, 8);
     EXPECT_EQ(c.tiers[2].name, "minimal");
     EXPECT_EQ(c.tiers[2].micro_batch, 1);
-    EXPECT_EQ(c.tiers[2].threads, 1);
+    EXPECT_EQ(c.tiers[2].threads, 2);
     EXPECT_EQ(c.tiers[2].memory_limit, 4ull << 30);
     EXPECT_TRUE(c.tiers[2].activation_checkpointing);
     EXPECT_EQ(c.tiers[2].cleanup, Cleanup::extreme);

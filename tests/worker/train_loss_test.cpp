@@ -249,3 +249,42 @@ TEST(LossWeights, ObjectnessBalanceWeighsEachScale) {
 }
 
 }  // namespace
+
+namespace {
+
+// The logged parts (box, obj, cls) were read back layer by layer, one host read per part and
+// layer, each float sum accumulated in double. They are now read back once at the end; the values
+// must be those of the per-layer reads. A run with every other layer's weight at zero gives one
+// layer's sums alone (the other layers add exact zeros), and with two images the halving and
+// doubling are exact, so the per-layer reads can be rebuilt and compared bit for bit.
+TEST(LossParts, OneHostReadGivesThePerLayerSumsAccumulatedInDouble) {
+    LossConfig config;
+    const auto targets = torch::cat({target(0, 2, 100, 120, 45, 20), target(1, 9, 60, 70, 30, 40),
+                                     target(0, 15, 200, 180, 12, 30), target(1, 4, 30, 200, 80, 60)});
+    const auto& layers = model::detection_layers();
+    auto outputs = random_outputs(2, 5);
+    const auto all = run_loss(config, outputs, targets);
+    double box = 0, obj = 0, cls = 0;
+    for (const auto& only : layers) {
+        LossConfig one = config;
+        for (const auto& other : layers) {
+            const double w = config.layer_weights.count(other.name) ? config.layer_weights.at(other.name) : 1.0;
+            one.layer_weights[other.name] = other.name == only.name ? w : 0.0;
+        }
+        auto fresh = random_outputs(2, 5);
+        const auto parts = run_loss(one, fresh, targets);
+        box += parts.box * 2.0;
+        obj += parts.obj * 2.0;
+        cls += parts.cls * 2.0;
+    }
+    EXPECT_EQ(all.box, box / 2.0);
+    EXPECT_EQ(all.obj, obj / 2.0);
+    EXPECT_EQ(all.cls, cls / 2.0);
+    EXPECT_GT(all.box, 0.0);
+    EXPECT_GT(all.obj, 0.0);
+    EXPECT_GT(all.cls, 0.0);
+    // And the parts still add up to the loss per image.
+    EXPECT_NEAR(all.box + all.obj + all.cls, all.sum.item<double>() / 2.0, 1e-5);
+}
+
+}  // namespace

@@ -133,6 +133,50 @@ TEST(TrainStep, AccumulationMatchesOneLargeBatchWithoutBatchStatistics) {
     EXPECT_LT(worst, 1e-5) << "largest parameter difference between the two splits";
 }
 
+TEST(TrainStep, ReleasedGradientsGiveTheSameStepsAsZeroFilledOnes) {
+    // train_step frees the gradients after the update instead of keeping zero-filled ones between
+    // steps. Model b gets zero-filled gradients put back after each step, as before: both must
+    // train bit for bit alike (stochastic depth and batch statistics on, three steps).
+    auto a = tiny_detector(5, /*drop_connect=*/0.2);
+    auto b = tiny_detector(6, /*drop_connect=*/0.2);
+    copy_weights(*a, *b);
+    a->train();
+    b->train();
+    auto cfg = training_config();
+    cfg.grad_clip = 10.0;
+    auto opt_a = train::make_optimizer(*a, cfg);
+    auto opt_b = train::make_optimizer(*b, cfg);
+    train::YoloLoss loss(loss_config(), a->anchors());
+    for (int step = 0; step < 3; ++step) {
+        train::apply_learning_rates(*opt_a, cfg, 2, step, 100);
+        train::apply_learning_rates(*opt_b, cfg, 2, step, 100);
+        torch::manual_seed(100 + step);
+        auto ra = train::train_step(*a, *opt_a, loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+        for (const auto& p : a->parameters()) EXPECT_FALSE(p.grad().defined());
+        torch::manual_seed(100 + step);
+        auto rb = train::train_step(*b, *opt_b, loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+        for (auto& p : b->parameters()) p.mutable_grad() = torch::zeros_like(p);
+        EXPECT_EQ(ra.loss, rb.loss);
+        EXPECT_EQ(ra.grad_norm, rb.grad_norm);
+    }
+    auto pa = a->named_parameters();
+    auto pb = b->named_parameters();
+    for (const auto& item : pa) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
+    auto ba = a->named_buffers();
+    auto bb = b->named_buffers();
+    for (const auto& item : ba) EXPECT_TRUE(torch::equal(item.value(), bb[item.key()])) << item.key();
+}
+
+TEST(Collate, OnTheCpuDeviceItIsThePlainCollate) {
+    auto samples = four_samples();
+    auto plain = train::collate(samples);
+    auto on_device = train::collate(samples, torch::kCPU);
+    EXPECT_TRUE(torch::equal(plain.images, on_device.images));
+    EXPECT_TRUE(torch::equal(plain.targets, on_device.targets));
+    EXPECT_EQ(on_device.images.scalar_type(), torch::kFloat32);
+    EXPECT_TRUE(on_device.images.is_contiguous());
+}
+
 TEST(TrainStep, AbandonedStepLeavesParametersUntouched) {
     auto model = tiny_detector(4);
     auto optimizer = train::make_optimizer(*model, training_config());

@@ -1,5 +1,11 @@
 // Activation checkpointing: trade compute for memory by recomputing a block's activations in the
 // backward pass instead of keeping them from the forward pass. The lowest memory tier turns it on.
+//
+// Granularity: a stage made of a sequence of blocks (torch::nn::Sequential) is checkpointed block
+// by block, so only the inputs of the blocks stay resident between the forward and the backward
+// pass, and the backward pass recomputes one block at a time. Checkpointing the whole stage at
+// once would keep every activation of the stage resident while it is recomputed, and the largest
+// stage then set the peak.
 #pragma once
 
 #include <torch/torch.h>
@@ -36,6 +42,26 @@ torch::Tensor run_block(Holder block, const torch::Tensor& x, bool checkpointing
     auto module = block.ptr();
     return checkpointed_forward(
         module, [module](const torch::Tensor& input) { return module->forward(input); }, x);
+}
+
+/// A stage of blocks: each block of `stage` through checkpointed_forward() in turn when
+/// `checkpointing` is on (the same outputs and gradients as the plain call).
+inline torch::Tensor run_block(torch::nn::Sequential stage, const torch::Tensor& x,
+                               bool checkpointing) {
+    if (!checkpointing) {
+        return stage->forward(x);
+    }
+    const std::shared_ptr<torch::nn::SequentialImpl> blocks = stage.ptr();
+    torch::Tensor y = x;
+    for (std::size_t i = 0; i < blocks->size(); ++i) {
+        y = checkpointed_forward(
+            blocks->ptr(i),
+            [blocks, i](const torch::Tensor& input) {
+                return blocks->begin()[static_cast<std::ptrdiff_t>(i)].forward<torch::Tensor>(input);
+            },
+            y);
+    }
+    return y;
 }
 
 }  // namespace smartcash::model

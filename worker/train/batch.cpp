@@ -4,7 +4,9 @@
 
 namespace smartcash::train {
 
-Batch collate(const std::vector<data::Sample>& samples) {
+Batch collate(const std::vector<data::Sample>& samples) { return collate(samples, torch::kCPU); }
+
+Batch collate(const std::vector<data::Sample>& samples, const torch::Device& device) {
     TORCH_CHECK(!samples.empty(), "collate: empty batch");
     const int size = samples.front().image.rows;
     const auto b = static_cast<std::int64_t>(samples.size());
@@ -28,7 +30,7 @@ Batch collate(const std::vector<data::Sample>& samples) {
             *t++ = l.h;
         }
     }
-    auto images = bytes.permute({0, 3, 1, 2}).to(torch::kFloat32).div_(255.0f).contiguous();
+    auto images = bytes.to(device).permute({0, 3, 1, 2}).to(torch::kFloat32).div_(255.0f).contiguous();
     return {images, targets};
 }
 

@@ -18,6 +18,10 @@ struct Batch {
 /// Stacks letterboxed RGB samples into a batch (CPU tensors).
 Batch collate(const std::vector<data::Sample>& samples);
 
+/// The same batch with its images on `device`: the pixels travel as bytes (a quarter of the
+/// float32 size) and become float there. On the CPU it is exactly collate(samples).
+Batch collate(const std::vector<data::Sample>& samples, const torch::Device& device);
+
 /// Mixes values into a 64-bit seed (splitmix64 steps); the same inputs give the same seed on every
 /// platform, which is what makes data order and augmentation reproducible across resumes.
 std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0);

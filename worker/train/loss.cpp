@@ -45,7 +45,11 @@ LossParts YoloLoss::operator()(const std::vector<std::vector<torch::Tensor>>& ou
     auto targets = all_targets.to(device);
     auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
     auto per_image = torch::zeros({batch}, opts);
-    double box_sum = 0, obj_sum = 0, cls_sum = 0;
+    // Per layer: the sums of its weighted box, objectness and class losses, for the logged parts.
+    // They are read back to the host once, after the last layer, instead of once each (on an
+    // accelerator every read is a synchronisation).
+    std::vector<torch::Tensor> layer_sums;
+    layer_sums.reserve(layers.size());
 
     for (std::size_t li = 0; li < layers.size(); ++li) {
         const auto& spec = layers[li];
@@ -141,9 +145,19 @@ LossParts YoloLoss::operator()(const std::vector<std::vector<torch::Tensor>>& ou
         auto wobj = lobj * (m_config.obj * layer_weight);
         auto wcls = lcls * (m_config.cls * layer_weight);
         per_image = per_image + wbox + wobj + wcls;
-        box_sum += wbox.sum().item<double>();
-        obj_sum += wobj.sum().item<double>();
-        cls_sum += wcls.sum().item<double>();
+        {
+            torch::NoGradGuard no_grad;
+            layer_sums.push_back(torch::stack({wbox.sum(), wobj.sum(), wcls.sum()}));
+        }
+    }
+    // Summed in double, layer after layer, in the same order as each float sum was read before.
+    const auto host = torch::stack(layer_sums).to(torch::kCPU, torch::kFloat32).contiguous();
+    const auto sums = host.accessor<float, 2>();
+    double box_sum = 0, obj_sum = 0, cls_sum = 0;
+    for (std::int64_t li = 0; li < sums.size(0); ++li) {
+        box_sum += static_cast<double>(sums[li][0]);
+        obj_sum += static_cast<double>(sums[li][1]);
+        cls_sum += static_cast<double>(sums[li][2]);
     }
     LossParts parts;
     parts.sum = per_image.sum();

@@ -36,6 +36,7 @@
 #include "worker/train/process_memory.hpp"
 #include "worker/model/pretrained.hpp"
 #include "worker/train/report_channel.hpp"
+#include "worker/train/step_memory.hpp"
 #include "worker/train/stop_request.hpp"
 #include "worker/train/validation.hpp"
 #include "worker/ui/progress.hpp"
@@ -77,8 +78,8 @@ StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer
         std::vector<data::Sample> part(
             samples.begin() + static_cast<std::ptrdiff_t>(start),
             samples.begin() + static_cast<std::ptrdiff_t>(std::min(n, start + micro_batch)));
-        auto batch = collate(part);
-        auto outputs = model.forward(batch.images.to(device));
+        auto batch = collate(part, device);
+        auto outputs = model.forward(batch.images);
         auto parts = loss(outputs, batch.targets, img_size);
         (parts.sum / effective).backward();
         const double share = static_cast<double>(part.size()) / effective;
@@ -114,7 +115,7 @@ StepResult train_step(model::DetectorImpl& model, torch::optim::AdamW& optimizer
         return result;
     }
     optimizer.step();
-    optimizer.zero_grad();
+    release_gradients(optimizer);
     result.completed = true;
     return result;
 }
@@ -267,6 +268,7 @@ class Trainer {
 void Trainer::setup() {
     const auto& tc = m_config.training;
     apply_threads(m_tier.threads);
+    apply_allocator_policy(m_tier.cleanup);
     data::set_image_threads(m_tier.threads);
     if (auto line = limit_device_memory(m_device, m_tier.device_memory_limit); !line.empty())
         log(line);

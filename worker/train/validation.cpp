@@ -15,7 +15,9 @@ eval::EvalResult evaluate_split(model::DetectorImpl& model, const data::Split& s
                                 const std::vector<std::string>& class_names, const Config& config,
                                 const torch::Device& device, int batch,
                                 const std::function<void(std::size_t, std::size_t)>& on_batch) {
-    torch::NoGradGuard no_grad;
+    // Inference mode, not just no-grad: no version counters or view tracking on the way either.
+    // Nothing computed here outlives the evaluation.
+    c10::InferenceMode inference;
     model.eval();
     const int size = config.model.img_size;
     DecodeOptions decode;
