@@ -269,6 +269,29 @@ TEST(Pretrained, TorchSaveArchivesAreRead) {
     EXPECT_TRUE(plan.complete()) << describe(plan);
 }
 
+TEST(Pretrained, TruncatedFilesOnDiskAreErrorsNamingTheFile) {
+    Detector source = scrambled(Backbone::cspdarknet, 9);
+    const std::string st = export_weights(*source, Naming::yolov5, true);
+    auto named = parse_safetensors(st, "x");
+    c10::Dict<std::string, at::Tensor> dict;
+    for (const auto& [name, t] : named.tensors) dict.insert(name, t);
+    const auto pickled = torch::pickle_save(c10::IValue(dict));
+    const std::string pt(pickled.begin(), pickled.end());
+    for (const auto& [file, bytes] :
+         {std::pair{std::string("cut.safetensors"), st}, std::pair{std::string("cut.pt"), pt}}) {
+        const auto path = scratch(file).string();
+        write_file_atomic(path, bytes);
+        std::filesystem::resize_file(path, bytes.size() / 2);  // a download cut half way
+        try {
+            read_weights_file(path);
+            ADD_FAILURE() << "no error for " << file;
+        } catch (const WeightsFileError& e) {
+            const std::string what = e.what();
+            EXPECT_NE(what.find(file), std::string::npos) << what;
+        }
+    }
+}
+
 TEST(Pretrained, FilesWithoutKnownNamesAreErrors) {
     NamedTensors named;
     named.tensors = {{"encoder.layer0.weight", torch::zeros({2})}};
