@@ -9,11 +9,12 @@
 #include "common/atomic_file.hpp"
 #include "common/config.hpp"
 #include "common/exit_codes.hpp"
+#include "worker/commands/bench.hpp"
+#include "worker/commands/error_exit.hpp"
+#include "worker/commands/inspect.hpp"
+#include "worker/commands/train_command.hpp"
 #include "worker/data/labels.hpp"
 #include "worker/data/synth.hpp"
-#include "worker/train/bench.hpp"
-#include "worker/train/inspect.hpp"
-#include "worker/train/trainer.hpp"
 
 namespace {
 
@@ -25,12 +26,14 @@ const char* usage_text =
     "commands:\n"
     "  train --config FILE [--tier NAME] [--run-dir DIR] [--report-fd N --command-fd N]\n"
     "        [--pretrained FILE] [--pretrained-strict true|false]\n"
-    "        train or resume (from the newest good checkpoint in DIR); default DIR runs/<config name>;\n"
+    "        train or resume (from the newest good checkpoint in DIR); default DIR runs/<config "
+    "name>;\n"
     "        a fresh start loads the pretrained weights (model.pretrained), a resume never does\n"
     "  synth --out DIR [--images N] [--size PX] [--seed S]\n"
     "        write the synthetic banknote dataset (Roboflow YOLO layout)\n"
     "  eval --config FILE --checkpoint FILE [--split valid|test] [--run-dir DIR] [--json]\n"
-    "  model-info (--config FILE | --backbone efficientnet_b4|cspdarknet) [--pretrained FILE] [--json]\n"
+    "  model-info (--config FILE | --backbone efficientnet_b4|cspdarknet) [--pretrained FILE] "
+    "[--json]\n"
     "        parameter counts; with --pretrained, what that weights file would load\n"
     "  export --checkpoint FILE --out FILE.safetensors [--backbone-only]\n"
     "        [--naming smartcash|torchvision|timm|yolov5]\n"
@@ -40,7 +43,8 @@ const char* usage_text =
     "        which accelerators (CUDA, MPS) this LibTorch can use here, and why not\n"
     "  bench [--config FILE [--tier NAME]] [--backbone NAME] [--img-size PX] [--micro-batch N]\n"
     "        [--accumulate N] [--steps N] [--warmup N] [--threads N] [--width W] [--depth D]\n"
-    "        [--device NAME] [--cleanup LEVEL] [--[no-]activation-checkpointing] [--backbone-only] [--channels-last] [--json]\n"
+    "        [--device NAME] [--cleanup LEVEL] [--[no-]activation-checkpointing] [--backbone-only] "
+    "[--channels-last] [--json]\n"
     "        time training steps (median after warm-up) and report peak memory\n"
     "  bench --checkpoint [--backbone NAME] [--checkpoint-dir DIR] [--json]\n"
     "        time writing and reading a full-size checkpoint\n";
@@ -79,7 +83,8 @@ Args parse_args(int argc, char** argv, int first, const std::vector<std::string>
                 if (i + 1 >= argc) throw UsageError("option --" + key + " needs a value");
                 value = argv[++i];
             }
-            if (!contains(flags, key) && !contains(options, key)) throw UsageError("unknown option --" + key);
+            if (!contains(flags, key) && !contains(options, key))
+                throw UsageError("unknown option --" + key);
             a.values[key] = value;
         } else {
             a.positional.push_back(arg);
@@ -91,7 +96,8 @@ Args parse_args(int argc, char** argv, int first, const std::vector<std::string>
 int to_int(const std::string& text, const std::string& name) {
     char* end = nullptr;
     long v = std::strtol(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0') throw UsageError("--" + name + " expects an integer, got '" + text + "'");
+    if (text.empty() || *end != '\0')
+        throw UsageError("--" + name + " expects an integer, got '" + text + "'");
     return static_cast<int>(v);
 }
 
@@ -132,24 +138,28 @@ int dispatch(int argc, char** argv) {
         if (o.images < 10) throw UsageError("--images must be at least 10 (80/10/10 split)");
         if (o.size < 64) throw UsageError("--size must be at least 64");
         data::synthesize(o);
-        std::cout << "wrote " << o.images << " synthetic images (" << o.size << " px, seed " << o.seed << ") to "
-                  << o.out << "\n";
+        std::cout << "wrote " << o.images << " synthetic images (" << o.size << " px, seed "
+                  << o.seed << ") to " << o.out << "\n";
         return exit_code::done;
     }
     if (cmd == "eval") {
         auto a = parse_args(argc, argv, 2, {"json"}, {"config", "checkpoint", "split", "run-dir"});
-        if (!a.has("config") || !a.has("checkpoint")) throw UsageError("eval needs --config FILE --checkpoint FILE");
-        return train::run_eval(a.get("config"), a.get("checkpoint"), a.get("split", "valid"), a.get("run-dir"),
-                               a.has("json"));
+        if (!a.has("config") || !a.has("checkpoint"))
+            throw UsageError("eval needs --config FILE --checkpoint FILE");
+        return train::run_eval(a.get("config"), a.get("checkpoint"), a.get("split", "valid"),
+                               a.get("run-dir"), a.has("json"));
     }
     if (cmd == "model-info") {
         auto a = parse_args(argc, argv, 2, {"json"}, {"config", "backbone", "pretrained"});
-        if (a.has("config") == a.has("backbone")) throw UsageError("model-info needs --config FILE or --backbone NAME");
-        return train::run_model_info(a.get("config"), a.get("backbone"), a.has("json"), a.get("pretrained"));
+        if (a.has("config") == a.has("backbone"))
+            throw UsageError("model-info needs --config FILE or --backbone NAME");
+        return train::run_model_info(a.get("config"), a.get("backbone"), a.has("json"),
+                                     a.get("pretrained"));
     }
     if (cmd == "export") {
         auto a = parse_args(argc, argv, 2, {"backbone-only"}, {"checkpoint", "out", "naming"});
-        if (!a.has("checkpoint") || !a.has("out")) throw UsageError("export needs --checkpoint FILE --out FILE");
+        if (!a.has("checkpoint") || !a.has("out"))
+            throw UsageError("export needs --checkpoint FILE --out FILE");
         return train::run_export(a.get("checkpoint"), a.get("out"), a.has("backbone-only"),
                                  a.get("naming", "smartcash"));
     }
@@ -164,12 +174,16 @@ int dispatch(int argc, char** argv) {
         return train::run_devices(a.has("json"));
     }
     if (cmd == "bench") {
-        auto a = parse_args(argc, argv, 2, {"json", "activation-checkpointing", "no-activation-checkpointing", "backbone-only", "channels-last", "checkpoint"},
-                            {"config", "tier", "device", "backbone", "img-size", "micro-batch", "accumulate", "steps", "warmup",
-                             "threads", "width", "depth", "checkpoint-dir", "cleanup"});
+        auto a = parse_args(
+            argc, argv, 2,
+            {"json", "activation-checkpointing", "no-activation-checkpointing", "backbone-only",
+             "channels-last", "checkpoint"},
+            {"config", "tier", "device", "backbone", "img-size", "micro-batch", "accumulate",
+             "steps", "warmup", "threads", "width", "depth", "checkpoint-dir", "cleanup"});
         if (a.has("tier") && !a.has("config")) throw UsageError("bench --tier needs --config FILE");
-        train::BenchOptions o = a.has("config") ? train::bench_options_from_config(a.get("config"), a.get("tier"))
-                                                : train::BenchOptions{};
+        train::BenchOptions o =
+            a.has("config") ? train::bench_options_from_config(a.get("config"), a.get("tier"))
+                            : train::BenchOptions{};
         o.backbone = a.get("backbone", o.backbone);
         o.device = a.get("device", o.device);
         o.cleanup = a.get("cleanup", o.cleanup);
@@ -188,9 +202,11 @@ int dispatch(int argc, char** argv) {
         o.checkpoint = a.has("checkpoint");
         o.checkpoint_dir = a.get("checkpoint-dir");
         o.json = a.has("json");
-        if (o.img_size % 32 != 0 || o.img_size < 64) throw UsageError("--img-size must be a multiple of 32, at least 64");
+        if (o.img_size % 32 != 0 || o.img_size < 64)
+            throw UsageError("--img-size must be a multiple of 32, at least 64");
         if (o.micro_batch < 1 || o.accumulate < 1 || o.steps < 1 || o.warmup < 0 || o.threads < 1)
-            throw UsageError("--micro-batch, --accumulate, --steps and --threads must be >= 1, --warmup >= 0");
+            throw UsageError(
+                "--micro-batch, --accumulate, --steps and --threads must be >= 1, --warmup >= 0");
         return train::run_bench(o);
     }
     throw UsageError("unknown command '" + cmd + "'");
@@ -204,17 +220,9 @@ int main(int argc, char** argv) {
     } catch (const UsageError& e) {
         std::cerr << "smartcash-worker: " << e.what() << "\n\n" << usage_text;
         return exit_code::usage;
-    } catch (const ConfigError& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return exit_code::config_error;
-    } catch (const data::DataError& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return exit_code::data_error;
-    } catch (const IoError& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return exit_code::io_error;
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return exit_code::internal_error;
+    } catch (...) {
+        const auto exit = train::error_exit(std::current_exception());
+        std::cerr << "error: " << exit.message << "\n";
+        return exit.code;
     }
 }

@@ -12,8 +12,9 @@ namespace smartcash::data::test {
 namespace {
 
 std::string names_yaml(const std::vector<std::string>& names) {
-    std::string text = "train: train/images\nval: valid/images\nnc: " +
-                       std::to_string(names.size()) + "\nnames: [";
+    std::string text =
+        "train: train/images\nval: valid/images\nnc: " + std::to_string(names.size()) +
+        "\nnames: [";
     for (size_t i = 0; i < names.size(); ++i) text += (i ? ", '" : "'") + names[i] + "'";
     return text + "]\n";
 }
@@ -39,9 +40,9 @@ TEST(ClassNames, ExportOrderIsTranslatedToTheModelsClasses) {
     ASSERT_EQ(labels.size(), 4u);
     EXPECT_EQ(ds.names[static_cast<size_t>(labels[0].cls)], "l3_thread");
     EXPECT_EQ(labels[0].cls, 16);
-    EXPECT_EQ(labels[1].cls, 6);   // '100'
-    EXPECT_EQ(labels[2].cls, 0);   // '001'
-    EXPECT_EQ(labels[3].cls, 7);   // 'l2_001'
+    EXPECT_EQ(labels[1].cls, 6);  // '100'
+    EXPECT_EQ(labels[2].cls, 0);  // '001'
+    EXPECT_EQ(labels[3].cls, 7);  // 'l2_001'
     EXPECT_FLOAT_EQ(labels[3].w, 0.4f);
     EXPECT_EQ(ds.valid.labels.at(0).at(0).cls, 14);  // l3_sign
 }

@@ -17,7 +17,8 @@ using smartcash::model::run_block;
 torch::nn::Sequential make_stage() {
     torch::manual_seed(3);
     return torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 8, 3).padding(1)),
-                                 torch::nn::BatchNorm2d(8), torch::nn::SiLU(), torch::nn::Dropout(0.3),
+                                 torch::nn::BatchNorm2d(8), torch::nn::SiLU(),
+                                 torch::nn::Dropout(0.3),
                                  torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 4, 1)));
 }
 
@@ -68,7 +69,8 @@ TEST(CheckpointBlocks, OneCheckpointPerBlockWithTheSameResults) {
     EXPECT_TRUE(torch::allclose(plain.input_grad, blocks.input_grad, 1e-5, 1e-6));
     ASSERT_EQ(plain.grads.size(), blocks.grads.size());
     for (std::size_t i = 0; i < plain.grads.size(); ++i)
-        EXPECT_TRUE(torch::allclose(plain.grads[i], blocks.grads[i], 1e-5, 1e-6)) << "parameter " << i;
+        EXPECT_TRUE(torch::allclose(plain.grads[i], blocks.grads[i], 1e-5, 1e-6))
+            << "parameter " << i;
     ASSERT_EQ(plain.buffers.size(), blocks.buffers.size());
     for (std::size_t i = 0; i < plain.buffers.size(); ++i)
         EXPECT_TRUE(torch::equal(plain.buffers[i], blocks.buffers[i])) << "buffer " << i;

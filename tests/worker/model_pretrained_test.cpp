@@ -64,7 +64,8 @@ TEST(Safetensors, RoundTripKeepsOrderDtypesShapesAndMetadata) {
         EXPECT_EQ(out.tensors[i].first, in.tensors[i].first) << "file order kept";
         EXPECT_EQ(out.tensors[i].second.scalar_type(), in.tensors[i].second.scalar_type());
         EXPECT_EQ(out.tensors[i].second.sizes(), in.tensors[i].second.sizes());
-        EXPECT_TRUE(torch::equal(out.tensors[i].second, in.tensors[i].second)) << in.tensors[i].first;
+        EXPECT_TRUE(torch::equal(out.tensors[i].second, in.tensors[i].second))
+            << in.tensors[i].first;
     }
     EXPECT_EQ(out.metadata, in.metadata);
 }
@@ -95,7 +96,8 @@ TEST(Safetensors, BadFilesAreErrorsNamingFileAndTensor) {
 
 TEST(PretrainedNames, TablesFollowTheReferences) {
     const auto b4 = Backbone::efficientnet_b4;
-    EXPECT_EQ(reference_name(Naming::torchvision, b4, "stem.conv.weight", false), "features.0.0.weight");
+    EXPECT_EQ(reference_name(Naming::torchvision, b4, "stem.conv.weight", false),
+              "features.0.0.weight");
     EXPECT_EQ(reference_name(Naming::torchvision, b4, "stem.bn.running_var", false),
               "features.0.1.running_var");
     EXPECT_EQ(reference_name(Naming::torchvision, b4, "stage2.0.expand.conv.weight", true),
@@ -125,13 +127,16 @@ TEST(PretrainedNames, TablesFollowTheReferences) {
               "blocks.0.1.se.conv_reduce.weight");
 
     const auto csp = Backbone::cspdarknet;
-    EXPECT_EQ(reference_name(Naming::yolov5, csp, "stem.conv.weight", false), "model.0.conv.weight");
+    EXPECT_EQ(reference_name(Naming::yolov5, csp, "stem.conv.weight", false),
+              "model.0.conv.weight");
     EXPECT_EQ(reference_name(Naming::yolov5, csp, "stage1.0.bn.bias", false), "model.1.bn.bias");
     EXPECT_EQ(reference_name(Naming::yolov5, csp, "stage1.1.cv3.conv.weight", false),
               "model.2.cv3.conv.weight");
-    EXPECT_EQ(reference_name(Naming::yolov5, csp, "stage3.1.bottlenecks.2.cv2.bn.running_var", false),
-              "model.6.m.2.cv2.bn.running_var");
-    EXPECT_EQ(reference_name(Naming::yolov5, csp, "stage4.0.conv.weight", false), "model.7.conv.weight");
+    EXPECT_EQ(
+        reference_name(Naming::yolov5, csp, "stage3.1.bottlenecks.2.cv2.bn.running_var", false),
+        "model.6.m.2.cv2.bn.running_var");
+    EXPECT_EQ(reference_name(Naming::yolov5, csp, "stage4.0.conv.weight", false),
+              "model.7.conv.weight");
     EXPECT_EQ(reference_name(Naming::yolov5, csp, "stage4.2.cv2.conv.weight", false),
               "model.9.cv2.conv.weight");
     // No cross-over: torchvision names do not describe the CSP backbone.
@@ -199,7 +204,8 @@ TEST(Pretrained, WholeDetectorExportCarriesEveryTensorAndTheNormalization) {
     apply_pretrained(*target, plan, file, true);
     EXPECT_EQ(target->input_normalization(), InputNormalization::imagenet);
     auto theirs = tensors_of(*source);
-    for (auto& [name, t] : tensors_of(*target)) EXPECT_TRUE(torch::equal(t, theirs.at(name))) << name;
+    for (auto& [name, t] : tensors_of(*target))
+        EXPECT_TRUE(torch::equal(t, theirs.at(name))) << name;
 }
 
 TEST(Pretrained, StrictLoadingNamesMissingUnexpectedAndWrongShapeTensors) {

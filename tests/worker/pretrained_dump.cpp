@@ -8,9 +8,9 @@
 // OUT_DIR/train.safetensors (the same for one training-mode forward, stochastic depth off) and
 // OUT_DIR/after_train.safetensors (the backbone after that forward, in torchvision's names: the
 // batch-norm running statistics it updated). Prints the load plan as JSON on stdout.
-#include <iostream>
-
 #include <torch/torch.h>
+
+#include <iostream>
 
 #include "common/atomic_file.hpp"
 #include "worker/model/detector.hpp"

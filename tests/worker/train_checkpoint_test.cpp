@@ -1,13 +1,12 @@
 // In-process checkpoint round trips: weights, optimizer state and RNG come back exactly.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include <torch/torch.h>
-
+#include "worker/checkpoint/checkpoint.hpp"
 #include "worker/model/detector.hpp"
-#include "worker/train/checkpoint.hpp"
 #include "worker/train/optimizer.hpp"
 
 namespace {
@@ -76,7 +75,8 @@ TEST(CheckpointRoundTrip, RestoresWeightsOptimizerAndRng) {
     train::apply_learning_rates(*opt_b, cfg, 2, 50, 100);
     torch::manual_seed(12345);
     train::restore_checkpoint(*loaded, *b, *opt_b, torch::kCPU);
-    EXPECT_EQ(train::hash_tensors(train::model_tensors(*a)), train::hash_tensors(train::model_tensors(*b)));
+    EXPECT_EQ(train::hash_tensors(train::model_tensors(*a)),
+              train::hash_tensors(train::model_tensors(*b)));
     // The RNG continues where it was when the checkpoint was taken.
     auto r_b = torch::rand({4});
     torch::manual_seed(99);
@@ -85,7 +85,8 @@ TEST(CheckpointRoundTrip, RestoresWeightsOptimizerAndRng) {
     // The optimizer state came back too: one more identical step keeps them identical.
     fake_step(*a, *opt_a);
     fake_step(*b, *opt_b);
-    EXPECT_EQ(train::hash_tensors(train::model_tensors(*a)), train::hash_tensors(train::model_tensors(*b)));
+    EXPECT_EQ(train::hash_tensors(train::model_tensors(*a)),
+              train::hash_tensors(train::model_tensors(*b)));
 }
 
 TEST(CheckpointRoundTrip, BadNewestFallsBackToThePreviousOne) {
@@ -122,7 +123,8 @@ TEST(CheckpointRoundTrip, KeepsOnlyTheLastK) {
     auto opt = train::make_optimizer(*m, cfg);
     const std::string dir = scratch("ckpt-prune");
     train::CheckpointStore store(dir, 2);
-    for (int s : {2, 4, 6, 8}) store.save(train::serialize_checkpoint(*m, *opt, meta_at(s), nullptr), meta_at(s));
+    for (int s : {2, 4, 6, 8})
+        store.save(train::serialize_checkpoint(*m, *opt, meta_at(s), nullptr), meta_at(s));
     EXPECT_FALSE(fs::exists(dir + "/step-00000002.pt"));
     EXPECT_FALSE(fs::exists(dir + "/step-00000004.json"));
     EXPECT_TRUE(fs::exists(dir + "/step-00000006.pt"));

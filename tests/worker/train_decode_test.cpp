@@ -5,8 +5,8 @@
 
 #include <cmath>
 
+#include "worker/inference/decode.hpp"
 #include "worker/model/detector.hpp"
-#include "worker/train/decode.hpp"
 
 namespace {
 

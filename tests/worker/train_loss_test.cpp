@@ -259,8 +259,9 @@ namespace {
 // doubling are exact, so the per-layer reads can be rebuilt and compared bit for bit.
 TEST(LossParts, OneHostReadGivesThePerLayerSumsAccumulatedInDouble) {
     LossConfig config;
-    const auto targets = torch::cat({target(0, 2, 100, 120, 45, 20), target(1, 9, 60, 70, 30, 40),
-                                     target(0, 15, 200, 180, 12, 30), target(1, 4, 30, 200, 80, 60)});
+    const auto targets =
+        torch::cat({target(0, 2, 100, 120, 45, 20), target(1, 9, 60, 70, 30, 40),
+                    target(0, 15, 200, 180, 12, 30), target(1, 4, 30, 200, 80, 60)});
     const auto& layers = model::detection_layers();
     auto outputs = random_outputs(2, 5);
     const auto all = run_loss(config, outputs, targets);
@@ -268,7 +269,8 @@ TEST(LossParts, OneHostReadGivesThePerLayerSumsAccumulatedInDouble) {
     for (const auto& only : layers) {
         LossConfig one = config;
         for (const auto& other : layers) {
-            const double w = config.layer_weights.count(other.name) ? config.layer_weights.at(other.name) : 1.0;
+            const double w =
+                config.layer_weights.count(other.name) ? config.layer_weights.at(other.name) : 1.0;
             one.layer_weights[other.name] = other.name == only.name ? w : 0.0;
         }
         auto fresh = random_outputs(2, 5);

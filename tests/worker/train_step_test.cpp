@@ -1,18 +1,19 @@
 // Training-step behaviour: phase-1 freezing, accumulation equivalence, learning, schedules.
-#include <gtest/gtest.h>
+#include "worker/train/train_step.hpp"
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "worker/eval/metrics.hpp"
+#include "worker/inference/decode.hpp"
 #include "worker/model/detector.hpp"
 #include "worker/train/batch.hpp"
-#include "worker/train/decode.hpp"
+#include "worker/train/faults.hpp"
 #include "worker/train/loss.hpp"
 #include "worker/train/optimizer.hpp"
-#include "worker/train/trainer.hpp"
 
 namespace {
 
@@ -20,7 +21,8 @@ using namespace smartcash;
 
 constexpr int kSize = 64;
 
-model::Detector tiny_detector(std::uint64_t seed, double drop_connect = 0.0, double bn_momentum = 0.0) {
+model::Detector tiny_detector(std::uint64_t seed, double drop_connect = 0.0,
+                              double bn_momentum = 0.0) {
     torch::manual_seed(seed);
     model::DetectorOptions o;
     o.backbone = Backbone::efficientnet_b4;
@@ -35,16 +37,19 @@ model::Detector tiny_detector(std::uint64_t seed, double drop_connect = 0.0, dou
 data::Sample make_sample(int cls, float cx, float cy, float w, float h, int shade) {
     data::Sample s;
     s.image = cv::Mat(kSize, kSize, CV_8UC3, cv::Scalar(30, 30, 30));
-    cv::rectangle(s.image, cv::Point(static_cast<int>((cx - w / 2) * kSize), static_cast<int>((cy - h / 2) * kSize)),
-                  cv::Point(static_cast<int>((cx + w / 2) * kSize), static_cast<int>((cy + h / 2) * kSize)),
-                  cv::Scalar(shade, 255 - shade, 128), cv::FILLED);
+    cv::rectangle(
+        s.image,
+        cv::Point(static_cast<int>((cx - w / 2) * kSize), static_cast<int>((cy - h / 2) * kSize)),
+        cv::Point(static_cast<int>((cx + w / 2) * kSize), static_cast<int>((cy + h / 2) * kSize)),
+        cv::Scalar(shade, 255 - shade, 128), cv::FILLED);
     s.labels.push_back({cls, cx, cy, w, h});
     return s;
 }
 
 std::vector<data::Sample> four_samples() {
     return {make_sample(0, 0.5f, 0.5f, 0.5f, 0.3f, 200), make_sample(3, 0.4f, 0.6f, 0.6f, 0.3f, 90),
-            make_sample(16, 0.3f, 0.3f, 0.1f, 0.4f, 20), make_sample(9, 0.6f, 0.4f, 0.3f, 0.2f, 150)};
+            make_sample(16, 0.3f, 0.3f, 0.1f, 0.4f, 20),
+            make_sample(9, 0.6f, 0.4f, 0.3f, 0.2f, 150)};
 }
 
 LossConfig loss_config() { return LossConfig{}; }
@@ -77,24 +82,30 @@ TEST(TrainStep, PhaseOneLeavesBackboneBitIdenticalAndMovesHead) {
     std::vector<torch::Tensor> backbone_before, head_before, backbone_buffers_before;
     for (auto& p : model->backbone_parameters()) backbone_before.push_back(p.detach().clone());
     for (auto& p : model->head_parameters()) head_before.push_back(p.detach().clone());
-    for (auto& b : model->backbone_module().buffers()) backbone_buffers_before.push_back(b.detach().clone());
+    for (auto& b : model->backbone_module().buffers())
+        backbone_buffers_before.push_back(b.detach().clone());
 
     train::YoloLoss loss(loss_config(), model->anchors());
     for (int i = 0; i < 2; ++i) {
-        auto r = train::train_step(*model, *optimizer, loss, four_samples(), 2, kSize, 10.0, torch::kCPU);
+        auto r = train::train_step(*model, *optimizer, loss, four_samples(), 2, kSize, 10.0,
+                                   torch::kCPU);
         ASSERT_TRUE(r.completed);
     }
     auto backbone_after = model->backbone_parameters();
     ASSERT_EQ(backbone_after.size(), backbone_before.size());
     for (std::size_t i = 0; i < backbone_after.size(); ++i)
-        EXPECT_TRUE(torch::equal(backbone_after[i], backbone_before[i])) << "backbone parameter " << i << " changed";
+        EXPECT_TRUE(torch::equal(backbone_after[i], backbone_before[i]))
+            << "backbone parameter " << i << " changed";
     auto buffers_after = model->backbone_module().buffers();
     for (std::size_t i = 0; i < buffers_after.size(); ++i)
-        EXPECT_TRUE(torch::equal(buffers_after[i], backbone_buffers_before[i])) << "backbone buffer " << i << " changed";
+        EXPECT_TRUE(torch::equal(buffers_after[i], backbone_buffers_before[i]))
+            << "backbone buffer " << i << " changed";
     int changed = 0;
     auto head_after = model->head_parameters();
-    for (std::size_t i = 0; i < head_after.size(); ++i) changed += !torch::equal(head_after[i], head_before[i]);
-    EXPECT_EQ(changed, static_cast<int>(head_after.size())) << "every head tensor should move in phase 1";
+    for (std::size_t i = 0; i < head_after.size(); ++i)
+        changed += !torch::equal(head_after[i], head_before[i]);
+    EXPECT_EQ(changed, static_cast<int>(head_after.size()))
+        << "every head tensor should move in phase 1";
 }
 
 TEST(TrainStep, AccumulationMatchesOneLargeBatchWithoutBatchStatistics) {
@@ -112,8 +123,10 @@ TEST(TrainStep, AccumulationMatchesOneLargeBatchWithoutBatchStatistics) {
     train::apply_learning_rates(*opt_b, cfg, 2, 30, 100);
     train::YoloLoss loss(loss_config(), a->anchors());
     for (int step = 0; step < 2; ++step) {
-        auto ra = train::train_step(*a, *opt_a, loss, four_samples(), /*micro_batch=*/1, kSize, 0, torch::kCPU);
-        auto rb = train::train_step(*b, *opt_b, loss, four_samples(), /*micro_batch=*/4, kSize, 0, torch::kCPU);
+        auto ra = train::train_step(*a, *opt_a, loss, four_samples(), /*micro_batch=*/1, kSize, 0,
+                                    torch::kCPU);
+        auto rb = train::train_step(*b, *opt_b, loss, four_samples(), /*micro_batch=*/4, kSize, 0,
+                                    torch::kCPU);
         EXPECT_EQ(ra.micro_batches, 4);
         EXPECT_EQ(rb.micro_batches, 1);
         EXPECT_NEAR(ra.loss, rb.loss, 1e-5 * std::max(1.0, std::abs(rb.loss)));
@@ -151,20 +164,24 @@ TEST(TrainStep, ReleasedGradientsGiveTheSameStepsAsZeroFilledOnes) {
         train::apply_learning_rates(*opt_a, cfg, 2, step, 100);
         train::apply_learning_rates(*opt_b, cfg, 2, step, 100);
         torch::manual_seed(100 + step);
-        auto ra = train::train_step(*a, *opt_a, loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+        auto ra = train::train_step(*a, *opt_a, loss, four_samples(), 2, kSize, cfg.grad_clip,
+                                    torch::kCPU);
         for (const auto& p : a->parameters()) EXPECT_FALSE(p.grad().defined());
         torch::manual_seed(100 + step);
-        auto rb = train::train_step(*b, *opt_b, loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+        auto rb = train::train_step(*b, *opt_b, loss, four_samples(), 2, kSize, cfg.grad_clip,
+                                    torch::kCPU);
         for (auto& p : b->parameters()) p.mutable_grad() = torch::zeros_like(p);
         EXPECT_EQ(ra.loss, rb.loss);
         EXPECT_EQ(ra.grad_norm, rb.grad_norm);
     }
     auto pa = a->named_parameters();
     auto pb = b->named_parameters();
-    for (const auto& item : pa) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
+    for (const auto& item : pa)
+        EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
     auto ba = a->named_buffers();
     auto bb = b->named_buffers();
-    for (const auto& item : ba) EXPECT_TRUE(torch::equal(item.value(), bb[item.key()])) << item.key();
+    for (const auto& item : ba)
+        EXPECT_TRUE(torch::equal(item.value(), bb[item.key()])) << item.key();
 }
 
 TEST(Collate, OnTheCpuDeviceItIsThePlainCollate) {
@@ -185,10 +202,11 @@ TEST(TrainStep, AbandonedStepLeavesParametersUntouched) {
     std::vector<torch::Tensor> before;
     for (auto& p : model->parameters()) before.push_back(p.detach().clone());
     int calls = 0;
-    auto r = train::train_step(*model, *optimizer, loss, four_samples(), 1, kSize, 10.0, torch::kCPU, [&] {
-        ++calls;
-        return calls < 2;  // stop after the second micro-batch
-    });
+    auto r = train::train_step(*model, *optimizer, loss, four_samples(), 1, kSize, 10.0,
+                               torch::kCPU, [&] {
+                                   ++calls;
+                                   return calls < 2;  // stop after the second micro-batch
+                               });
     EXPECT_FALSE(r.completed);
     EXPECT_EQ(r.micro_batches, 2);
     auto after = model->parameters();
@@ -215,7 +233,8 @@ TEST(TrainStep, NonFiniteLossSkipsTheUpdateAndDropsTheGradients) {
     train::apply_learning_rates(*optimizer, cfg, 2, 10, 100);
     train::YoloLoss loss(loss_config(), model->anchors());
     // One good step first, so the optimizer has state that a bad step could disturb.
-    auto good = train::train_step(*model, *optimizer, loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+    auto good = train::train_step(*model, *optimizer, loss, four_samples(), 2, kSize, cfg.grad_clip,
+                                  torch::kCPU);
     ASSERT_TRUE(good.completed);
     EXPECT_TRUE(std::isfinite(good.loss));
     EXPECT_TRUE(std::isfinite(good.grad_norm));
@@ -229,11 +248,13 @@ TEST(TrainStep, NonFiniteLossSkipsTheUpdateAndDropsTheGradients) {
     LossConfig poisoned = loss_config();
     poisoned.box = poisoned.obj = poisoned.cls = std::numeric_limits<double>::quiet_NaN();
     train::YoloLoss bad_loss(poisoned, model->anchors());
-    auto r = train::train_step(*model, *optimizer, bad_loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+    auto r = train::train_step(*model, *optimizer, bad_loss, four_samples(), 2, kSize,
+                               cfg.grad_clip, torch::kCPU);
     EXPECT_TRUE(r.completed);
     EXPECT_TRUE(r.skipped);
     EXPECT_FALSE(std::isfinite(r.loss));
-    EXPECT_EQ(adam_steps(*optimizer), steps_before) << "the optimizer must not step on a non-finite loss";
+    EXPECT_EQ(adam_steps(*optimizer), steps_before)
+        << "the optimizer must not step on a non-finite loss";
     auto after = model->parameters();
     ASSERT_EQ(after.size(), before.size());
     for (std::size_t i = 0; i < after.size(); ++i) {
@@ -242,7 +263,8 @@ TEST(TrainStep, NonFiniteLossSkipsTheUpdateAndDropsTheGradients) {
             << "the non-finite gradients must be dropped (parameter " << i << ")";
     }
     // The next good batch trains normally.
-    auto next = train::train_step(*model, *optimizer, loss, four_samples(), 2, kSize, cfg.grad_clip, torch::kCPU);
+    auto next = train::train_step(*model, *optimizer, loss, four_samples(), 2, kSize, cfg.grad_clip,
+                                  torch::kCPU);
     EXPECT_FALSE(next.skipped);
     EXPECT_GT(adam_steps(*optimizer), steps_before);
     for (auto& p : model->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
@@ -259,12 +281,14 @@ TEST(TrainStep, NonFiniteGradientNormIsCaughtWithoutClipping) {
     train::YoloLoss bad_loss(poisoned, model->anchors());
     std::vector<torch::Tensor> before;
     for (auto& p : model->parameters()) before.push_back(p.detach().clone());
-    auto r = train::train_step(*model, *optimizer, bad_loss, four_samples(), 4, kSize, 0, torch::kCPU);
+    auto r =
+        train::train_step(*model, *optimizer, bad_loss, four_samples(), 4, kSize, 0, torch::kCPU);
     EXPECT_TRUE(r.skipped);
     EXPECT_FALSE(std::isfinite(r.grad_norm));
     EXPECT_EQ(adam_steps(*optimizer), 0);
     auto after = model->parameters();
-    for (std::size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(torch::equal(after[i], before[i])) << i;
+    for (std::size_t i = 0; i < after.size(); ++i)
+        EXPECT_TRUE(torch::equal(after[i], before[i])) << i;
 }
 
 TEST(TrainStep, OverfitsOneImageAndDecodesItsBoxes) {
@@ -354,7 +378,9 @@ TEST(Schedule, PhaseRatesReachTheirGroups) {
     cfg.phase2.lr = {0.001, 0.002, 0.003};
     auto opt = train::make_optimizer(*model, cfg);
     ASSERT_EQ(opt->param_groups().size(), static_cast<std::size_t>(train::group_count));
-    auto lr = [&](int g) { return static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[g].options()).lr(); };
+    auto lr = [&](int g) {
+        return static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[g].options()).lr();
+    };
     train::apply_learning_rates(*opt, cfg, 1, 0, 100);
     EXPECT_EQ(lr(0), 0.0) << "the backbone never learns in phase 1";
     EXPECT_NEAR(lr(2), 0.02, 1e-12);
@@ -364,8 +390,12 @@ TEST(Schedule, PhaseRatesReachTheirGroups) {
     EXPECT_NEAR(lr(3), 0.002, 1e-12);
     EXPECT_NEAR(lr(4), 0.003, 1e-12);
     // Weight decay only on kernels.
-    EXPECT_GT(static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[0].options()).weight_decay(), 0.0);
-    EXPECT_EQ(static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[1].options()).weight_decay(), 0.0);
+    EXPECT_GT(
+        static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[0].options()).weight_decay(),
+        0.0);
+    EXPECT_EQ(
+        static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[1].options()).weight_decay(),
+        0.0);
 }
 
 TEST(DataOrder, DeterministicPermutationPerEpoch) {
@@ -382,9 +412,12 @@ TEST(DataOrder, DeterministicPermutationPerEpoch) {
 }
 
 TEST(OutOfMemory, RecognisesTheAllocatorsMessages) {
-    EXPECT_TRUE(train::is_out_of_memory("MPS backend out of memory (MPS allocated: 16.83 GB, other allocations: 1 GB)"));
+    EXPECT_TRUE(train::is_out_of_memory(
+        "MPS backend out of memory (MPS allocated: 16.83 GB, other allocations: 1 GB)"));
     EXPECT_TRUE(train::is_out_of_memory("CUDA out of memory. Tried to allocate 20.00 MiB"));
-    EXPECT_TRUE(train::is_out_of_memory("[enforce fail at alloc_cpu.cpp:75] . DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes"));
+    EXPECT_TRUE(
+        train::is_out_of_memory("[enforce fail at alloc_cpu.cpp:75] . DefaultCPUAllocator: can't "
+                                "allocate memory: you tried to allocate 123 bytes"));
     EXPECT_FALSE(train::is_out_of_memory("shape '[2, 3]' is invalid for input of size 7"));
 }
 

@@ -16,7 +16,8 @@ namespace exit_code = smartcash::exit_code;
 void pump(WorkerProcess& w, double seconds) {
     const auto until = Clock::now() + std::chrono::duration<double>(seconds);
     while (Clock::now() < until && w.running()) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
         w.poll_reports(static_cast<int>(std::clamp<long long>(left, 0, 5)));
     }
 }
@@ -71,7 +72,8 @@ TEST_F(WorkerFaults, TwentySigkillsAtRandomMomentsEndBitIdentical) {
             resumed.push_back(step);
             // Spread the remaining kills over the remaining training time, so that the run
             // advances but does not finish before the last kill.
-            const double remaining_s = training_s * (1.0 - static_cast<double>(step) / ref.total_steps);
+            const double remaining_s =
+                training_s * (1.0 - static_cast<double>(step) / ref.total_steps);
             pump(*w, unit(rng) * 2.0 * remaining_s / (kills_wanted - landed + 1));
         }
         if (w->running()) w->signal(SIGKILL);
@@ -81,7 +83,8 @@ TEST_F(WorkerFaults, TwentySigkillsAtRandomMomentsEndBitIdentical) {
             continue;
         }
         ASSERT_TRUE(status.exited && status.code == exit_code::done)
-            << "launch " << launches << " ended with " << status.describe() << ":\n" << w->err();
+            << "launch " << launches << " ended with " << status.describe() << ":\n"
+            << w->err();
         break;  // finished before the kill: no more kills can land
     }
     ASSERT_EQ(landed, kills_wanted) << "the run finished after " << landed << " kills";
@@ -90,12 +93,13 @@ TEST_F(WorkerFaults, TwentySigkillsAtRandomMomentsEndBitIdentical) {
 
     auto last = train(run);
     const auto status = last->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << last->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << last->err();
     expect_reference_weights(final_hash(run), ref);
     std::string steps;
     for (auto s : resumed) steps += std::to_string(s) + " ";
-    std::cout << "[ figures  ] " << landed << " kills landed in " << launches << " launches (" << before_hello
-              << " before hello); resumed steps: " << steps << "\n";
+    std::cout << "[ figures  ] " << landed << " kills landed in " << launches << " launches ("
+              << before_hello << " before hello); resumed steps: " << steps << "\n";
 }
 
 // A kill while a checkpoint is being written: (a) while the .pt or manifest temp file exists,
@@ -121,7 +125,8 @@ TEST_F(WorkerFaults, SigkillDuringCheckpointWriteResumesFromPreviousGood) {
             std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
         const auto status = w->wait();
-        ASSERT_FALSE(status.exited) << "the run finished without a kill landing mid-write:\n" << w->err();
+        ASSERT_FALSE(status.exited) << "the run finished without a kill landing mid-write:\n"
+                                    << w->err();
         auto left = temp_files(run);
         if (!left.empty()) interrupted = left.front();
     }
@@ -134,8 +139,9 @@ TEST_F(WorkerFaults, SigkillDuringCheckpointWriteResumesFromPreviousGood) {
         ASSERT_TRUE(w->wait_report("checkpoint", 120)) << w->err();
         w->signal(SIGKILL);
         w->wait();
-        EXPECT_NE(w->err().find("removed " + interrupted + ", left by an interrupted checkpoint write"),
-                  std::string::npos)
+        EXPECT_NE(
+            w->err().find("removed " + interrupted + ", left by an interrupted checkpoint write"),
+            std::string::npos)
             << w->err();
     }
 
@@ -143,7 +149,8 @@ TEST_F(WorkerFaults, SigkillDuringCheckpointWriteResumesFromPreviousGood) {
     std::string orphan;
     std::int64_t orphan_step = -1;
     {
-        auto w = train(run, "big", LaunchOptions{{"SMARTCASH_TEST_SLOW_CHECKPOINT_MS=5000"}, {}, true});
+        auto w =
+            train(run, "big", LaunchOptions{{"SMARTCASH_TEST_SLOW_CHECKPOINT_MS=5000"}, {}, true});
         const auto before = step_checkpoints(run);
         const std::int64_t newest_before = before.empty() ? -1 : before.rbegin()->first;
         while (w->running() && orphan.empty()) {
@@ -165,7 +172,8 @@ TEST_F(WorkerFaults, SigkillDuringCheckpointWriteResumesFromPreviousGood) {
     {
         auto w = train(run);
         const auto status = w->wait();
-        ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+        ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                     << w->err();
         const std::string err = w->err();
         EXPECT_NE(rejected_line(err, orphan).find("no manifest"), std::string::npos) << err;
         auto hello = w->reports_of("hello");
@@ -174,8 +182,8 @@ TEST_F(WorkerFaults, SigkillDuringCheckpointWriteResumesFromPreviousGood) {
         EXPECT_GT(hello[0].value("resumed_step", std::int64_t{-1}), 0);
     }
     expect_reference_weights(final_hash(run), ref);
-    std::cout << "[ figures  ] temp-file kill landed after " << tries << " launch(es) (" << interrupted
-              << "); orphan .pt at step " << orphan_step << "\n";
+    std::cout << "[ figures  ] temp-file kill landed after " << tries << " launch(es) ("
+              << interrupted << "); orphan .pt at step " << orphan_step << "\n";
 }
 
 // A truncated, then a bit-flipped newest checkpoint: checkpoint-info calls them invalid and says
@@ -187,11 +195,13 @@ TEST_F(WorkerFaults, TruncatedAndBitFlippedCheckpointsFallBackToPreviousGood) {
     auto finish = [&](const char* what) {
         auto w = train(run);
         const auto status = w->wait();
-        EXPECT_TRUE(status.exited && status.code == exit_code::done) << what << ": " << status.describe() << "\n"
-                                                                     << w->err();
+        EXPECT_TRUE(status.exited && status.code == exit_code::done)
+            << what << ": " << status.describe() << "\n"
+            << w->err();
         auto hello = w->reports_of("hello");
         EXPECT_EQ(hello.size(), 1u);
-        return std::make_pair(w->err(), hello.empty() ? -1 : hello[0].value("resumed_step", std::int64_t{-1}));
+        return std::make_pair(
+            w->err(), hello.empty() ? -1 : hello[0].value("resumed_step", std::int64_t{-1}));
     };
     finish("first run");
     auto files = step_checkpoints(run);
@@ -207,7 +217,8 @@ TEST_F(WorkerFaults, TruncatedAndBitFlippedCheckpointsFallBackToPreviousGood) {
     auto ci = info(newest);
     EXPECT_NE(ci.code, 0);
     EXPECT_FALSE(ci.json.value("valid", true));
-    EXPECT_NE(ci.json.value("reason", std::string()).find("truncated"), std::string::npos) << ci.json.dump();
+    EXPECT_NE(ci.json.value("reason", std::string()).find("truncated"), std::string::npos)
+        << ci.json.dump();
     {
         auto [err, resumed_step] = finish("after truncation");
         EXPECT_NE(rejected_line(err, newest).find("truncated"), std::string::npos) << err;
@@ -223,7 +234,8 @@ TEST_F(WorkerFaults, TruncatedAndBitFlippedCheckpointsFallBackToPreviousGood) {
     ci = info(newest);
     EXPECT_NE(ci.code, 0);
     EXPECT_FALSE(ci.json.value("valid", true));
-    EXPECT_NE(ci.json.value("reason", std::string()).find("checksum mismatch"), std::string::npos) << ci.json.dump();
+    EXPECT_NE(ci.json.value("reason", std::string()).find("checksum mismatch"), std::string::npos)
+        << ci.json.dump();
     {
         auto [err, resumed_step] = finish("after the bit flip");
         EXPECT_NE(rejected_line(err, newest).find("checksum mismatch"), std::string::npos) << err;
@@ -246,8 +258,10 @@ TEST_F(WorkerFaults, AddressSpaceLimitGivesOomExitAndEmergencyCheckpoint) {
     constexpr int limit_at_step = 13;
     std::int64_t oom_step = -1;
     {
-        auto w = train(run, "big",
-                       LaunchOptions{{"SMARTCASH_TEST_RLIMIT_AS_AT_STEP=" + std::to_string(limit_at_step)}, {}, true});
+        auto w = train(
+            run, "big",
+            LaunchOptions{
+                {"SMARTCASH_TEST_RLIMIT_AS_AT_STEP=" + std::to_string(limit_at_step)}, {}, true});
         const auto status = w->wait();
         const std::string err = w->err();
         ASSERT_TRUE(status.exited) << status.describe() << "\n" << err;
@@ -264,12 +278,14 @@ TEST_F(WorkerFaults, AddressSpaceLimitGivesOomExitAndEmergencyCheckpoint) {
         EXPECT_EQ(ci.code, 0) << ci.json.dump();
         EXPECT_EQ(ci.json.value("step", std::int64_t{-2}), oom_step);
         EXPECT_NE(err.find("out of memory"), std::string::npos) << err;
-        std::cout << "[ figures  ] oom at step " << oom_step << " (" << ooms[0].value("message", std::string())
-                  << "), checkpoint kind " << ci.json.value("kind", std::string()) << "\n";
+        std::cout << "[ figures  ] oom at step " << oom_step << " ("
+                  << ooms[0].value("message", std::string()) << "), checkpoint kind "
+                  << ci.json.value("kind", std::string()) << "\n";
     }
     auto w = train(run);
     const auto status = w->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << w->err();
     EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), oom_step);
     expect_reference_weights(final_hash(run), ref);
 }
@@ -284,15 +300,18 @@ TEST_F(WorkerFaults, OomWhileSnapshottingBuffersStillWritesTheEmergencyCheckpoin
     const std::string run = run_dir();
     constexpr std::int64_t oom_at_step = 5;
     {
-        auto w = train(run, "big",
-                       LaunchOptions{{"SMARTCASH_TEST_SNAPSHOT_OOM_AT_STEP=" + std::to_string(oom_at_step)}, {}, true});
+        auto w = train(
+            run, "big",
+            LaunchOptions{
+                {"SMARTCASH_TEST_SNAPSHOT_OOM_AT_STEP=" + std::to_string(oom_at_step)}, {}, true});
         const auto status = w->wait();
         const std::string err = w->err();
         ASSERT_TRUE(status.exited) << status.describe() << "\n" << err;
         ASSERT_EQ(status.code, exit_code::oom) << err;
         auto ooms = w->reports_of("oom");
         ASSERT_EQ(ooms.size(), 1u) << err;
-        EXPECT_NE(ooms[0].value("message", std::string()).find("allocate"), std::string::npos) << ooms[0].dump();
+        EXPECT_NE(ooms[0].value("message", std::string()).find("allocate"), std::string::npos)
+            << ooms[0].dump();
         EXPECT_EQ(ooms[0].value("step", std::int64_t{-1}), oom_at_step);
         EXPECT_EQ(metric_step_lines(run), oom_at_step);
         const std::string path = ooms[0].value("checkpoint", std::string());
@@ -306,7 +325,8 @@ TEST_F(WorkerFaults, OomWhileSnapshottingBuffersStillWritesTheEmergencyCheckpoin
     }
     auto w = train(run);
     const auto status = w->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << w->err();
     EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), oom_at_step);
     expect_reference_weights(final_hash(run), ref);
 }
@@ -317,7 +337,8 @@ TEST_F(WorkerFaults, OomWhileSnapshottingBuffersStillWritesTheEmergencyCheckpoin
 TEST_F(WorkerFaults, PruningKeepsTheNewestGoodCheckpointBesideADamagedOne) {
     const Reference& ref = reference("big");
     const std::string run = run_dir();
-    const std::string config = changed_config("keep1.yaml", "keep_checkpoints: 3", "keep_checkpoints: 1");
+    const std::string config =
+        changed_config("keep1.yaml", "keep_checkpoints: 3", "keep_checkpoints: 1");
     auto stop_after_checkpoint = [&](WorkerProcess& w, std::int64_t min_step) {
         auto reached = [&] {
             for (const auto& c : w.reports_of("checkpoint"))
@@ -327,10 +348,12 @@ TEST_F(WorkerFaults, PruningKeepsTheNewestGoodCheckpointBesideADamagedOne) {
         while (w.running() && !reached()) w.poll_reports(5);
         w.send_command({{"cmd", "checkpoint_and_stop"}, {"reason", "test"}});
         const auto status = w.wait(120);
-        EXPECT_TRUE(status.exited && status.code == exit_code::requested_stop) << status.describe() << "\n"
-                                                                               << w.err();
-        return w.reports_of("stopping").empty() ? std::int64_t{-1}
-                                                : w.reports_of("stopping")[0].value("step", std::int64_t{-1});
+        EXPECT_TRUE(status.exited && status.code == exit_code::requested_stop)
+            << status.describe() << "\n"
+            << w.err();
+        return w.reports_of("stopping").empty()
+                   ? std::int64_t{-1}
+                   : w.reports_of("stopping")[0].value("step", std::int64_t{-1});
     };
     std::string damaged;
     std::int64_t damaged_step = -1;
@@ -347,7 +370,8 @@ TEST_F(WorkerFaults, PruningKeepsTheNewestGoodCheckpointBesideADamagedOne) {
     {
         auto w = train(run, "big", {}, config);
         stopped_at = stop_after_checkpoint(*w, 1);
-        EXPECT_NE(rejected_line(w->err(), damaged).find("truncated"), std::string::npos) << w->err();
+        EXPECT_NE(rejected_line(w->err(), damaged).find("truncated"), std::string::npos)
+            << w->err();
         EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), 0);
     }
     ASSERT_GT(stopped_at, 0);
@@ -359,7 +383,8 @@ TEST_F(WorkerFaults, PruningKeepsTheNewestGoodCheckpointBesideADamagedOne) {
 
     auto w = train(run, "big", {}, config);
     const auto status = w->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << w->err();
     EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), stopped_at);
     expect_reference_weights(final_hash(run), ref);
 }
@@ -374,7 +399,8 @@ TEST_F(WorkerFaults, FileSizeLimitGivesIoErrorAndKeepsPreviousCheckpoint) {
     ASSERT_GT(large, small + 4096) << "phase 2 checkpoints should be larger than phase 1 ones";
     const std::string run = run_dir();
     {
-        auto w = train(run, "big", LaunchOptions{{}, static_cast<rlim_t>((small + large) / 2), true});
+        auto w =
+            train(run, "big", LaunchOptions{{}, static_cast<rlim_t>((small + large) / 2), true});
         const auto status = w->wait();
         const std::string err = w->err();
         ASSERT_TRUE(status.exited) << status.describe() << "\n" << err;
@@ -398,9 +424,11 @@ TEST_F(WorkerFaults, FileSizeLimitGivesIoErrorAndKeepsPreviousCheckpoint) {
 
     auto w = train(run);
     const auto status = w->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << w->err();
     expect_reference_weights(final_hash(run), ref);
-    std::cout << "[ figures  ] file size limit " << (small + large) / 2 << " bytes; kept step " << kept_step << "\n";
+    std::cout << "[ figures  ] file size limit " << (small + large) / 2 << " bytes; kept step "
+              << kept_step << "\n";
 }
 
 }  // namespace

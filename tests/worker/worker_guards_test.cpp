@@ -12,11 +12,12 @@ namespace exit_code = smartcash::exit_code;
 /// The test hook that gives optimizer steps FROM .. FROM+COUNT-1 (numbered by the steps completed
 /// before them) a non-finite loss through the real forward and backward passes.
 std::string nonfinite_steps(int from, int count = 0) {
-    return "SMARTCASH_TEST_NONFINITE_LOSS=" + std::to_string(from) + (count > 0 ? ":" + std::to_string(count) : "");
+    return "SMARTCASH_TEST_NONFINITE_LOSS=" + std::to_string(from) +
+           (count > 0 ? ":" + std::to_string(count) : "");
 }
 
 class WorkerGuards : public WorkerTest {
-protected:
+  protected:
     /// weights_sha256 of the step checkpoint of `step` in a run.
     std::string weights_at(const std::string& run, std::int64_t step) {
         auto files = step_checkpoints(run);
@@ -40,14 +41,16 @@ protected:
 // counted in the progress and done reports, and the run finishes. A run killed inside the skipped
 // stretch and resumed ends with the same weights as the uninterrupted one.
 TEST_F(WorkerGuards, NonFiniteStepsAreSkippedCountedAndResumeExactly) {
-    const std::string config = changed_config("keep-all.yaml", "keep_checkpoints: 3", "keep_checkpoints: 30");
+    const std::string config =
+        changed_config("keep-all.yaml", "keep_checkpoints: 3", "keep_checkpoints: 30");
     const LaunchOptions hook{{nonfinite_steps(4, 3)}, {}, true};
     const std::string a = run_dir("a");
     {
         auto w = train(a, "big", hook, config);
         const auto status = w->wait();
         const std::string err = w->err();
-        ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << err;
+        ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                     << err;
         EXPECT_EQ(count_of(err, "non-finite"), 3) << err;
         auto done = w->reports_of("done");
         ASSERT_EQ(done.size(), 1u);
@@ -66,7 +69,10 @@ TEST_F(WorkerGuards, NonFiniteStepsAreSkippedCountedAndResumeExactly) {
         const auto step = line.value("step", std::int64_t{-1});
         const bool bad = step >= 5 && step <= 7;
         EXPECT_EQ(line.value("skipped", !bad), bad) << line.dump();
-        EXPECT_EQ(line.value("skipped_steps", -1), step < 5 ? 0 : step <= 7 ? step - 4 : 3) << line.dump();
+        EXPECT_EQ(line.value("skipped_steps", -1), step < 5    ? 0
+                                                   : step <= 7 ? step - 4
+                                                               : 3)
+            << line.dump();
     }
     EXPECT_EQ(metric_lines(a, "epoch").back().value("skipped_steps", -1), 3);
     // No update in steps 5 and 6; step 8 (a good one) moves the weights again.
@@ -86,7 +92,8 @@ TEST_F(WorkerGuards, NonFiniteStepsAreSkippedCountedAndResumeExactly) {
     }
     auto w = train(b, "big", hook, config);
     const auto status = w->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << w->err();
     EXPECT_GE(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), 6);
     EXPECT_EQ(w->reports_of("done").at(0).value("skipped_steps", -1), 3);
     EXPECT_EQ(final_hash(b), uninterrupted);
@@ -98,8 +105,8 @@ TEST_F(WorkerGuards, NonFiniteStepsAreSkippedCountedAndResumeExactly) {
 // with the same fault continues the count from the checkpoint (step 6, two in a row) and ends at
 // the same step; a resume without it finishes.
 TEST_F(WorkerGuards, TooManyNonFiniteStepsInARowEndTheRun) {
-    const std::string config =
-        changed_config("limit3.yaml", "keep_checkpoints: 3", "keep_checkpoints: 3\n  max_nonfinite_steps: 3");
+    const std::string config = changed_config("limit3.yaml", "keep_checkpoints: 3",
+                                              "keep_checkpoints: 3\n  max_nonfinite_steps: 3");
     const LaunchOptions hook{{nonfinite_steps(4)}, {}, true};
     const std::string run = run_dir();
     auto expect_diverged_at_step_7 = [&](WorkerProcess& w) {
@@ -132,11 +139,13 @@ TEST_F(WorkerGuards, TooManyNonFiniteStepsInARowEndTheRun) {
         auto w = train(run, "big", hook, config);
         expect_diverged_at_step_7(*w);
         EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), 6);
-        EXPECT_EQ(metric_step_lines(run), 8) << "the resumed launch should end after one more skipped step";
+        EXPECT_EQ(metric_step_lines(run), 8)
+            << "the resumed launch should end after one more skipped step";
     }
     auto w = train(run, "big", {}, config);
     const auto status = w->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << w->err();
     EXPECT_EQ(w->reports_of("hello").at(0).value("resumed_step", std::int64_t{-1}), 6);
     EXPECT_EQ(w->reports_of("done").at(0).value("skipped_steps", -1), 2);
 }
@@ -147,12 +156,14 @@ TEST_F(WorkerGuards, TooManyNonFiniteStepsInARowEndTheRun) {
 TEST_F(WorkerGuards, ResumeRefusesAChangedDataset) {
     const std::string data = dir() + "/dataset";
     {
-        WorkerProcess synth({"synth", "--out", data, "--images", "40", "--size", "96", "--seed", "3"},
-                            log_base("synth"), LaunchOptions{{}, {}, false});
+        WorkerProcess synth(
+            {"synth", "--out", data, "--images", "40", "--size", "96", "--seed", "3"},
+            log_base("synth"), LaunchOptions{{}, {}, false});
         const auto status = synth.wait(120);
         ASSERT_TRUE(status.exited && status.code == 0) << status.describe() << "\n" << synth.err();
     }
-    const std::string config = changed_config("own-data.yaml", "dataset: synthetic", "dataset: " + data);
+    const std::string config =
+        changed_config("own-data.yaml", "dataset: synthetic", "dataset: " + data);
     const std::string run = run_dir();
     std::int64_t stopped_at = -1;
     {
@@ -160,8 +171,9 @@ TEST_F(WorkerGuards, ResumeRefusesAChangedDataset) {
         ASSERT_TRUE(w->wait_report("checkpoint", 120)) << w->err();
         w->signal(SIGTERM);
         const auto status = w->wait(60);
-        ASSERT_TRUE(status.exited && status.code == exit_code::requested_stop) << status.describe() << "\n"
-                                                                               << w->err();
+        ASSERT_TRUE(status.exited && status.code == exit_code::requested_stop)
+            << status.describe() << "\n"
+            << w->err();
         stopped_at = w->reports_of("stopping").at(0).value("step", std::int64_t{-1});
         ASSERT_GT(stopped_at, 0);
     }
@@ -179,7 +191,9 @@ TEST_F(WorkerGuards, ResumeRefusesAChangedDataset) {
     for (const auto& e : fs::directory_iterator(images)) train_images.push_back(e.path());
     std::sort(train_images.begin(), train_images.end());
     ASSERT_EQ(train_images.size(), 32u);
-    auto label_of = [&](const fs::path& image) { return labels / (image.stem().string() + ".txt"); };
+    auto label_of = [&](const fs::path& image) {
+        return labels / (image.stem().string() + ".txt");
+    };
     auto move = [](const fs::path& from, const fs::path& to) { fs::rename(from, to); };
 
     auto expect_refused = [&](const std::string& change, const std::vector<std::string>& words) {
@@ -194,9 +208,11 @@ TEST_F(WorkerGuards, ResumeRefusesAChangedDataset) {
         const std::string message = errors[0].value("message", std::string());
         EXPECT_NE(message.find("cannot resume"), std::string::npos) << change << ": " << message;
         EXPECT_NE(message.find("dataset " + data), std::string::npos) << change << ": " << message;
-        for (const auto& word : words) EXPECT_NE(message.find(word), std::string::npos) << change << ": " << message;
+        for (const auto& word : words)
+            EXPECT_NE(message.find(word), std::string::npos) << change << ": " << message;
         EXPECT_TRUE(w->reports_of("hello").empty());
-        EXPECT_EQ(checkpoint_files(), before) << change << ": the refused launch changed the checkpoints";
+        EXPECT_EQ(checkpoint_files(), before)
+            << change << ": the refused launch changed the checkpoints";
     };
 
     // Two train images removed.

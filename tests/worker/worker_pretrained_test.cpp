@@ -10,7 +10,7 @@ using namespace worker_test;
 namespace exit_code = smartcash::exit_code;
 
 class WorkerPretrained : public WorkerTest {
-protected:
+  protected:
     ExitStatus run(const std::vector<std::string>& args, std::string* out = nullptr,
                    std::string* err = nullptr) {
         WorkerProcess p(args, log_base(args.front()), LaunchOptions{{}, {}, false});
@@ -27,7 +27,8 @@ TEST_F(WorkerPretrained, FreshRunStartsFromAnExportedBackboneAndResumeNeverReloa
     {
         auto w = train(first);
         const auto status = w->wait();
-        ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << w->err();
+        ASSERT_TRUE(status.exited && status.code == exit_code::done)
+            << status.describe() << w->err();
     }
     const std::string weights = dir() + "/backbone.safetensors";
     std::string out, err;
@@ -38,7 +39,8 @@ TEST_F(WorkerPretrained, FreshRunStartsFromAnExportedBackboneAndResumeNeverReloa
     const std::string weights_sha = smartcash::sha256_file(weights);
 
     // model-info says what would load.
-    status = run({"model-info", "--config", tiny_config(), "--pretrained", weights, "--json"}, &out, &err);
+    status = run({"model-info", "--config", tiny_config(), "--pretrained", weights, "--json"}, &out,
+                 &err);
     ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << err;
     const Json mi = Json::parse(out);
     EXPECT_EQ(mi["pretrained"].value("naming", ""), "smartcash");
@@ -47,15 +49,18 @@ TEST_F(WorkerPretrained, FreshRunStartsFromAnExportedBackboneAndResumeNeverReloa
     EXPECT_TRUE(mi["pretrained"]["missing"].empty());
 
     // A fresh run of phase 1 only, from that backbone.
-    const std::string phase1 = changed_config("phase1.yaml", "phase2: {epochs: 2", "phase2: {epochs: 0");
+    const std::string phase1 =
+        changed_config("phase1.yaml", "phase2: {epochs: 2", "phase2: {epochs: 0");
     const std::string second = run_dir("second");
     {
         WorkerProcess w({"train", "--config", phase1, "--run-dir", second, "--tier", "big",
                          "--pretrained", weights},
                         log_base("train"), LaunchOptions{{}, {}, false});
         status = w.wait(300);
-        ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << w.err();
-        EXPECT_NE(w.err().find("started from pretrained weights " + weights), std::string::npos) << w.err();
+        ASSERT_TRUE(status.exited && status.code == exit_code::done)
+            << status.describe() << w.err();
+        EXPECT_NE(w.err().find("started from pretrained weights " + weights), std::string::npos)
+            << w.err();
     }
     auto files = step_checkpoints(second);
     ASSERT_FALSE(files.empty());
@@ -67,7 +72,8 @@ TEST_F(WorkerPretrained, FreshRunStartsFromAnExportedBackboneAndResumeNeverReloa
     // Phase 1 kept the backbone frozen, batch-norm statistics included: exporting it again
     // writes the same bytes.
     const std::string again = dir() + "/again.safetensors";
-    status = run({"export", "--checkpoint", files.rbegin()->second, "--out", again, "--backbone-only"});
+    status =
+        run({"export", "--checkpoint", files.rbegin()->second, "--out", again, "--backbone-only"});
     ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe();
     EXPECT_EQ(smartcash::sha256_file(again), weights_sha);
 
@@ -79,15 +85,17 @@ TEST_F(WorkerPretrained, FreshRunStartsFromAnExportedBackboneAndResumeNeverReloa
                          "--pretrained", weights},
                         log_base("train"), LaunchOptions{{}, {}, false});
         status = w.wait(300);
-        ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << w.err();
+        ASSERT_TRUE(status.exited && status.code == exit_code::done)
+            << status.describe() << w.err();
         EXPECT_NE(w.err().find("resumed from"), std::string::npos) << w.err();
         EXPECT_EQ(w.err().find("started from pretrained weights"), std::string::npos) << w.err();
     }
     const Json resumed = info(step_checkpoints(second).rbegin()->second).json;
-    EXPECT_EQ(resumed["pretrained"].value("sha256", ""), weights_sha) << "carried by later checkpoints";
+    EXPECT_EQ(resumed["pretrained"].value("sha256", ""), weights_sha)
+        << "carried by later checkpoints";
 
-    WorkerProcess fresh({"train", "--config", phase1, "--run-dir", run_dir("third"), "--tier", "big",
-                         "--pretrained", weights},
+    WorkerProcess fresh({"train", "--config", phase1, "--run-dir", run_dir("third"), "--tier",
+                         "big", "--pretrained", weights},
                         log_base("train"), LaunchOptions{{}, {}, false});
     status = fresh.wait(300);
     EXPECT_TRUE(status.exited && status.code == exit_code::config_error) << status.describe();

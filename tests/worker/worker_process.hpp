@@ -18,14 +18,13 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 extern char** environ;
 
@@ -42,7 +41,9 @@ inline std::string worker_bin() {
     return other && *other ? other : SMARTCASH_WORKER_BIN;
 }
 inline std::string fixture(const std::string& name) {
-    return (fs::path(SMARTCASH_CONFIG_DIR) / ".." / "tests" / "fixtures" / name).lexically_normal().string();
+    return (fs::path(SMARTCASH_CONFIG_DIR) / ".." / "tests" / "fixtures" / name)
+        .lexically_normal()
+        .string();
 }
 inline std::string tiny_config() { return fixture("tiny.yaml"); }
 
@@ -89,15 +90,15 @@ struct ExitStatus {
 };
 
 struct LaunchOptions {
-    std::vector<std::string> env;        ///< extra "KEY=VALUE" entries
-    std::optional<rlim_t> fsize_limit;   ///< RLIMIT_FSIZE set in the child before exec
-    bool channel = true;                 ///< give the worker report/command pipes
+    std::vector<std::string> env;       ///< extra "KEY=VALUE" entries
+    std::optional<rlim_t> fsize_limit;  ///< RLIMIT_FSIZE set in the child before exec
+    bool channel = true;                ///< give the worker report/command pipes
 };
 
 /// One run of smartcash-worker. stdout and stderr go to files `<log_base>.out` / `.err`.
 /// The destructor SIGKILLs and reaps a child that is still running.
 class WorkerProcess {
-public:
+  public:
     WorkerProcess(const std::vector<std::string>& args, const std::string& log_base,
                   const LaunchOptions& options = {})
         : m_out_path(log_base + ".out"), m_err_path(log_base + ".err") {
@@ -130,9 +131,12 @@ public:
         for (auto& a : argv_strings) argv.push_back(a.data());
         argv.push_back(nullptr);
 
-        const int out_fd = ::open(m_out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        const int err_fd = ::open(m_err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (out_fd < 0 || err_fd < 0) throw std::runtime_error("cannot create the child's log files");
+        const int out_fd =
+            ::open(m_out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        const int err_fd =
+            ::open(m_err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out_fd < 0 || err_fd < 0)
+            throw std::runtime_error("cannot create the child's log files");
         struct rlimit fsize {};
         if (options.fsize_limit) fsize.rlim_cur = fsize.rlim_max = *options.fsize_limit;
 
@@ -200,7 +204,8 @@ public:
                 int status = 0;
                 ::waitpid(m_pid, &status, 0);
                 record(status);
-                throw std::runtime_error("the worker did not end within " + std::to_string(timeout_s) + " s");
+                throw std::runtime_error("the worker did not end within " +
+                                         std::to_string(timeout_s) + " s");
             }
             poll_reports(20);
         }
@@ -215,7 +220,9 @@ public:
             return 0;
         }
         const std::size_t before = m_reports.size();
-        struct pollfd p {m_report_fd, POLLIN, 0};
+        struct pollfd p {
+            m_report_fd, POLLIN, 0
+        };
         if (::poll(&p, 1, timeout_ms) <= 0) return 0;
         char buf[65536];
         while (true) {
@@ -266,7 +273,7 @@ public:
     std::string err() const { return read_text(m_err_path); }
     std::string out() const { return read_text(m_out_path); }
 
-private:
+  private:
     void record(int status) {
         ExitStatus s;
         if (WIFEXITED(status)) {
@@ -312,7 +319,8 @@ inline std::map<std::int64_t, std::string> step_checkpoints(const std::string& r
         const std::string name = e.path().filename().string();
         long long step = 0;
         char tail[8] = {0};
-        if (std::sscanf(name.c_str(), "step-%lld.%3s", &step, tail) == 2 && std::string(tail) == "pt")
+        if (std::sscanf(name.c_str(), "step-%lld.%3s", &step, tail) == 2 &&
+            std::string(tail) == "pt")
             out[step] = e.path().string();
     }
     return out;
@@ -350,7 +358,9 @@ inline int metric_step_lines(const std::string& run_dir) {
 
 inline int count_of(const std::string& text, const std::string& needle) {
     int n = 0;
-    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++n;
+    for (auto at = text.find(needle); at != std::string::npos;
+         at = text.find(needle, at + needle.size()))
+        ++n;
     return n;
 }
 
@@ -364,11 +374,11 @@ namespace worker_test {
 
 /// A temp directory per test under SMARTCASH_TEST_TMP, removed afterwards.
 class WorkerTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        m_dir = (fs::path(SMARTCASH_TEST_TMP) /
-                 (std::string(info->test_suite_name()) + "." + info->name() + "." + std::to_string(::getpid())))
+        m_dir = (fs::path(SMARTCASH_TEST_TMP) / (std::string(info->test_suite_name()) + "." +
+                                                 info->name() + "." + std::to_string(::getpid())))
                     .string();
         fs::remove_all(m_dir);
         fs::create_directories(m_dir + "/logs");
@@ -381,12 +391,17 @@ protected:
     const std::string& dir() const { return m_dir; }
     std::string run_dir(const std::string& name = "run") const { return m_dir + "/" + name; }
     /// A fresh log file base for one launch.
-    std::string log_base(const std::string& what) { return m_dir + "/logs/" + what + "-" + std::to_string(m_launches++); }
+    std::string log_base(const std::string& what) {
+        return m_dir + "/logs/" + what + "-" + std::to_string(m_launches++);
+    }
 
-    std::unique_ptr<WorkerProcess> train(const std::string& run_dir, const std::string& tier = "big",
-                                         const LaunchOptions& options = {}, const std::string& config = tiny_config()) {
+    std::unique_ptr<WorkerProcess> train(const std::string& run_dir,
+                                         const std::string& tier = "big",
+                                         const LaunchOptions& options = {},
+                                         const std::string& config = tiny_config()) {
         return std::make_unique<WorkerProcess>(
-            std::vector<std::string>{"train", "--config", config, "--run-dir", run_dir, "--tier", tier},
+            std::vector<std::string>{"train", "--config", config, "--run-dir", run_dir, "--tier",
+                                     tier},
             log_base("train"), options);
     }
 
@@ -405,7 +420,8 @@ protected:
         write_text(path, text);
         return path;
     }
-    std::string changed_config(const std::string& name, const std::string& from, const std::string& to) {
+    std::string changed_config(const std::string& name, const std::string& from,
+                               const std::string& to) {
         return changed_config(name, {{from, to}});
     }
 
@@ -416,10 +432,11 @@ protected:
         auto ci = info(files.rbegin()->second);
         EXPECT_EQ(ci.code, 0) << ci.json.dump();
         EXPECT_TRUE(ci.json.value("valid", false)) << ci.json.dump();
-        return {ci.json.value("weights_sha256", std::string()), ci.json.value("step", std::int64_t{-1})};
+        return {ci.json.value("weights_sha256", std::string()),
+                ci.json.value("step", std::int64_t{-1})};
     }
 
-private:
+  private:
     std::string m_dir;
     int m_launches = 0;
 };
@@ -429,21 +446,21 @@ struct Reference {
     std::string hash;
     std::int64_t final_step = 0;
     std::int64_t total_steps = 0;
-    double startup_s = 0;  ///< launch to hello
-    double wall_s = 0;     ///< launch to exit
+    double startup_s = 0;                                     ///< launch to hello
+    double wall_s = 0;                                        ///< launch to exit
     std::map<std::int64_t, std::uintmax_t> checkpoint_sizes;  ///< by step, as reported
 };
 
 /// A run's final weights (final_hash()) equal the uninterrupted reference's, at the same step.
-inline void expect_reference_weights(const std::pair<std::string, std::int64_t>& final, const Reference& ref) {
+inline void expect_reference_weights(const std::pair<std::string, std::int64_t>& final,
+                                     const Reference& ref) {
     EXPECT_EQ(final.second, ref.final_step);
     EXPECT_EQ(final.first, ref.hash);
 }
 
 /// A SHA-256 as checkpoint info prints it: 64 lowercase hex digits.
 inline bool is_sha256_hex(const std::string& text) {
-    return text.size() == 64 &&
-           text.find_first_not_of("0123456789abcdef") == std::string::npos;
+    return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 /// Runs (once per test process and tier) the uninterrupted reference; throws unless it ends with a
@@ -454,12 +471,15 @@ inline const Reference& reference(const std::string& tier) {
     std::lock_guard<std::mutex> lock(mutex);
     if (auto it = cache.find(tier); it != cache.end()) return it->second;
     const std::string dir =
-        (fs::path(SMARTCASH_TEST_TMP) / ("reference-" + tier + "-" + std::to_string(::getpid()))).string();
+        (fs::path(SMARTCASH_TEST_TMP) / ("reference-" + tier + "-" + std::to_string(::getpid())))
+            .string();
     fs::remove_all(dir);
     fs::create_directories(dir);
     Reference ref;
     {
-        WorkerProcess p({"train", "--config", tiny_config(), "--run-dir", dir + "/run", "--tier", tier}, dir + "/train");
+        WorkerProcess p(
+            {"train", "--config", tiny_config(), "--run-dir", dir + "/run", "--tier", tier},
+            dir + "/train");
         std::size_t seen = 0;
         while (p.running()) {
             p.poll_reports(5);
@@ -479,9 +499,11 @@ inline const Reference& reference(const std::string& tier) {
         auto status = p.wait();
         ref.wall_s = p.age();
         if (!status.exited || status.code != 0)
-            throw std::runtime_error("the reference run failed (" + status.describe() + "): " + p.err());
+            throw std::runtime_error("the reference run failed (" + status.describe() +
+                                     "): " + p.err());
         auto files = step_checkpoints(dir + "/run");
-        if (files.empty()) throw std::runtime_error("the reference run left no step checkpoint: " + p.err());
+        if (files.empty())
+            throw std::runtime_error("the reference run left no step checkpoint: " + p.err());
         auto ci = checkpoint_info(files.rbegin()->second, dir + "/info");
         if (ci.code != 0 || !ci.json.value("valid", false))
             throw std::runtime_error("the reference checkpoint " + files.rbegin()->second +
@@ -489,8 +511,8 @@ inline const Reference& reference(const std::string& tier) {
         ref.hash = ci.json.value("weights_sha256", std::string());
         ref.final_step = ci.json.value("step", std::int64_t{-1});
         if (!is_sha256_hex(ref.hash))
-            throw std::runtime_error("the reference checkpoint has no 64-hex-digit weights_sha256: " +
-                                     ci.json.dump());
+            throw std::runtime_error(
+                "the reference checkpoint has no 64-hex-digit weights_sha256: " + ci.json.dump());
         if (ref.final_step < 0)
             throw std::runtime_error("the reference checkpoint has no step: " + ci.json.dump());
     }

@@ -12,7 +12,7 @@ using namespace worker_test;
 namespace exit_code = smartcash::exit_code;
 
 class WorkerStop : public WorkerTest {
-protected:
+  protected:
     /// Waits until metrics.jsonl holds at least `steps` step lines (or the worker ends).
     void wait_for_steps(WorkerProcess& w, int steps, const std::string& run) {
         while (w.running() && metric_step_lines(run) < steps) w.poll_reports(5);
@@ -47,7 +47,8 @@ TEST_F(WorkerStop, SigtermMidEpochCheckpointsCompletedStepsAndExits) {
     }
     auto w = train(run);
     const auto status = w->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << w->err();
     expect_reference_weights(final_hash(run), ref);
 }
 
@@ -77,17 +78,21 @@ TEST_F(WorkerStop, CheckpointAndStopCommandAndReportLines) {
 
     auto progress = w->reports_of("progress");
     ASSERT_FALSE(progress.empty());
-    for (const char* key : {"step", "total_steps", "epoch", "phase", "loss", "lr", "images_per_s", "rss", "device_mem"})
-        EXPECT_TRUE(progress.back().contains(key)) << key << " missing in " << progress.back().dump();
+    for (const char* key : {"step", "total_steps", "epoch", "phase", "loss", "lr", "images_per_s",
+                            "rss", "device_mem"})
+        EXPECT_TRUE(progress.back().contains(key))
+            << key << " missing in " << progress.back().dump();
     EXPECT_GT(progress.back().value("rss", 0.0), 0.0);
 
     auto checkpoints = w->reports_of("checkpoint");
     ASSERT_GE(checkpoints.size(), 2u);
-    for (const auto& c : checkpoints) EXPECT_EQ(c.value("sha256", std::string()).size(), 64u) << c.dump();
+    for (const auto& c : checkpoints)
+        EXPECT_EQ(c.value("sha256", std::string()).size(), 64u) << c.dump();
     {
         const std::string path = checkpoints.back().value("path", std::string());
         const Json manifest = Json::parse(read_text(path.substr(0, path.size() - 3) + ".json"));
-        EXPECT_EQ(checkpoints.back().value("sha256", std::string()), manifest.value("sha256", std::string("?")));
+        EXPECT_EQ(checkpoints.back().value("sha256", std::string()),
+                  manifest.value("sha256", std::string("?")));
     }
     EXPECT_EQ(checkpoints.back().value("kind", std::string()), "stop");
     EXPECT_EQ(checkpoints.back().value("step", -1), completed);
@@ -97,7 +102,8 @@ TEST_F(WorkerStop, CheckpointAndStopCommandAndReportLines) {
     EXPECT_EQ(stopping[0].value("reason", std::string()), "memory pressure");
     EXPECT_EQ(stopping[0].value("step", -1), completed);
     EXPECT_EQ(stopping[0].value("exit_code", -1), exit_code::requested_stop);
-    EXPECT_EQ(stopping[0].value("checkpoint", std::string()), checkpoints.back().value("path", std::string()));
+    EXPECT_EQ(stopping[0].value("checkpoint", std::string()),
+              checkpoints.back().value("path", std::string()));
     auto ci = info(stopping[0].value("checkpoint", std::string()));
     EXPECT_EQ(ci.json.value("step", -1), completed);
     // The stop came within a step or two of the request.
@@ -120,14 +126,18 @@ TEST_F(WorkerStop, SigtermInsideAStepResumesBitIdentical) {
         auto hello = w->wait_report("hello", 120);
         ASSERT_TRUE(hello) << w->err();
         const auto resumed = hello->value("resumed_step", std::int64_t{0});
-        const double remaining_s = training_s * (1.0 - static_cast<double>(resumed) / ref.total_steps);
-        const auto until = Clock::now() + std::chrono::duration<double>(unit(rng) * remaining_s / 8);
+        const double remaining_s =
+            training_s * (1.0 - static_cast<double>(resumed) / ref.total_steps);
+        const auto until =
+            Clock::now() + std::chrono::duration<double>(unit(rng) * remaining_s / 8);
         while (Clock::now() < until && w->running()) w->poll_reports(2);
         ASSERT_TRUE(w->running()) << "the run finished before enough stops landed";
         w->signal(SIGTERM);
         const auto status = w->wait(60);
         const std::string err = w->err();
-        ASSERT_TRUE(status.exited && status.code == exit_code::requested_stop) << status.describe() << "\n" << err;
+        ASSERT_TRUE(status.exited && status.code == exit_code::requested_stop)
+            << status.describe() << "\n"
+            << err;
         ++stops;
         if (err.find("inside step") != std::string::npos) ++inside;
         auto stopping = w->reports_of("stopping");
@@ -139,7 +149,8 @@ TEST_F(WorkerStop, SigtermInsideAStepResumesBitIdentical) {
     EXPECT_GE(inside, 2) << "too few stops landed inside a step";
     auto w = train(run, "small");
     const auto status = w->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << w->err();
     expect_reference_weights(final_hash(run), ref);
     std::cout << "[ figures  ] " << stops << " SIGTERM stops, " << inside << " inside a step\n";
 }
@@ -154,13 +165,17 @@ TEST_F(WorkerStop, ResumeRefusesChangedModelOrBatchButAcceptsAnotherTier) {
         ASSERT_TRUE(w->wait_report("checkpoint", 120)) << w->err();
         w->signal(SIGTERM);
         const auto status = w->wait(60);
-        ASSERT_TRUE(status.exited && status.code == exit_code::requested_stop) << status.describe() << "\n" << w->err();
+        ASSERT_TRUE(status.exited && status.code == exit_code::requested_stop)
+            << status.describe() << "\n"
+            << w->err();
         stopped_at = w->reports_of("stopping").at(0).value("step", std::int64_t{-1});
         ASSERT_GT(stopped_at, 0);
     }
     const std::vector<std::pair<std::string, std::string>> refused = {
-        {changed_config("wide.yaml", "width_multiple: 0.1", "width_multiple: 0.125"), "model.width_multiple"},
-        {changed_config("batch.yaml", "effective_batch: 4", "effective_batch: 8"), "training.effective_batch"},
+        {changed_config("wide.yaml", "width_multiple: 0.1", "width_multiple: 0.125"),
+         "model.width_multiple"},
+        {changed_config("batch.yaml", "effective_batch: 4", "effective_batch: 8"),
+         "training.effective_batch"},
     };
     for (const auto& [config, key] : refused) {
         auto w = train(run, "big", {}, config);
@@ -180,7 +195,8 @@ TEST_F(WorkerStop, ResumeRefusesChangedModelOrBatchButAcceptsAnotherTier) {
 
     auto w = train(run, "small");
     const auto status = w->wait();
-    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+    ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                 << w->err();
     auto hello = w->reports_of("hello").at(0);
     EXPECT_EQ(hello.value("resumed_step", std::int64_t{-1}), stopped_at);
     EXPECT_EQ(hello.value("micro_batch", 0), 2);
@@ -200,7 +216,8 @@ TEST_F(WorkerStop, CheckpointInfoJsonFields) {
     {
         auto w = train(run);
         const auto status = w->wait();
-        ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n" << w->err();
+        ASSERT_TRUE(status.exited && status.code == exit_code::done) << status.describe() << "\n"
+                                                                     << w->err();
     }
     auto files = step_checkpoints(run);
     ASSERT_EQ(files.size(), 3u);

@@ -1,8 +1,8 @@
 #include "worker/data/class_names.hpp"
 
-#include <map>
-
 #include <fmt/format.h>
+
+#include <map>
 
 #include "worker/data/labels.hpp"
 
@@ -27,7 +27,8 @@ std::vector<int> map_class_names(const std::vector<std::string>& export_names,
                                  const std::vector<std::string>& model_names,
                                  const std::string& file, int line) {
     std::map<std::string, int> model_index;
-    for (size_t i = 0; i < model_names.size(); ++i) model_index[model_names[i]] = static_cast<int>(i);
+    for (size_t i = 0; i < model_names.size(); ++i)
+        model_index[model_names[i]] = static_cast<int>(i);
 
     std::vector<std::string> problems;
     std::vector<int> mapping(export_names.size(), -1);

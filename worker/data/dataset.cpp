@@ -1,5 +1,4 @@
 #include "worker/data/dataset.hpp"
-#include "worker/data/class_names.hpp"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -11,6 +10,7 @@
 #include <optional>
 
 #include "common/sha256.hpp"
+#include "worker/data/class_names.hpp"
 
 namespace smartcash::data {
 

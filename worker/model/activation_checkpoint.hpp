@@ -57,7 +57,8 @@ inline torch::Tensor run_block(torch::nn::Sequential stage, const torch::Tensor&
         y = checkpointed_forward(
             blocks->ptr(i),
             [blocks, i](const torch::Tensor& input) {
-                return blocks->begin()[static_cast<std::ptrdiff_t>(i)].forward<torch::Tensor>(input);
+                return blocks->begin()[static_cast<std::ptrdiff_t>(i)].forward<torch::Tensor>(
+                    input);
             },
             y);
     }

@@ -122,7 +122,8 @@ DetectorImpl::DetectorImpl(const DetectorOptions& options) : m_options(options) 
     m_anchors = register_buffer("anchors", default_anchors());
     if (options.bn_momentum > 0) {
         for (auto& module : modules(/*include_self=*/false)) {
-            if (auto* bn = module->as<torch::nn::BatchNorm2dImpl>()) bn->options.momentum(options.bn_momentum);
+            if (auto* bn = module->as<torch::nn::BatchNorm2dImpl>())
+                bn->options.momentum(options.bn_momentum);
         }
     }
 }
@@ -163,8 +164,8 @@ torch::Tensor DetectorImpl::normalize(const torch::Tensor& images) const {
     if (m_normalization == InputNormalization::none) return images;
     // Built on the CPU in float32 and moved: MPS has no float64.
     auto channel_vector = [&](const std::array<double, 3>& v) {
-        return torch::tensor({static_cast<float>(v[0]), static_cast<float>(v[1]),
-                              static_cast<float>(v[2])})
+        return torch::tensor(
+                   {static_cast<float>(v[0]), static_cast<float>(v[1]), static_cast<float>(v[2])})
             .to(images.device(), images.scalar_type())
             .view({1, 3, 1, 1});
     };

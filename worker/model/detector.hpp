@@ -98,7 +98,9 @@ class DetectorImpl : public torch::nn::Module {
 
     /// The input normalization forward() applies. Not a tensor of the model: the checkpoint
     /// records it beside the weights. Defaults to none.
-    void set_input_normalization(InputNormalization normalization) { m_normalization = normalization; }
+    void set_input_normalization(InputNormalization normalization) {
+        m_normalization = normalization;
+    }
     InputNormalization input_normalization() const { return m_normalization; }
     /// `images` in [0, 1] as the backbone expects them under input_normalization().
     torch::Tensor normalize(const torch::Tensor& images) const;

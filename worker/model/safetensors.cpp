@@ -1,11 +1,11 @@
 #include "worker/model/safetensors.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.hpp"
@@ -45,7 +45,8 @@ bool little_endian_host() {
 
 std::uint64_t read_u64_le(const std::string& bytes) {
     std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+    for (int i = 7; i >= 0; --i)
+        v = (v << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
     return v;
 }
 
@@ -65,14 +66,15 @@ NamedTensors parse_safetensors(const std::string& bytes, const std::string& path
     if (!little_endian_host())
         throw WeightsFileError(path + ": safetensors data is little-endian; this host is not");
     if (!looks_like_safetensors(bytes))
-        throw WeightsFileError(path + ": not a safetensors file (no header length and JSON header)");
+        throw WeightsFileError(path +
+                               ": not a safetensors file (no header length and JSON header)");
     const std::uint64_t header_len = read_u64_le(bytes);
     Json header;
     try {
         header = Json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<long>(header_len));
     } catch (const Json::exception& e) {
-        throw WeightsFileError(fmt::format("{}: the safetensors header is not valid JSON: {}", path,
-                                           e.what()));
+        throw WeightsFileError(
+            fmt::format("{}: the safetensors header is not valid JSON: {}", path, e.what()));
     }
     if (!header.is_object())
         throw WeightsFileError(path + ": the safetensors header is not a JSON object");
@@ -90,8 +92,8 @@ NamedTensors parse_safetensors(const std::string& bytes, const std::string& path
                 throw WeightsFileError(path + ": __metadata__ is not an object");
             for (auto m = entry.begin(); m != entry.end(); ++m) {
                 if (!m.value().is_string())
-                    throw WeightsFileError(fmt::format(
-                        "{}: __metadata__.{} is not a string", path, m.key()));
+                    throw WeightsFileError(
+                        fmt::format("{}: __metadata__.{} is not a string", path, m.key()));
                 out.metadata[m.key()] = m.value().get<std::string>();
             }
             continue;
@@ -109,9 +111,9 @@ NamedTensors parse_safetensors(const std::string& bytes, const std::string& path
                                 "F16, BF16, I64, I32, I16, I8, U8, BOOL are)",
                                 path, name, dtype));
             if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size)
-                throw WeightsFileError(fmt::format(
-                    "{}: tensor '{}' has data_offsets outside the file's {} data bytes", path, name,
-                    data_size));
+                throw WeightsFileError(
+                    fmt::format("{}: tensor '{}' has data_offsets outside the file's {} data bytes",
+                                path, name, data_size));
             std::int64_t numel = 1;
             for (auto d : shape) {
                 if (d < 0)
@@ -130,9 +132,9 @@ NamedTensors parse_safetensors(const std::string& bytes, const std::string& path
             order.emplace_back(offsets[0], name);
             out.tensors.emplace_back(name, tensor);
         } catch (const Json::exception& e) {
-            throw WeightsFileError(fmt::format(
-                "{}: header entry '{}' needs dtype, shape and data_offsets: {}", path, name,
-                e.what()));
+            throw WeightsFileError(
+                fmt::format("{}: header entry '{}' needs dtype, shape and data_offsets: {}", path,
+                            name, e.what()));
         }
     }
     std::vector<size_t> index(out.tensors.size());
@@ -162,9 +164,10 @@ std::string safetensors_bytes(const NamedTensors& named) {
         for (const auto& d : dtype_names)
             if (cpu.scalar_type() == d.type) dtype = d.name;
         if (!dtype)
-            throw WeightsFileError(fmt::format("tensor '{}' has dtype {}, which safetensors "
-                                               "output does not support",
-                                               name, c10::toString(cpu.scalar_type())));
+            throw WeightsFileError(
+                fmt::format("tensor '{}' has dtype {}, which safetensors "
+                            "output does not support",
+                            name, c10::toString(cpu.scalar_type())));
         const auto nbytes = static_cast<std::uint64_t>(cpu.numel()) * cpu.element_size();
         header[name] = {{"dtype", dtype},
                         {"shape", cpu.sizes().vec()},

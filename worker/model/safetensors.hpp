@@ -8,13 +8,13 @@
 // It is the format timm and the model hubs publish weights in.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <torch/torch.h>
 
 namespace smartcash::model {
 

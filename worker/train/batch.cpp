@@ -30,7 +30,8 @@ Batch collate(const std::vector<data::Sample>& samples, const torch::Device& dev
             *t++ = l.h;
         }
     }
-    auto images = bytes.to(device).permute({0, 3, 1, 2}).to(torch::kFloat32).div_(255.0f).contiguous();
+    auto images =
+        bytes.to(device).permute({0, 3, 1, 2}).to(torch::kFloat32).div_(255.0f).contiguous();
     return {images, targets};
 }
 

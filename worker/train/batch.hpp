@@ -1,18 +1,19 @@
 // Turning dataset samples into tensors, and the deterministic data order of an epoch.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "worker/data/sample.hpp"
 
 namespace smartcash::train {
 
 struct Batch {
-    torch::Tensor images;   ///< [B, 3, S, S] float in [0, 1]
-    torch::Tensor targets;  ///< [N, 6]: image index in batch, global class, cx, cy, w, h (normalised)
+    torch::Tensor images;  ///< [B, 3, S, S] float in [0, 1]
+    torch::Tensor
+        targets;  ///< [N, 6]: image index in batch, global class, cx, cy, w, h (normalised)
 };
 
 /// Stacks letterboxed RGB samples into a batch (CPU tensors).

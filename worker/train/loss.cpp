@@ -57,7 +57,8 @@ LossParts YoloLoss::operator()(const std::vector<std::vector<torch::Tensor>>& ou
         if (auto it = m_config.layer_weights.find(spec.name); it != m_config.layer_weights.end())
             layer_weight = it->second;
         auto cls_col = targets.select(1, 1);
-        auto in_layer = (cls_col >= spec.first_class) & (cls_col < spec.first_class + spec.num_classes);
+        auto in_layer =
+            (cls_col >= spec.first_class) & (cls_col < spec.first_class + spec.num_classes);
         auto t = targets.index({in_layer});  // [n, 6]
 
         auto lbox = torch::zeros({batch}, opts);
@@ -67,7 +68,8 @@ LossParts YoloLoss::operator()(const std::vector<std::vector<torch::Tensor>>& ou
             const auto& p = outputs[li][si];  // [B, A, H, W, 5 + nc]
             const std::int64_t na = p.size(1), h = p.size(2), w = p.size(3);
             const double stride = static_cast<double>(img_size) / static_cast<double>(w);
-            auto anchors = (m_anchors[static_cast<std::int64_t>(si)].to(opts) / stride);  // [A, 2] grid units
+            auto anchors =
+                (m_anchors[static_cast<std::int64_t>(si)].to(opts) / stride);  // [A, 2] grid units
             auto tobj = torch::zeros({batch, na, h, w}, opts);
 
             if (t.size(0) > 0) {
@@ -90,10 +92,12 @@ LossParts YoloLoss::operator()(const std::vector<std::vector<torch::Tensor>>& ou
                 auto up = (frac.select(1, 1) < 0.5) & (mxy.select(1, 1) > 1.0);
                 auto right = (frac.select(1, 0) > 0.5) & (mxy.select(1, 0) < w - 1.0);
                 auto down = (frac.select(1, 1) > 0.5) & (mxy.select(1, 1) < h - 1.0);
-                const std::array<torch::Tensor, 5> sel_list = {torch::ones_like(left), left, up, right, down};
+                const std::array<torch::Tensor, 5> sel_list = {torch::ones_like(left), left, up,
+                                                               right, down};
                 const std::array<torch::Tensor, 5> off_list = {
-                    torch::zeros({2}, opts), torch::tensor({0.5f, 0.0f}, opts), torch::tensor({0.0f, 0.5f}, opts),
-                    torch::tensor({-0.5f, 0.0f}, opts), torch::tensor({0.0f, -0.5f}, opts)};
+                    torch::zeros({2}, opts), torch::tensor({0.5f, 0.0f}, opts),
+                    torch::tensor({0.0f, 0.5f}, opts), torch::tensor({-0.5f, 0.0f}, opts),
+                    torch::tensor({0.0f, -0.5f}, opts)};
                 std::vector<torch::Tensor> all_a, all_t, all_off;
                 for (std::size_t k = 0; k < sel_list.size(); ++k) {
                     auto keep = sel_list[k].nonzero().squeeze(1);
@@ -118,26 +122,35 @@ LossParts YoloLoss::operator()(const std::vector<std::vector<torch::Tensor>>& ou
                     auto pwh = (ps.index({Slice(), Slice(2, 4)}).sigmoid() * 2.0).pow(2) *
                                anchors.index_select(0, ca);
                     auto pbox = torch::cat({pxy, pwh}, 1);
-                    auto tbox = torch::cat({cxy - torch::stack({gi, gj}, 1).to(torch::kFloat32), cwh}, 1);
+                    auto tbox =
+                        torch::cat({cxy - torch::stack({gi, gj}, 1).to(torch::kFloat32), cwh}, 1);
                     auto iou = complete_iou(pbox, tbox);
-                    auto count = torch::zeros({batch}, opts).index_add_(0, b, torch::ones_like(iou));
+                    auto count =
+                        torch::zeros({batch}, opts).index_add_(0, b, torch::ones_like(iou));
                     auto box_img = torch::zeros({batch}, opts).index_add_(0, b, 1.0 - iou);
                     lbox = lbox + box_img / count.clamp_min(1.0);
                     tobj.index_put_({b, ca, gj, gi}, iou.detach().clamp_min(0.0));
                     if (spec.num_classes > 1) {
                         auto tc = torch::zeros({ca.size(0), spec.num_classes}, opts);
-                        tc.index_put_({torch::arange(ca.size(0), torch::TensorOptions().dtype(torch::kLong).device(device)), cls}, 1.0);
+                        tc.index_put_(
+                            {torch::arange(
+                                 ca.size(0),
+                                 torch::TensorOptions().dtype(torch::kLong).device(device)),
+                             cls},
+                            1.0);
                         auto bce = torch::binary_cross_entropy_with_logits(
-                                       ps.index({Slice(), Slice(5, torch::indexing::None)}), tc, {}, {},
-                                       at::Reduction::None)
+                                       ps.index({Slice(), Slice(5, torch::indexing::None)}), tc, {},
+                                       {}, at::Reduction::None)
                                        .mean(1);
                         auto cls_img = torch::zeros({batch}, opts).index_add_(0, b, bce);
                         lcls = lcls + cls_img / count.clamp_min(1.0);
                     }
                 }
             }
-            const double balance = si < m_config.obj_balance.size() ? m_config.obj_balance[si] : 1.0;
-            auto obj = torch::binary_cross_entropy_with_logits(p.select(4, 4), tobj, {}, {}, at::Reduction::None)
+            const double balance =
+                si < m_config.obj_balance.size() ? m_config.obj_balance[si] : 1.0;
+            auto obj = torch::binary_cross_entropy_with_logits(p.select(4, 4), tobj, {}, {},
+                                                               at::Reduction::None)
                            .mean({1, 2, 3});
             lobj = lobj + obj * balance;
         }

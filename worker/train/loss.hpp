@@ -6,9 +6,9 @@
 // model has no batch statistics): divide the returned sum by the effective batch.
 #pragma once
 
-#include <vector>
-
 #include <torch/torch.h>
+
+#include <vector>
 
 #include "common/config.hpp"
 
@@ -22,7 +22,7 @@ struct LossParts {
 };
 
 class YoloLoss {
-public:
+  public:
     /// `anchors`: [3 scales, 3, 2] in input pixels.
     YoloLoss(const LossConfig& config, torch::Tensor anchors);
 
@@ -31,7 +31,7 @@ public:
     LossParts operator()(const std::vector<std::vector<torch::Tensor>>& outputs,
                          const torch::Tensor& targets, int img_size) const;
 
-private:
+  private:
     LossConfig m_config;
     torch::Tensor m_anchors;
 };

@@ -4,9 +4,10 @@
 
 namespace smartcash::train {
 
-std::unique_ptr<torch::optim::AdamW> make_optimizer(model::DetectorImpl& model, const TrainingConfig& config) {
-    std::array<std::vector<torch::Tensor>, 3> roles = {model.backbone_parameters(), model.neck_parameters(),
-                                                       model.head_parameters()};
+std::unique_ptr<torch::optim::AdamW> make_optimizer(model::DetectorImpl& model,
+                                                    const TrainingConfig& config) {
+    std::array<std::vector<torch::Tensor>, 3> roles = {
+        model.backbone_parameters(), model.neck_parameters(), model.head_parameters()};
     std::vector<torch::optim::OptimizerParamGroup> groups;
     for (auto& params : roles) {
         std::vector<torch::Tensor> decay, no_decay;
@@ -22,7 +23,8 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(model::DetectorImpl& model, 
     return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(0.0));
 }
 
-double schedule_factor(const TrainingConfig& config, std::int64_t step_in_phase, std::int64_t phase_steps) {
+double schedule_factor(const TrainingConfig& config, std::int64_t step_in_phase,
+                       std::int64_t phase_steps) {
     const double warmup = std::max(0.0, config.warmup_steps);
     const double s = static_cast<double>(step_in_phase);
     if (warmup > 0 && s < warmup) return (s + 1.0) / (warmup + 1.0);
@@ -39,7 +41,8 @@ double apply_learning_rates(torch::optim::AdamW& optimizer, const TrainingConfig
     const double base[3] = {phase == 1 ? 0.0 : lr.backbone, lr.neck, lr.head};
     auto& groups = optimizer.param_groups();
     for (int g = 0; g < group_count && g < static_cast<int>(groups.size()); ++g) {
-        static_cast<torch::optim::AdamWOptions&>(groups[static_cast<std::size_t>(g)].options()).lr(base[g / 2] * f);
+        static_cast<torch::optim::AdamWOptions&>(groups[static_cast<std::size_t>(g)].options())
+            .lr(base[g / 2] * f);
     }
     return base[2] * f;
 }

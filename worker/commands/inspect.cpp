@@ -1,4 +1,4 @@
-#include "worker/train/inspect.hpp"
+#include "worker/commands/inspect.hpp"
 
 #include <fmt/core.h>
 
@@ -11,14 +11,14 @@
 #include "common/run_dir.hpp"
 #include "common/sha256.hpp"
 #include "common/units.hpp"
+#include "worker/checkpoint/checkpoint.hpp"
 #include "worker/data/dataset.hpp"
+#include "worker/data/dataset_source.hpp"
 #include "worker/data/labels.hpp"
-#include "worker/data/synth.hpp"
+#include "worker/device/device.hpp"
+#include "worker/inference/validation.hpp"
 #include "worker/model/parameter_count.hpp"
 #include "worker/model/pretrained.hpp"
-#include "worker/train/checkpoint.hpp"
-#include "worker/train/device.hpp"
-#include "worker/train/validation.hpp"
 #include "worker/ui/progress.hpp"
 #include "worker/ui/summary.hpp"
 #include "worker/ui/table.hpp"
@@ -52,7 +52,8 @@ int run_model_info(const std::string& config_path, const std::string& backbone, 
     } else if (backbone == "cspdarknet") {
         mc.backbone = Backbone::cspdarknet;
     } else {
-        std::cerr << "error: unknown backbone '" << backbone << "' (valid: efficientnet_b4, cspdarknet)\n";
+        std::cerr << "error: unknown backbone '" << backbone
+                  << "' (valid: efficientnet_b4, cspdarknet)\n";
         return exit_code::usage;
     }
     model::Detector detector(model::options_from(mc));
@@ -76,10 +77,11 @@ int run_model_info(const std::string& config_path, const std::string& backbone, 
         if (plan) j["pretrained"] = model::to_json(*plan);
         std::cout << j.dump(2) << "\n";
     } else {
-        std::cout << fmt::format("model {} (width x{}, depth x{})\n", to_string(mc.backbone), mc.width_multiple,
-                                 mc.depth_multiple);
+        std::cout << fmt::format("model {} (width x{}, depth x{})\n", to_string(mc.backbone),
+                                 mc.width_multiple, mc.depth_multiple);
         auto row = [](const char* name, std::int64_t n) {
-            std::cout << fmt::format("  {:<10} {:>12}  ({:.2f} M)\n", name, n, static_cast<double>(n) / 1e6);
+            std::cout << fmt::format("  {:<10} {:>12}  ({:.2f} M)\n", name, n,
+                                     static_cast<double>(n) / 1e6);
         };
         row("backbone", counts.backbone);
         row("adapters", counts.adapters);
@@ -135,14 +137,20 @@ int run_checkpoint_info(const std::string& path, bool json) {
         std::cout << out.dump(2) << "\n";
     } else if (out["valid"].get<bool>()) {
         std::cout << fmt::format(
-            "{}\n  valid           yes\n  format version  {}\n  kind            {}\n  phase           {}\n  epoch           {}\n"
-            "  step            {}\n  tier            {} ({}, micro-batch {})\n  best mAP@0.5    {:.4f}\n"
+            "{}\n  valid           yes\n  format version  {}\n  kind            {}\n  phase        "
+            "   {}\n  epoch           {}\n"
+            "  step            {}\n  tier            {} ({}, micro-batch {})\n  best mAP@0.5    "
+            "{:.4f}\n"
             "  weights sha256  {}\n",
-            path, out["format_version"].get<int>(), out["kind"].get<std::string>(), out["phase"].get<int>(),
-            out["epoch"].get<int>(), out["step"].get<std::int64_t>(), out["tier"].get<std::string>(),
-            out["device"].get<std::string>(), out["micro_batch"].get<int>(), out["best_map50"].get<double>(),
+            path, out["format_version"].get<int>(), out["kind"].get<std::string>(),
+            out["phase"].get<int>(), out["epoch"].get<int>(), out["step"].get<std::int64_t>(),
+            out["tier"].get<std::string>(), out["device"].get<std::string>(),
+            out["micro_batch"].get<int>(), out["best_map50"].get<double>(),
             out["weights_sha256"].get<std::string>());
-        std::cout << "  input           " << (out["input_normalization"] == "imagenet" ? "ImageNet mean/std normalization" : "[0, 1], no normalization") << "\n";
+        std::cout << "  input           "
+                  << (out["input_normalization"] == "imagenet" ? "ImageNet mean/std normalization"
+                                                               : "[0, 1], no normalization")
+                  << "\n";
         if (out["pretrained"].is_null())
             std::cout << "  started from    random weights\n";
         else
@@ -179,31 +187,28 @@ int run_export(const std::string& checkpoint_path, const std::string& out_path, 
         return exit_code::usage;
     }
     write_file_atomic(out_path, bytes);
-    std::cout << fmt::format("wrote the {} of {} (step {}) as safetensors with {} names to {} ({})\n",
-                             backbone_only ? "backbone" : "whole detector", checkpoint_path,
-                             ckpt.meta.progress.step, model::to_string(naming), out_path,
-                             format_size(bytes.size()));
+    std::cout << fmt::format(
+        "wrote the {} of {} (step {}) as safetensors with {} names to {} ({})\n",
+        backbone_only ? "backbone" : "whole detector", checkpoint_path, ckpt.meta.progress.step,
+        model::to_string(naming), out_path, format_size(bytes.size()));
     return exit_code::done;
 }
 
-int run_eval(const std::string& config_path, const std::string& checkpoint_path, const std::string& split_name,
-             const std::string& run_dir_arg, bool json) {
+int run_eval(const std::string& config_path, const std::string& checkpoint_path,
+             const std::string& split_name, const std::string& run_dir_arg, bool json) {
     Config config = load_config(config_path);
     auto ckpt = read_checkpoint(checkpoint_path, /*require_manifest=*/false);
-    std::string dataset = config.data.dataset;
-    if (dataset == "synthetic") {
-        const std::string run_dir =
-            run_dir_arg.empty() ? run_dir::default_for(config_path) : run_dir_arg;
-        data::SynthOptions so{run_dir::data(run_dir), config.data.synthetic.images, config.data.synthetic.size,
-                              config.data.synthetic.seed};
-        if (!data::synthetic_complete(so)) data::synthesize(so);
-        dataset = so.out;
-    }
+    const std::string run_dir =
+        run_dir_arg.empty() ? run_dir::default_for(config_path) : run_dir_arg;
+    const std::string dataset = data::prepare_dataset(config, run_dir);
     auto data = data::open_dataset(dataset, config.data.bad_labels);
     const data::Split* split = nullptr;
-    if (split_name == "valid" || split_name == "val") split = &data.valid;
-    else if (split_name == "test") split = &data.test;
-    else if (split_name == "train") split = &data.train;
+    if (split_name == "valid" || split_name == "val")
+        split = &data.valid;
+    else if (split_name == "test")
+        split = &data.test;
+    else if (split_name == "train")
+        split = &data.train;
     else {
         std::cerr << "error: unknown split '" << split_name << "' (valid, test, train)\n";
         return exit_code::usage;
@@ -226,8 +231,10 @@ int run_eval(const std::string& config_path, const std::string& checkpoint_path,
         j["images"] = split->size();
         std::cout << j.dump(2) << "\n";
     } else {
-        std::cout << fmt::format("{} on the {} split ({} images)\n", checkpoint_path, split_name, split->size());
-        std::cout << ui::format_eval_table(result, ui::stdout_is_terminal() ? ui::TableStyle::unicode : ui::TableStyle::ascii);
+        std::cout << fmt::format("{} on the {} split ({} images)\n", checkpoint_path, split_name,
+                                 split->size());
+        std::cout << ui::format_eval_table(
+            result, ui::stdout_is_terminal() ? ui::TableStyle::unicode : ui::TableStyle::ascii);
     }
     return exit_code::done;
 }

@@ -2,10 +2,10 @@
 // worker does with a device's memory: reading it, capping it, giving cached blocks back.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "common/config.hpp"
 #include "common/devices_report.hpp"

@@ -1,25 +1,25 @@
-#include "worker/train/bench.hpp"
+#include "worker/commands/bench.hpp"
+
+#include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-
-#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "common/config.hpp"
 #include "common/exit_codes.hpp"
 #include "common/units.hpp"
+#include "worker/checkpoint/checkpoint.hpp"
+#include "worker/device/device.hpp"
+#include "worker/device/process_memory.hpp"
+#include "worker/device/step_memory.hpp"
 #include "worker/model/feature_extractor.hpp"
 #include "worker/model/parameter_count.hpp"
-#include "worker/train/checkpoint.hpp"
-#include "worker/train/device.hpp"
 #include "worker/train/optimizer.hpp"
-#include "worker/train/process_memory.hpp"
-#include "worker/train/step_memory.hpp"
-#include "worker/train/trainer.hpp"
+#include "worker/train/train_step.hpp"
 
 namespace smartcash::train {
 namespace {
@@ -85,8 +85,9 @@ int bench_checkpoint(const BenchOptions& o) {
 
     namespace fs = std::filesystem;
     const bool own_dir = o.checkpoint_dir.empty();
-    const fs::path dir = own_dir ? fs::temp_directory_path() / fmt::format("smartcash-bench-{}", ::getpid())
-                                 : fs::path(o.checkpoint_dir);
+    const fs::path dir =
+        own_dir ? fs::temp_directory_path() / fmt::format("smartcash-bench-{}", ::getpid())
+                : fs::path(o.checkpoint_dir);
     fs::create_directories(dir);
     CheckpointStore store(dir.string(), 3);
     CheckpointMeta meta;
@@ -110,19 +111,23 @@ int bench_checkpoint(const BenchOptions& o) {
     if (own_dir) fs::remove_all(dir);
 
     if (o.json) {
-        nlohmann::json j = {{"backbone", o.backbone}, {"parameters", model::count_parameters(*model).total},
-                            {"save_s", save_s}, {"load_s", load_s}, {"bytes", size}};
+        nlohmann::json j = {{"backbone", o.backbone},
+                            {"parameters", model::count_parameters(*model).total},
+                            {"save_s", save_s},
+                            {"load_s", load_s},
+                            {"bytes", size}};
         std::cout << j.dump() << "\n";
     } else {
-        std::cout << fmt::format("checkpoint {:<16} | {} | save {:.2f}s | load {:.2f}s\n", o.backbone,
-                                 format_size(size), save_s, load_s);
+        std::cout << fmt::format("checkpoint {:<16} | {} | save {:.2f}s | load {:.2f}s\n",
+                                 o.backbone, format_size(size), save_s, load_s);
     }
     return exit_code::done;
 }
 
 }  // namespace
 
-BenchOptions bench_options_from_config(const std::string& config_path, const std::string& tier_name) {
+BenchOptions bench_options_from_config(const std::string& config_path,
+                                       const std::string& tier_name) {
     const Config config = load_config(config_path);
     const TierConfig* tier = tier_name.empty() ? &config.tiers.at(0) : config.find_tier(tier_name);
     if (!tier) throw ConfigError(config_path, 0, 0, "tiers", "no tier named '" + tier_name + "'");
@@ -143,14 +148,16 @@ BenchOptions bench_options_from_config(const std::string& config_path, const std
 
 int run_bench(BenchOptions o) {
     if (o.backbone != "efficientnet_b4" && o.backbone != "cspdarknet") {
-        std::cerr << "error: unknown backbone '" << o.backbone << "' (valid: efficientnet_b4, cspdarknet)\n";
+        std::cerr << "error: unknown backbone '" << o.backbone
+                  << "' (valid: efficientnet_b4, cspdarknet)\n";
         return exit_code::usage;
     }
     apply_threads(o.threads);
     apply_allocator_policy(o.cleanup == "extreme" ? Cleanup::extreme : Cleanup::normal);
     if (o.checkpoint) return bench_checkpoint(o);
     const torch::Device device = bench_device(o.device);
-    const auto memory_format = o.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+    const auto memory_format =
+        o.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
 
     torch::manual_seed(1);
     model::Detector model(detector_options(o));
@@ -175,13 +182,16 @@ int run_bench(BenchOptions o) {
         for (const auto& p : params) parameters += p.numel();
         optimizer = std::make_unique<torch::optim::AdamW>(
             params, torch::optim::AdamWOptions(1e-4).weight_decay(5e-4));
-        auto images = torch::rand({o.micro_batch, 3, o.img_size, o.img_size}).to(device).contiguous(memory_format);
+        auto images = torch::rand({o.micro_batch, 3, o.img_size, o.img_size})
+                          .to(device)
+                          .contiguous(memory_format);
         step = [&, images] {
             optimizer->zero_grad();
             for (int k = 0; k < o.accumulate; ++k) {
                 auto features = backbone.forward(images);
                 torch::Tensor total = features[0].square().mean();
-                for (std::size_t i = 1; i < features.size(); ++i) total = total + features[i].square().mean();
+                for (std::size_t i = 1; i < features.size(); ++i)
+                    total = total + features[i].square().mean();
                 total.backward();
             }
             optimizer->step();
@@ -200,7 +210,8 @@ int run_bench(BenchOptions o) {
     for (int k = 0; k < o.warmup + o.steps; ++k) {
         const auto t0 = Clock::now();
         step();
-        if (device.is_cuda() || device.is_mps()) (void)torch::zeros({1}, device).cpu();  // wait for the device
+        if (device.is_cuda() || device.is_mps())
+            (void)torch::zeros({1}, device).cpu();  // wait for the device
         const double s = seconds_since(t0);
         if (k == 0) first = s;
         if (k >= o.warmup) seconds.push_back(s);
@@ -233,12 +244,13 @@ int run_bench(BenchOptions o) {
             j["peak_device_mem"] = std::max(dev.peak_allocated, dev.allocated);
         std::cout << j.dump() << "\n";
     } else {
-        std::cout << fmt::format("{:<16} {:>4}px batch {}x{} threads {} ckpt {:<3}{} | {:>6.2f} M params | first step "
-                                 "{:>7.2f}s | step {:>7.2f}s | {:>6.2f} img/s | peak RSS {}\n",
-                                 o.backbone_only ? o.backbone + "/bb" : o.backbone, o.img_size, o.micro_batch,
-                                 o.accumulate, o.threads, o.activation_checkpointing ? "on" : "off",
-                                 o.channels_last ? " NHWC" : "", parameters / 1e6, first, steady,
-                                 images / steady, format_size(mem.peak));
+        std::cout << fmt::format(
+            "{:<16} {:>4}px batch {}x{} threads {} ckpt {:<3}{} | {:>6.2f} M params | first step "
+            "{:>7.2f}s | step {:>7.2f}s | {:>6.2f} img/s | peak RSS {}\n",
+            o.backbone_only ? o.backbone + "/bb" : o.backbone, o.img_size, o.micro_batch,
+            o.accumulate, o.threads, o.activation_checkpointing ? "on" : "off",
+            o.channels_last ? " NHWC" : "", parameters / 1e6, first, steady, images / steady,
+            format_size(mem.peak));
     }
     return exit_code::done;
 }

@@ -2,7 +2,7 @@
 // against LibTorch 1.13 and 2.x on Linux and macOS: MPS goes through ATen's MPS hooks (present
 // in every 2.x build; they throw where MPS is missing, and are only called on an MPS device),
 // CUDA code only where the LibTorch found at configure time has CUDA (SMARTCASH_WITH_CUDA).
-#include "worker/train/device.hpp"
+#include "worker/device/device.hpp"
 
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -13,7 +13,7 @@
 #include <typeinfo>
 
 #include "common/units.hpp"
-#include "worker/train/torch_version.hpp"
+#include "worker/device/torch_version.hpp"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -130,18 +130,24 @@ const DevicesReport& devices() {
 bool device_available(Device device) {
     switch (device) {
         case Device::auto_:
-        case Device::cpu: return true;
-        case Device::cuda: return devices().cuda.usable;
-        case Device::mps: return devices().mps.usable;
+        case Device::cpu:
+            return true;
+        case Device::cuda:
+            return devices().cuda.usable;
+        case Device::mps:
+            return devices().mps.usable;
     }
     return false;
 }
 
 torch::Device resolve_device(Device device) {
     switch (device) {
-        case Device::cuda: return torch::Device(torch::kCUDA);
-        case Device::mps: return torch::Device(torch::kMPS);
-        case Device::cpu: return torch::Device(torch::kCPU);
+        case Device::cuda:
+            return torch::Device(torch::kCUDA);
+        case Device::mps:
+            return torch::Device(torch::kMPS);
+        case Device::cpu:
+            return torch::Device(torch::kCPU);
         case Device::auto_:
             if (devices().cuda.usable) return torch::Device(torch::kCUDA);
             if (devices().mps.usable) return torch::Device(torch::kMPS);

@@ -1,13 +1,14 @@
-#include "worker/train/validation.hpp"
+#include "worker/inference/validation.hpp"
 
+#include "worker/inference/decode.hpp"
 #include "worker/train/batch.hpp"
-#include "worker/train/decode.hpp"
 
 namespace smartcash::train {
 
 std::vector<eval::LayerGroup> layer_groups() {
     std::vector<eval::LayerGroup> out;
-    for (const auto& l : model::detection_layers()) out.push_back({l.name, l.first_class, l.num_classes});
+    for (const auto& l : model::detection_layers())
+        out.push_back({l.name, l.first_class, l.num_classes});
     return out;
 }
 
@@ -35,7 +36,8 @@ eval::EvalResult evaluate_split(model::DetectorImpl& model, const data::Split& s
             samples.push_back(data::load_sample(split, i, size, nullptr, 0));
             for (const auto& l : samples.back().labels) {
                 const float s = static_cast<float>(size);
-                truths.push_back({static_cast<int>(i), l.cls,
+                truths.push_back({static_cast<int>(i),
+                                  l.cls,
                                   {(l.cx - l.w / 2) * s, (l.cy - l.h / 2) * s, (l.cx + l.w / 2) * s,
                                    (l.cy + l.h / 2) * s}});
             }

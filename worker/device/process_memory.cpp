@@ -1,4 +1,4 @@
-#include "worker/train/process_memory.hpp"
+#include "worker/device/process_memory.hpp"
 
 #include <cstdio>
 #include <cstring>

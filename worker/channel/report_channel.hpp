@@ -17,7 +17,7 @@
 namespace smartcash::train {
 
 class ReportChannel {
-public:
+  public:
     /// Takes ownership of the fds; either may be -1 (that direction is then off).
     ReportChannel(int report_fd, int command_fd);
     ~ReportChannel();
@@ -39,7 +39,7 @@ public:
     /// skipped). Never blocks.
     std::optional<protocol::WorkerCommand> poll_command();
 
-private:
+  private:
     void writer_loop();
 
     int m_report_fd;

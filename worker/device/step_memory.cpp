@@ -1,4 +1,4 @@
-#include "worker/train/step_memory.hpp"
+#include "worker/device/step_memory.hpp"
 
 #if defined(__GLIBC__)
 #include <malloc.h>

@@ -1,9 +1,9 @@
 // From raw head maps to scored boxes per image (after class-aware NMS).
 #pragma once
 
-#include <vector>
-
 #include <torch/torch.h>
+
+#include <vector>
 
 #include "worker/eval/boxes.hpp"
 
@@ -18,8 +18,8 @@ struct DecodeOptions {
 
 /// Detections per image of the batch, in input pixels, with global class ids. `image_offset` is
 /// added to Detection::image.
-std::vector<eval::Detection> decode_detections(const std::vector<std::vector<torch::Tensor>>& outputs,
-                                               const torch::Tensor& anchors, int img_size,
-                                               const DecodeOptions& options, int image_offset);
+std::vector<eval::Detection> decode_detections(
+    const std::vector<std::vector<torch::Tensor>>& outputs, const torch::Tensor& anchors,
+    int img_size, const DecodeOptions& options, int image_offset);
 
 }  // namespace smartcash::train

@@ -1,9 +1,9 @@
 // Validation: run the detector over a split and score it (mAP@0.5, mAP@0.5:0.95, P, R).
 #pragma once
 
-#include <functional>
-
 #include <torch/torch.h>
+
+#include <functional>
 
 #include "common/config.hpp"
 #include "worker/data/dataset.hpp"

@@ -25,7 +25,7 @@ int run_export(const std::string& checkpoint_path, const std::string& out_path, 
                const std::string& naming);
 
 /// `eval`: scores a checkpoint's weights on a split of the config's dataset.
-int run_eval(const std::string& config_path, const std::string& checkpoint_path, const std::string& split,
-             const std::string& run_dir, bool json);
+int run_eval(const std::string& config_path, const std::string& checkpoint_path,
+             const std::string& split, const std::string& run_dir, bool json);
 
 }  // namespace smartcash::train

@@ -1,4 +1,4 @@
-#include "worker/train/stop_request.hpp"
+#include "worker/channel/stop_request.hpp"
 
 #include <unistd.h>
 
@@ -54,9 +54,12 @@ std::string stop_reason() {
     std::lock_guard<std::mutex> lock(g_mutex);
     if (!g_reason.empty()) return g_reason;
     switch (g_signal.load()) {
-        case SIGTERM: return "SIGTERM";
-        case SIGINT: return "SIGINT";
-        default: return "requested";
+        case SIGTERM:
+            return "SIGTERM";
+        case SIGINT:
+            return "SIGINT";
+        default:
+            return "requested";
     }
 }
 

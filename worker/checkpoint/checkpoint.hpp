@@ -10,14 +10,14 @@
 // is an interrupted write and is ignored.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include "common/config.hpp"
 #include "worker/data/dataset.hpp"
@@ -37,14 +37,14 @@ struct TrainProgress {
     std::vector<std::int64_t> order;  ///< data order of the current epoch
     double best_map50 = -1.0;
     int best_epoch = -1;
-    int stale_epochs = 0;             ///< epochs since the last mAP@0.5 improvement (this phase)
-    bool phase_cut = false;           ///< phase 1 ended early by early stopping
-    std::int64_t skipped_steps = 0;   ///< steps skipped for a non-finite loss or gradient norm
-    int nonfinite_streak = 0;         ///< of those, how many in a row up to `step`
+    int stale_epochs = 0;            ///< epochs since the last mAP@0.5 improvement (this phase)
+    bool phase_cut = false;          ///< phase 1 ended early by early stopping
+    std::int64_t skipped_steps = 0;  ///< steps skipped for a non-finite loss or gradient norm
+    int nonfinite_streak = 0;        ///< of those, how many in a row up to `step`
     bool finished = false;
     std::string finish_reason;
-    Json metrics = Json::array();     ///< per-epoch metric history
-    Json tiers = Json::array();       ///< tier history: {tier, device, micro_batch, from_step}
+    Json metrics = Json::array();  ///< per-epoch metric history
+    Json tiers = Json::array();    ///< tier history: {tier, device, micro_batch, from_step}
 };
 
 Json to_json(const TrainProgress& p);
@@ -63,9 +63,9 @@ struct CheckpointMeta {
     /// resume_fingerprint(): the config's resume-critical keys and the dataset identity
     std::string fingerprint;
     std::optional<data::DatasetIdentity> dataset;  ///< absent in checkpoints of older workers
-    std::string config_yaml;  ///< the resolved config of the run
-    std::vector<std::string> tensor_names;  ///< model tensors in their fixed hashing order
-    std::vector<std::string> optimizer_entries;  ///< "G/I" of each parameter with optimizer state
+    std::string config_yaml;                       ///< the resolved config of the run
+    std::vector<std::string> tensor_names;         ///< model tensors in their fixed hashing order
+    std::vector<std::string> optimizer_entries;    ///< "G/I" of each parameter with optimizer state
     /// What the model does to its input ("none", "imagenet"); serialize_checkpoint() takes it
     /// from the model, restore_checkpoint() gives it back (older checkpoints: none).
     std::string input_normalization = "none";
@@ -101,7 +101,7 @@ struct LoadedCheckpoint {
 LoadedCheckpoint read_checkpoint(const std::string& path, bool require_manifest);
 
 class CheckpointError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -118,7 +118,7 @@ void restore_checkpoint(const LoadedCheckpoint& ckpt, model::DetectorImpl& model
 
 /// The checkpoint directory of a run: writing, pruning, finding the newest good one.
 class CheckpointStore {
-public:
+  public:
     CheckpointStore(std::string dir, int keep);
 
     struct Saved {
@@ -146,8 +146,9 @@ public:
 
     const std::string& dir() const { return m_dir; }
 
-private:
-    Json manifest_for(const std::string& file, const std::string& bytes, const CheckpointMeta& meta) const;
+  private:
+    Json manifest_for(const std::string& file, const std::string& bytes,
+                      const CheckpointMeta& meta) const;
     void prune(const std::string& written) const;
 
     std::string m_dir;

@@ -1,4 +1,4 @@
-#include "worker/train/report_channel.hpp"
+#include "worker/channel/report_channel.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <string>
 
 #include "common/exit_codes.hpp"
-#include "worker/train/stop_request.hpp"
+#include "worker/channel/stop_request.hpp"
 
 namespace smartcash::train {
 
@@ -41,7 +41,8 @@ ReportChannel::ReportChannel(int report_fd, int command_fd)
     for (int fd : {m_report_fd, m_command_fd}) {
         if (fd >= 0) ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
     }
-    if (m_command_fd >= 0) ::fcntl(m_command_fd, F_SETFL, ::fcntl(m_command_fd, F_GETFL) | O_NONBLOCK);
+    if (m_command_fd >= 0)
+        ::fcntl(m_command_fd, F_SETFL, ::fcntl(m_command_fd, F_GETFL) | O_NONBLOCK);
     if (m_report_fd >= 0) m_writer = std::thread([this] { writer_loop(); });
 }
 
@@ -77,7 +78,8 @@ void ReportChannel::send(const protocol::WorkerReport& report) {
 
 void ReportChannel::flush(std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(m_mutex);
-    m_drained.wait_for(lock, timeout, [this] { return m_broken || (m_queue.empty() && !m_writing); });
+    m_drained.wait_for(lock, timeout,
+                       [this] { return m_broken || (m_queue.empty() && !m_writing); });
 }
 
 void ReportChannel::writer_loop() {

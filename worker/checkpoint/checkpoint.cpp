@@ -1,5 +1,6 @@
-#include "worker/train/checkpoint.hpp"
+#include "worker/checkpoint/checkpoint.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -10,8 +11,6 @@
 #include <sstream>
 #include <thread>
 #include <type_traits>
-
-#include <ATen/CPUGeneratorImpl.h>
 
 #include "common/atomic_file.hpp"
 #include "common/sha256.hpp"
@@ -59,14 +58,20 @@ std::string iso_now() {
 }  // namespace
 
 Json to_json(const TrainProgress& p) {
-    return Json{{"epoch", p.epoch},           {"step", p.step},
-                {"step_in_epoch", p.step_in_epoch}, {"order", p.order},
-                {"best_map50", p.best_map50}, {"best_epoch", p.best_epoch},
-                {"stale_epochs", p.stale_epochs}, {"phase_cut", p.phase_cut},
+    return Json{{"epoch", p.epoch},
+                {"step", p.step},
+                {"step_in_epoch", p.step_in_epoch},
+                {"order", p.order},
+                {"best_map50", p.best_map50},
+                {"best_epoch", p.best_epoch},
+                {"stale_epochs", p.stale_epochs},
+                {"phase_cut", p.phase_cut},
                 {"skipped_steps", p.skipped_steps},
                 {"nonfinite_streak", p.nonfinite_streak},
-                {"finished", p.finished},     {"finish_reason", p.finish_reason},
-                {"metrics", p.metrics},       {"tiers", p.tiers}};
+                {"finished", p.finished},
+                {"finish_reason", p.finish_reason},
+                {"metrics", p.metrics},
+                {"tiers", p.tiers}};
 }
 
 TrainProgress progress_from_json(const Json& j) {
@@ -101,10 +106,10 @@ data::SplitIdentity split_identity_from_json(const Json& j) {
 }  // namespace
 
 std::string resume_fingerprint(const Config& config, const data::DatasetIdentity& dataset) {
-    return sha256_hex(smartcash::resume_fingerprint(config) + "\ntrain=" +
-                      std::to_string(dataset.train.images) + ":" + dataset.train.files_sha256 +
-                      "\nvalid=" + std::to_string(dataset.valid.images) + ":" +
-                      dataset.valid.files_sha256 + "\n");
+    return sha256_hex(
+        smartcash::resume_fingerprint(config) + "\ntrain=" + std::to_string(dataset.train.images) +
+        ":" + dataset.train.files_sha256 + "\nvalid=" + std::to_string(dataset.valid.images) + ":" +
+        dataset.valid.files_sha256 + "\n");
 }
 
 Json to_json(const CheckpointMeta& m) {
@@ -152,8 +157,10 @@ static CheckpointMeta meta_from_json(const Json& j) {
 
 std::vector<std::pair<std::string, torch::Tensor>> model_tensors(model::DetectorImpl& model) {
     std::vector<std::pair<std::string, torch::Tensor>> out;
-    for (const auto& item : model.named_parameters(/*recurse=*/true)) out.emplace_back("param:" + item.key(), item.value());
-    for (const auto& item : model.named_buffers(/*recurse=*/true)) out.emplace_back("buffer:" + item.key(), item.value());
+    for (const auto& item : model.named_parameters(/*recurse=*/true))
+        out.emplace_back("param:" + item.key(), item.value());
+    for (const auto& item : model.named_buffers(/*recurse=*/true))
+        out.emplace_back("buffer:" + item.key(), item.value());
     return out;
 }
 
@@ -169,7 +176,8 @@ std::string hash_tensors(const std::vector<std::pair<std::string, torch::Tensor>
     return h.hex_digest();
 }
 
-std::string serialize_checkpoint(model::DetectorImpl& model, torch::optim::AdamW& optimizer, CheckpointMeta meta,
+std::string serialize_checkpoint(model::DetectorImpl& model, torch::optim::AdamW& optimizer,
+                                 CheckpointMeta meta,
                                  const std::vector<torch::Tensor>* buffers_override) {
     torch::NoGradGuard no_grad;
     torch::serialize::OutputArchive archive;
@@ -179,7 +187,8 @@ std::string serialize_checkpoint(model::DetectorImpl& model, torch::optim::AdamW
     std::size_t buffer_index = 0;
     for (auto& [name, t] : tensors) {
         torch::Tensor value = t;
-        if (buffers_override && name.rfind("buffer:", 0) == 0) value = (*buffers_override).at(buffer_index++);
+        if (buffers_override && name.rfind("buffer:", 0) == 0)
+            value = (*buffers_override).at(buffer_index++);
         meta.tensor_names.push_back(name);
         archive.write("model/" + name, value.detach().to(torch::kCPU).clone(), /*is_buffer=*/true);
     }
@@ -193,7 +202,8 @@ std::string serialize_checkpoint(model::DetectorImpl& model, torch::optim::AdamW
             auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
             meta.optimizer_entries.push_back(std::to_string(g) + "/" + std::to_string(i));
             const std::string prefix = "optim/" + meta.optimizer_entries.back() + "/";
-            archive.write(prefix + "step", torch::tensor(static_cast<std::int64_t>(s.step())), true);
+            archive.write(prefix + "step", torch::tensor(static_cast<std::int64_t>(s.step())),
+                          true);
             archive.write(prefix + "exp_avg", s.exp_avg().detach().to(torch::kCPU), true);
             archive.write(prefix + "exp_avg_sq", s.exp_avg_sq().detach().to(torch::kCPU), true);
         }
@@ -229,12 +239,13 @@ LoadedCheckpoint read_checkpoint(const std::string& path, bool require_manifest)
         }
         const auto expected_size = manifest.value("size", std::int64_t{-1});
         if (expected_size >= 0 && expected_size != static_cast<std::int64_t>(bytes.size()))
-            throw CheckpointError(path + ": truncated (" + std::to_string(bytes.size()) + " bytes, manifest says " +
-                                  std::to_string(expected_size) + ")");
+            throw CheckpointError(path + ": truncated (" + std::to_string(bytes.size()) +
+                                  " bytes, manifest says " + std::to_string(expected_size) + ")");
         const std::string actual = sha256_hex(bytes);
         if (actual != manifest.value("sha256", ""))
             throw CheckpointError(path + ": checksum mismatch (sha256 " + actual.substr(0, 12) +
-                                  "..., manifest says " + manifest.value("sha256", "").substr(0, 12) + "...)");
+                                  "..., manifest says " +
+                                  manifest.value("sha256", "").substr(0, 12) + "...)");
     } else if (require_manifest) {
         throw CheckpointError(path + ": no manifest (interrupted write)");
     }
@@ -249,8 +260,9 @@ LoadedCheckpoint read_checkpoint(const std::string& path, bool require_manifest)
         out.meta_json = Json::parse(meta.toStringRef());
         out.meta = meta_from_json(out.meta_json);
         if (out.meta.format_version != checkpoint_format_version)
-            throw CheckpointError(path + ": format version " + std::to_string(out.meta.format_version) +
-                                  " (this worker reads " + std::to_string(checkpoint_format_version) + ")");
+            throw CheckpointError(path + ": format version " +
+                                  std::to_string(out.meta.format_version) + " (this worker reads " +
+                                  std::to_string(checkpoint_format_version) + ")");
         for (const auto& name : out.meta.tensor_names) {
             torch::Tensor t;
             archive.read("model/" + name, t, /*is_buffer=*/true);
@@ -276,22 +288,24 @@ LoadedCheckpoint read_checkpoint(const std::string& path, bool require_manifest)
     return out;
 }
 
-void restore_checkpoint(const LoadedCheckpoint& ckpt, model::DetectorImpl& model, torch::optim::AdamW& optimizer,
-                        const torch::Device& device) {
+void restore_checkpoint(const LoadedCheckpoint& ckpt, model::DetectorImpl& model,
+                        torch::optim::AdamW& optimizer, const torch::Device& device) {
     torch::NoGradGuard no_grad;
     auto tensors = model_tensors(model);
     if (tensors.size() != ckpt.model.size())
-        throw CheckpointError(ckpt.path + ": holds " + std::to_string(ckpt.model.size()) + " model tensors, the model has " +
-                              std::to_string(tensors.size()));
+        throw CheckpointError(ckpt.path + ": holds " + std::to_string(ckpt.model.size()) +
+                              " model tensors, the model has " + std::to_string(tensors.size()));
     for (std::size_t k = 0; k < tensors.size(); ++k) {
         auto& [name, t] = tensors[k];
         const auto& [saved_name, saved] = ckpt.model[k];
         if (name != saved_name || t.sizes() != saved.sizes())
-            throw CheckpointError(ckpt.path + ": tensor " + saved_name + " does not match the model's " + name);
+            throw CheckpointError(ckpt.path + ": tensor " + saved_name +
+                                  " does not match the model's " + name);
         t.copy_(saved);
     }
     try {
-        model.set_input_normalization(model::input_normalization_from(ckpt.meta.input_normalization));
+        model.set_input_normalization(
+            model::input_normalization_from(ckpt.meta.input_normalization));
     } catch (const std::invalid_argument& e) {
         throw CheckpointError(ckpt.path + ": " + e.what());
     }
@@ -318,11 +332,13 @@ void restore_checkpoint(const LoadedCheckpoint& ckpt, model::DetectorImpl& model
     }
 }
 
-CheckpointStore::CheckpointStore(std::string dir, int keep) : m_dir(std::move(dir)), m_keep(std::max(1, keep)) {
+CheckpointStore::CheckpointStore(std::string dir, int keep)
+    : m_dir(std::move(dir)), m_keep(std::max(1, keep)) {
     make_directories(m_dir);
 }
 
-Json CheckpointStore::manifest_for(const std::string& file, const std::string& bytes, const CheckpointMeta& meta) const {
+Json CheckpointStore::manifest_for(const std::string& file, const std::string& bytes,
+                                   const CheckpointMeta& meta) const {
     return Json{{"file", file},
                 {"sha256", sha256_hex(bytes)},
                 {"size", bytes.size()},
@@ -370,7 +386,8 @@ std::vector<std::pair<std::int64_t, std::string>> list_step_files(const std::str
             out.emplace_back(step, dir + "/" + e->d_name);
     }
     ::closedir(d);
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
     return out;
 }
 }  // namespace
@@ -383,7 +400,8 @@ std::vector<std::string> CheckpointStore::remove_interrupted_writes() const {
     if (!d) return removed;
     while (dirent* e = ::readdir(d)) {
         const std::string name = e->d_name;
-        if (name.size() > 1 && name[0] == '.' && name.find(".tmp.") != std::string::npos) removed.push_back(name);
+        if (name.size() > 1 && name[0] == '.' && name.find(".tmp.") != std::string::npos)
+            removed.push_back(name);
     }
     ::closedir(d);
     for (const auto& name : removed) std::remove((m_dir + "/" + name).c_str());
@@ -405,7 +423,8 @@ void CheckpointStore::prune(const std::string& written) const {
     }
 }
 
-std::optional<LoadedCheckpoint> CheckpointStore::load_newest_good(std::vector<std::string>* problems) {
+std::optional<LoadedCheckpoint> CheckpointStore::load_newest_good(
+    std::vector<std::string>* problems) {
     for (const auto& [step, path] : list_step_files(m_dir)) {
         try {
             return read_checkpoint(path, /*require_manifest=*/true);
