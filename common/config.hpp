@@ -16,14 +16,14 @@ namespace smartcash {
 
 /// A user-caused configuration problem, located in a file.
 class ConfigError : public std::runtime_error {
-public:
+  public:
     ConfigError(std::string file, int line, int column, std::string key_path, std::string what);
     const std::string& file() const { return m_file; }
-    int line() const { return m_line; }  ///< 1-based; 0 when unknown
-    int column() const { return m_column; }  ///< 1-based; 0 when unknown
+    int line() const { return m_line; }                         ///< 1-based; 0 when unknown
+    int column() const { return m_column; }                     ///< 1-based; 0 when unknown
     const std::string& key_path() const { return m_key_path; }  ///< e.g. "tiers[1].micro_batch"
 
-private:
+  private:
     std::string m_file;
     int m_line;
     int m_column;
@@ -120,7 +120,7 @@ struct TrainingConfig {
     PhaseConfig phase1{2, {0.0, 1e-3, 1e-3}};
     PhaseConfig phase2{2, {1e-4, 5e-4, 5e-4}};
     double weight_decay = 5e-4;
-    double warmup_steps = 20;  ///< optimizer steps of linear warmup at the start of each phase
+    double warmup_steps = 20;    ///< optimizer steps of linear warmup at the start of each phase
     double min_lr_ratio = 0.05;  ///< cosine floor as a fraction of the phase lr
     double grad_clip = 10.0;     ///< max global L2 norm (0: off)
     double beta1 = 0.9;
@@ -154,19 +154,19 @@ struct TierConfig {
 
 struct PromotionConfig {
     bool enabled = true;
-    double stable_seconds = 1800;   ///< time at a lower tier before trying the next one up
-    double headroom = 0.5;          ///< peak use must stay below this fraction of the upper tier's limit
+    double stable_seconds = 1800;  ///< time at a lower tier before trying the next one up
+    double headroom = 0.5;  ///< peak use must stay below this fraction of the upper tier's limit
     double max_wait_seconds = 6 * 3600;  ///< cap of the doubling wait after failed promotions
 };
 
 struct SupervisorConfig {
     double poll_interval_seconds = 0.25;
-    double soft_limit_fraction = 0.85;     ///< of the tier's memory_limit
+    double soft_limit_fraction = 0.85;           ///< of the tier's memory_limit
     std::uint64_t min_available = 256ull << 20;  ///< system MemAvailable floor (bytes)
-    double pressure_threshold = 40.0;     ///< PSI some avg10 (%) counted as pressure
-    double pressure_seconds = 10;         ///< sustained this long -> soft limit
+    double pressure_threshold = 40.0;            ///< PSI some avg10 (%) counted as pressure
+    double pressure_seconds = 10;                ///< sustained this long -> soft limit
     double heartbeat_timeout_seconds = 300;
-    double stop_grace_seconds = 30;       ///< SIGTERM -> SIGKILL
+    double stop_grace_seconds = 30;  ///< SIGTERM -> SIGKILL
     double backoff_floor_seconds = 1;
     double backoff_cap_seconds = 60;
     int retry_budget = 5;  ///< consecutive launches without progress before giving up

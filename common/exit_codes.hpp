@@ -6,30 +6,41 @@
 
 namespace smartcash::exit_code {
 
-inline constexpr int done = 0;            ///< training finished (all epochs or early stop)
-inline constexpr int internal_error = 70; ///< a bug or an unexpected exception (EX_SOFTWARE)
-inline constexpr int config_error = 78;   ///< the config is invalid or incompatible (EX_CONFIG)
-inline constexpr int data_error = 65;     ///< the dataset is invalid (EX_DATAERR)
-inline constexpr int io_error = 74;       ///< a file could not be written/read, e.g. full disk (EX_IOERR)
-inline constexpr int oom = 75;            ///< an allocation failed in-process; emergency checkpoint written
-inline constexpr int requested_stop = 76; ///< stopped after a checkpoint because it was asked to
-inline constexpr int usage = 64;          ///< bad command line (EX_USAGE)
+inline constexpr int done = 0;             ///< training finished (all epochs or early stop)
+inline constexpr int internal_error = 70;  ///< a bug or an unexpected exception (EX_SOFTWARE)
+inline constexpr int config_error = 78;    ///< the config is invalid or incompatible (EX_CONFIG)
+inline constexpr int data_error = 65;      ///< the dataset is invalid (EX_DATAERR)
+inline constexpr int io_error =
+    74;                         ///< a file could not be written/read, e.g. full disk (EX_IOERR)
+inline constexpr int oom = 75;  ///< an allocation failed in-process; emergency checkpoint written
+inline constexpr int requested_stop = 76;  ///< stopped after a checkpoint because it was asked to
+inline constexpr int usage = 64;           ///< bad command line (EX_USAGE)
 /// training diverged: too many optimizer steps in a row had a non-finite loss or gradient norm
 inline constexpr int diverged = 79;
 
 /// A short lower-case name for a worker exit code ("done", "oom", ...), or "unknown".
 constexpr const char* name(int code) {
     switch (code) {
-        case done: return "done";
-        case internal_error: return "internal_error";
-        case config_error: return "config_error";
-        case data_error: return "data_error";
-        case io_error: return "io_error";
-        case oom: return "oom";
-        case requested_stop: return "requested_stop";
-        case usage: return "usage";
-        case diverged: return "diverged";
-        default: return "unknown";
+        case done:
+            return "done";
+        case internal_error:
+            return "internal_error";
+        case config_error:
+            return "config_error";
+        case data_error:
+            return "data_error";
+        case io_error:
+            return "io_error";
+        case oom:
+            return "oom";
+        case requested_stop:
+            return "requested_stop";
+        case usage:
+            return "usage";
+        case diverged:
+            return "diverged";
+        default:
+            return "unknown";
     }
 }
 

@@ -22,7 +22,9 @@ struct JobStart {
     int launches = 0;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("status", s.status); v("launches", s.launches);
+        v("tier", s.tier);
+        v("status", s.status);
+        v("launches", s.launches);
     }
 };
 
@@ -35,7 +37,9 @@ struct LaunchEvent {
     std::int64_t resume_step = -1;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("device", s.device); v("launch", s.launch);
+        v("tier", s.tier);
+        v("device", s.device);
+        v("launch", s.launch);
         v("resume_step", s.resume_step);
     }
 };
@@ -47,7 +51,8 @@ struct WorkerStartedEvent {
     std::string tier;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("pid", s.pid); v("tier", s.tier);
+        v("pid", s.pid);
+        v("tier", s.tier);
     }
 };
 
@@ -59,7 +64,9 @@ struct SpawnFailedEvent {
     bool cannot_execute = false;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("message", s.message); v("cannot_execute", s.cannot_execute);
+        v("tier", s.tier);
+        v("message", s.message);
+        v("cannot_execute", s.cannot_execute);
     }
 };
 
@@ -72,7 +79,9 @@ struct HelloEvent {
     std::int64_t total_steps = 0;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("device", s.device); v("resumed_step", s.resumed_step);
+        v("tier", s.tier);
+        v("device", s.device);
+        v("resumed_step", s.resumed_step);
         v("total_steps", s.total_steps);
     }
 };
@@ -86,7 +95,10 @@ struct CheckpointEvent {
     std::string kind;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("path", s.path); v("step", s.step); v("kind", s.kind);
+        v("tier", s.tier);
+        v("path", s.path);
+        v("step", s.step);
+        v("kind", s.kind);
     }
 };
 
@@ -102,8 +114,13 @@ struct EvalEvent {
     std::optional<double> best_map50;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("epoch", s.epoch); v("step", s.step); v("map50", s.map50);
-        v("map50_95", s.map50_95); v("layers_map50", s.layers_map50); v("best_map50", s.best_map50);
+        v("tier", s.tier);
+        v("epoch", s.epoch);
+        v("step", s.step);
+        v("map50", s.map50);
+        v("map50_95", s.map50_95);
+        v("layers_map50", s.layers_map50);
+        v("best_map50", s.best_map50);
     }
 };
 
@@ -117,7 +134,10 @@ struct EpochEndEvent {
     std::uint64_t peak_device_mem = 0;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("epoch", s.epoch); v("step", s.step); v("peak_rss", s.peak_rss);
+        v("tier", s.tier);
+        v("epoch", s.epoch);
+        v("step", s.step);
+        v("peak_rss", s.peak_rss);
         v("peak_device_mem", s.peak_device_mem);
     }
 };
@@ -131,7 +151,9 @@ struct WorkerOomEvent {
     std::string checkpoint;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("message", s.message); v("step", s.step);
+        v("tier", s.tier);
+        v("message", s.message);
+        v("step", s.step);
         v("checkpoint", s.checkpoint);
     }
 };
@@ -143,7 +165,8 @@ struct WorkerErrorEvent {
     std::string message;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("kind", s.kind); v("message", s.message);
+        v("kind", s.kind);
+        v("message", s.message);
     }
 };
 
@@ -155,7 +178,9 @@ struct WorkerStoppingEvent {
     std::string checkpoint;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("reason", s.reason); v("step", s.step); v("checkpoint", s.checkpoint);
+        v("reason", s.reason);
+        v("step", s.step);
+        v("checkpoint", s.checkpoint);
     }
 };
 
@@ -167,7 +192,9 @@ struct WorkerDoneEvent {
     std::optional<double> best_map50;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("step", s.step); v("reason", s.reason); v("best_map50", s.best_map50);
+        v("step", s.step);
+        v("reason", s.reason);
+        v("best_map50", s.best_map50);
     }
 };
 
@@ -179,7 +206,9 @@ struct SoftLimitEvent {
     std::uint64_t rss = 0;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("reason", s.reason); v("rss", s.rss);
+        v("tier", s.tier);
+        v("reason", s.reason);
+        v("rss", s.rss);
     }
 };
 
@@ -190,7 +219,8 @@ struct SoftLimitLastTierEvent {
     std::string reason;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("reason", s.reason);
+        v("tier", s.tier);
+        v("reason", s.reason);
     }
 };
 
@@ -202,7 +232,9 @@ struct WatchdogKillEvent {
     std::uint64_t limit = 0;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("rss", s.rss); v("limit", s.limit);
+        v("tier", s.tier);
+        v("rss", s.rss);
+        v("limit", s.limit);
     }
 };
 
@@ -214,7 +246,9 @@ struct HangEvent {
     double timeout_s = 0;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("pid", s.pid); v("timeout_s", s.timeout_s);
+        v("tier", s.tier);
+        v("pid", s.pid);
+        v("timeout_s", s.timeout_s);
     }
 };
 
@@ -225,7 +259,8 @@ struct StopTimeoutEvent {
     std::string reason;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("pid", s.pid); v("reason", s.reason);
+        v("pid", s.pid);
+        v("reason", s.reason);
     }
 };
 
@@ -236,7 +271,8 @@ struct KillEvent {
     std::string reason;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("pid", s.pid); v("reason", s.reason);
+        v("pid", s.pid);
+        v("reason", s.reason);
     }
 };
 
@@ -258,10 +294,19 @@ struct ExitEvent {
     std::optional<std::string> error;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("device", s.device); v("pid", s.pid); v("class", s.exit_class);
-        v("how", s.how); v("exit_code", s.exit_code); v("signal", s.signal);
-        v("peak_rss", s.peak_rss); v("step", s.step); v("progress", s.progress);
-        v("seconds", s.seconds); v("stop_reason", s.stop_reason); v("error", s.error);
+        v("tier", s.tier);
+        v("device", s.device);
+        v("pid", s.pid);
+        v("class", s.exit_class);
+        v("how", s.how);
+        v("exit_code", s.exit_code);
+        v("signal", s.signal);
+        v("peak_rss", s.peak_rss);
+        v("step", s.step);
+        v("progress", s.progress);
+        v("seconds", s.seconds);
+        v("stop_reason", s.stop_reason);
+        v("error", s.error);
     }
 };
 
@@ -274,7 +319,9 @@ struct BackoffEvent {
     int retry_budget = 0;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("seconds", s.seconds); v("failures", s.failures);
+        v("tier", s.tier);
+        v("seconds", s.seconds);
+        v("failures", s.failures);
         v("retry_budget", s.retry_budget);
     }
 };
@@ -287,7 +334,9 @@ struct TierSkippedEvent {
     std::string reason;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("device", s.device); v("reason", s.reason);
+        v("tier", s.tier);
+        v("device", s.device);
+        v("reason", s.reason);
     }
 };
 
@@ -299,7 +348,9 @@ struct TierMoveEvent {
     std::string reason;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("from", s.from); v("to", s.to); v("reason", s.reason);
+        v("from", s.from);
+        v("to", s.to);
+        v("reason", s.reason);
     }
 };
 
@@ -312,7 +363,10 @@ struct PromotionEvent {
     std::uint64_t peak_rss = 0;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("from", s.from); v("to", s.to); v("stable_s", s.stable_s); v("peak_rss", s.peak_rss);
+        v("from", s.from);
+        v("to", s.to);
+        v("stable_s", s.stable_s);
+        v("peak_rss", s.peak_rss);
     }
 };
 
@@ -323,7 +377,8 @@ struct PromotedEvent {
     std::string to;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("from", s.from); v("to", s.to);
+        v("from", s.from);
+        v("to", s.to);
     }
 };
 
@@ -336,7 +391,9 @@ struct PromotionFailedEvent {
     double next_wait_s = 0;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("back_to", s.back_to); v("reason", s.reason);
+        v("tier", s.tier);
+        v("back_to", s.back_to);
+        v("reason", s.reason);
         v("next_wait_s", s.next_wait_s);
     }
 };
@@ -358,7 +415,8 @@ struct ControlEvent {
     std::optional<std::string> tier;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("cmd", s.cmd); v("tier", s.tier);
+        v("cmd", s.cmd);
+        v("tier", s.tier);
     }
 };
 
@@ -369,7 +427,8 @@ struct ShutdownEvent {
     std::string phase;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("force", s.force); v("phase", s.phase);
+        v("force", s.force);
+        v("phase", s.phase);
     }
 };
 
@@ -398,7 +457,8 @@ struct JobPausedEvent {
     std::optional<std::string> message;
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("tier", s.tier); v("message", s.message);
+        v("tier", s.tier);
+        v("message", s.message);
     }
 };
 
@@ -407,8 +467,8 @@ using JournalEvent =
     std::variant<JobStart, LaunchEvent, WorkerStartedEvent, SpawnFailedEvent, HelloEvent,
                  CheckpointEvent, EvalEvent, EpochEndEvent, WorkerOomEvent, WorkerErrorEvent,
                  WorkerStoppingEvent, WorkerDoneEvent, SoftLimitEvent, SoftLimitLastTierEvent,
-                 WatchdogKillEvent, HangEvent, StopTimeoutEvent, KillEvent, ExitEvent,
-                 BackoffEvent, TierSkippedEvent, TierMoveEvent, PromotionEvent, PromotedEvent,
+                 WatchdogKillEvent, HangEvent, StopTimeoutEvent, KillEvent, ExitEvent, BackoffEvent,
+                 TierSkippedEvent, TierMoveEvent, PromotionEvent, PromotedEvent,
                  PromotionFailedEvent, PromotionKeptEvent, ControlEvent, ShutdownEvent,
                  JobDoneEvent, JobFailedEvent, JobStoppedEvent, JobPausedEvent>;
 

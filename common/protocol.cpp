@@ -3,8 +3,8 @@
 namespace smartcash::protocol {
 
 std::string encode(const Json& message) {
-    std::string line = message.dump(-1, ' ', /*ensure_ascii=*/false,
-                                     nlohmann::json::error_handler_t::replace);
+    std::string line =
+        message.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
     line.push_back('\n');
     return line;
 }
@@ -14,12 +14,14 @@ std::optional<Json> decode(std::string_view line, std::string* error, const char
         if (error) *error = std::move(why);
         return std::nullopt;
     };
-    if (line.size() > max_line_bytes) return fail("line longer than " + std::to_string(max_line_bytes) + " bytes");
+    if (line.size() > max_line_bytes)
+        return fail("line longer than " + std::to_string(max_line_bytes) + " bytes");
     Json value = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
     if (value.is_discarded()) return fail("malformed JSON");
     if (!value.is_object()) return fail("message is not a JSON object");
     auto it = value.find(key);
-    if (it == value.end() || !it->is_string()) return fail(std::string("missing string field \"") + key + "\"");
+    if (it == value.end() || !it->is_string())
+        return fail(std::string("missing string field \"") + key + "\"");
     return value;
 }
 

@@ -10,11 +10,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 namespace smartcash::protocol {
 
@@ -40,15 +39,14 @@ std::string encode(const Json& message);
 /// Parses one line (without its '\n'). Returns nullopt and sets *error on malformed input,
 /// on a line longer than max_line_bytes, or when the value is not an object with a string "type"
 /// (worker channel) / "cmd" (control channel) field named by `key`.
-std::optional<Json> decode(std::string_view line, std::string* error,
-                           const char* key = report_key);
+std::optional<Json> decode(std::string_view line, std::string* error, const char* key = report_key);
 
 /// Splits a byte stream into lines. Feed bytes; take complete lines. A line longer than
 /// max_line_bytes (counting a trailing '\r') sets overflowed() and is discarded up to its
 /// newline, however many reads it spans; the next line comes out whole. One trailing '\r' is
 /// stripped from each line (CRLF senders are accepted).
 class LineSplitter {
-public:
+  public:
     void feed(const char* data, std::size_t size);
     /// Next complete line (without '\n'), or nullopt.
     std::optional<std::string> next();
@@ -60,7 +58,7 @@ public:
         return was;
     }
 
-private:
+  private:
     std::string m_buffer;
     std::size_t m_scan = 0;
     bool m_discarding = false;

@@ -1,8 +1,9 @@
 // Worker -> supervisor: the reports the worker writes on its report fd (docs/protocol.md).
 //
-// One struct per report type, its wire name as `name` (the "type" field), its fields listed once in `fields()`.
-// The worker builds these structs and the supervisor decodes them with report_from_json(), so the
-// two cannot disagree on a name or a field: a renamed field is a compile error on one side.
+// One struct per report type, its wire name as `name` (the "type" field), its fields listed once in
+// `fields()`. The worker builds these structs and the supervisor decodes them with
+// report_from_json(), so the two cannot disagree on a name or a field: a renamed field is a compile
+// error on one side.
 #pragma once
 
 #include <cstdint>

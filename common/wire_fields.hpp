@@ -9,12 +9,11 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <variant>
-
-#include <nlohmann/json.hpp>
 
 namespace smartcash::protocol::wire {
 
@@ -212,6 +211,5 @@ template <typename Variant>
 const char* name_of_alternative(const Variant& message) {
     return std::visit([](const auto& m) -> const char* { return m.name; }, message);
 }
-
 
 }  // namespace smartcash::protocol::wire

@@ -1,5 +1,6 @@
 // What the control socket's requests do to the job: stop, pause, resume, checkpoint, tier.
 #include "common/control.hpp"
+
 #include "daemon/rules/machine.hpp"
 
 namespace smartcash::daemon::rules {

@@ -56,8 +56,8 @@ void Machine::launch() {
     m_s.shown.rss = 0;
     m_s.last_error.clear();
     m_s.message.clear();
-    journal(ev::LaunchEvent{tier_name(), device_of(m_s.tier), m_s.launches,
-                            m_s.last_checkpoint_step});
+    journal(
+        ev::LaunchEvent{tier_name(), device_of(m_s.tier), m_s.launches, m_s.last_checkpoint_step});
     act(Launch{m_s.tier});
     act(SaveState{});
 }
@@ -101,7 +101,8 @@ void Machine::finish_job(JobStatus status, const std::string& message) {
 void Machine::fail(const std::string& message) { finish_job(JobStatus::failed, message); }
 
 void Machine::fail_exhausted(const std::string& last) {
-    std::string msg = "no tier left to try (last: " + last + " at tier " + tier_name() + "). Tried:";
+    std::string msg =
+        "no tier left to try (last: " + last + " at tier " + tier_name() + "). Tried:";
     bool first = true;
     for (int i = 0; i < tier_count(); ++i) {
         const TierConfig& t = tier(i);
@@ -387,14 +388,19 @@ static_assert(std::size(takes) == static_cast<std::size_t>(WorkerPhase::backoff)
 Column column_of(const EventBody& body) {
     if (const auto* timer = std::get_if<TimerExpired>(&body)) {
         switch (timer->kind) {
-            case TimerKind::heartbeat: return heartbeat;
-            case TimerKind::stop: return stop;
-            case TimerKind::grace: return grace;
-            case TimerKind::backoff: return backoff;
+            case TimerKind::heartbeat:
+                return heartbeat;
+            case TimerKind::stop:
+                return stop;
+            case TimerKind::grace:
+                return grace;
+            case TimerKind::backoff:
+                return backoff;
         }
     }
-    constexpr Column by_index[] = {start, started, spawn_failed, exited, report, memory,
-                                   heartbeat /* timers: above */, control, shutdown};
+    constexpr Column by_index[] = {
+        start,   started, spawn_failed, exited, report, memory, heartbeat /* timers: above */,
+        control, shutdown};
     static_assert(std::variant_size_v<EventBody> == std::size(by_index));
     return by_index[body.index()];
 }

@@ -247,8 +247,7 @@ ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
 bool near_tier_limit(std::uint64_t rss, const TierConfig& tier, const SupervisorConfig& sc);
 
 /// Whether the system's available memory is below min_available (unknown: no).
-bool system_memory_short(const std::optional<std::uint64_t>& available,
-                         const SupervisorConfig& sc);
+bool system_memory_short(const std::optional<std::uint64_t>& available, const SupervisorConfig& sc);
 /// Whether memory pressure is at or above its threshold (unknown: no).
 bool pressure_high(const std::optional<double>& pressure, const SupervisorConfig& sc);
 

@@ -20,15 +20,15 @@ class Machine {
 
     Decision finish() { return Decision{std::move(m_s), std::move(m_actions), m_ok, m_error}; }
 
-    void on(const StartJob&);                // decision.cpp
-    void on(const WorkerStarted& e);         // decision.cpp
-    void on(const SpawnFailed& e);           // decision.cpp
-    void on(const WorkerExited& e);          // decision.cpp
-    void on(const TimerExpired& e);          // decision.cpp
-    void on(const Shutdown& e);              // decision.cpp
-    void on(const Report& e);                // reports.cpp
-    void on(const MemorySample& e);          // memory.cpp
-    void on(const ControlRequest& e);        // control.cpp
+    void on(const StartJob&);          // decision.cpp
+    void on(const WorkerStarted& e);   // decision.cpp
+    void on(const SpawnFailed& e);     // decision.cpp
+    void on(const WorkerExited& e);    // decision.cpp
+    void on(const TimerExpired& e);    // decision.cpp
+    void on(const Shutdown& e);        // decision.cpp
+    void on(const Report& e);          // reports.cpp
+    void on(const MemorySample& e);    // memory.cpp
+    void on(const ControlRequest& e);  // control.cpp
 
   private:
     // The report handlers (reports.cpp).

@@ -64,8 +64,8 @@ void Machine::maybe_promote() {
     if (limit > 0 &&
         static_cast<double>(m_s.peak_rss_at_tier) >= p.headroom * static_cast<double>(limit))
         return;
-    journal(
-        ev::PromotionEvent{tier_name(), tier(up).name, m_now - m_s.tier_since, m_s.peak_rss_at_tier});
+    journal(ev::PromotionEvent{tier_name(), tier(up).name, m_now - m_s.tier_since,
+                               m_s.peak_rss_at_tier});
     m_s.stop_target = up;
     request_stop(StopReason::promotion, sc().heartbeat_timeout_seconds);
 }

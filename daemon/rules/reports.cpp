@@ -39,7 +39,8 @@ void Machine::on_report(const protocol::CheckpointWritten& r) {
     // A stop checkpoint at the step the launch resumed from is no progress: a worker that
     // hangs but answers SIGTERM must not reset the retry budget forever.
     if (m_s.last_checkpoint_step > m_s.launch_resume_step) m_s.progress_since_launch = true;
-    journal(ev::CheckpointEvent{tier_name(), m_s.last_checkpoint, m_s.last_checkpoint_step, r.kind});
+    journal(
+        ev::CheckpointEvent{tier_name(), m_s.last_checkpoint, m_s.last_checkpoint_step, r.kind});
     act(SaveState{});
 }
 

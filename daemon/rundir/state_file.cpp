@@ -17,8 +17,7 @@ namespace {
 std::optional<std::string> record_from_json(const Json& j, StateRecord* record) {
     if (!j.is_object()) return std::string("state is not a JSON object");
     protocol::wire::read_fields(j, *record);
-    if (!job_status_from_string(record->status))
-        return "unknown status \"" + record->status + "\"";
+    if (!job_status_from_string(record->status)) return "unknown status \"" + record->status + "\"";
     return std::nullopt;
 }
 

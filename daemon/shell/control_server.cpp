@@ -1,7 +1,5 @@
 #include "daemon/shell/control_server.hpp"
 
-#include "common/control.hpp"
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +8,8 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 #include <set>
+
+#include "common/control.hpp"
 
 namespace smartcash::daemon {
 
@@ -57,10 +57,9 @@ class Session : public std::enable_shared_from_this<Session> {
             m_socket, m_buffer, '\n', [self](const boost::system::error_code& ec, std::size_t n) {
                 self->m_timer.cancel();
                 if (ec == boost::asio::error::not_found) {
-                    self->reply_and_close(
-                        protocol::control_error("request longer than " +
-                                                std::to_string(protocol::max_line_bytes) +
-                                                " bytes"));
+                    self->reply_and_close(protocol::control_error(
+                        "request longer than " + std::to_string(protocol::max_line_bytes) +
+                        " bytes"));
                     return;
                 }
                 if (ec) {

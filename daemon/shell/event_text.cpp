@@ -25,8 +25,8 @@ std::string step_text(std::int64_t s) { return s < 0 ? std::string("-") : std::t
 std::string epoch_text(int epoch) { return std::to_string(static_cast<long long>(epoch) + 1); }
 
 EventText text(const ev::JobStart& e) {
-    return {"job starting at tier " + e.tier + " (" + e.status + ", " +
-                std::to_string(e.launches) + " earlier launches)",
+    return {"job starting at tier " + e.tier + " (" + e.status + ", " + std::to_string(e.launches) +
+                " earlier launches)",
             W::notable};
 }
 EventText text(const ev::LaunchEvent& e) {
@@ -76,9 +76,9 @@ EventText text(const ev::WorkerErrorEvent& e) {
     return {"the worker reports a " + e.kind + " error: " + e.message, W::alarm};
 }
 EventText text(const ev::WorkerStoppingEvent& e) {
-    return {"the worker is stopping (" + e.reason + ") with a checkpoint at step " +
-                step_text(e.step),
-            W::routine};
+    return {
+        "the worker is stopping (" + e.reason + ") with a checkpoint at step " + step_text(e.step),
+        W::routine};
 }
 EventText text(const ev::WorkerDoneEvent& e) {
     std::string line =

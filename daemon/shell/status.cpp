@@ -7,7 +7,8 @@ protocol::StatusView status_view(const SupervisorState& state, const Config& con
     // What state.json holds, then what only a running supervisor knows.
     protocol::StatusView v = status_view(state_record(state, config), run_dir);
     const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
-    const TierConfig* tier = tier_ok ? &config.tiers[static_cast<std::size_t>(state.tier)] : nullptr;
+    const TierConfig* tier =
+        tier_ok ? &config.tiers[static_cast<std::size_t>(state.tier)] : nullptr;
     v.phase = to_string(state.phase);
     v.tier_device = tier ? to_string(tier->device) : "";
     v.device = state.shown.device;

@@ -16,19 +16,19 @@
 #include <iostream>
 
 #include "common/atomic_file.hpp"
+#include "common/control.hpp"
 #include "common/file_lock.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
-#include "common/control.hpp"
+#include "daemon/rundir/run_files.hpp"
+#include "daemon/rundir/state_file.hpp"
 #include "daemon/shell/console.hpp"
 #include "daemon/shell/control_server.hpp"
 #include "daemon/shell/devices.hpp"
 #include "daemon/shell/event_text.hpp"
 #include "daemon/shell/memory_probe.hpp"
-#include "daemon/rundir/run_files.hpp"
 #include "daemon/shell/self_path.hpp"
 #include "daemon/shell/status.hpp"
-#include "daemon/rundir/state_file.hpp"
 #include "daemon/shell/worker_process.hpp"
 
 namespace smartcash::daemon {

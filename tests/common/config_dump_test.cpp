@@ -265,7 +265,7 @@ TEST(ConfigDump, ShippedConfigsLoad) {
     EXPECT_DOUBLE_EQ(demo.model.depth_multiple, 0.34);
     EXPECT_EQ(demo.model.img_size, 128);
     EXPECT_DOUBLE_EQ(demo.model.bn_momentum, 0.0);  // the reference batch norm, no override
-    EXPECT_EQ(demo.model.pretrained, "");            // the demo starts from random weights
+    EXPECT_EQ(demo.model.pretrained, "");           // the demo starts from random weights
     EXPECT_EQ(demo.data.synthetic.images, 240);
     EXPECT_EQ(demo.data.synthetic.size, 320);
     EXPECT_EQ(demo.training.effective_batch, 8);

@@ -366,8 +366,9 @@ TEST(Config, MissingFileIsConfigError) {
 TEST(Config, LoadsFromFileAndResolvesRelativeToIt) {
     std::string dir = std::string(SMARTCASH_TEST_TMP) + "/config_load";
     make_directories(dir);
-    write_file_atomic(dir + "/job.yaml", "model:\n  pretrained: weights/b4.safetensors\n"
-                                         "data:\n  dataset: sets/rupiah\n");
+    write_file_atomic(dir + "/job.yaml",
+                      "model:\n  pretrained: weights/b4.safetensors\n"
+                      "data:\n  dataset: sets/rupiah\n");
     Config c = load_config(dir + "/job.yaml");
     EXPECT_EQ(c.data.dataset, dir + "/sets/rupiah");
     EXPECT_EQ(c.model.pretrained, dir + "/weights/b4.safetensors");

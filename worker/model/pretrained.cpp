@@ -1,14 +1,15 @@
 #include "worker/model/pretrained.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
 
-#include <fmt/format.h>
-
 #include "common/atomic_file.hpp"
 #include "common/sha256.hpp"
+#include "worker/model/pretrained_names.hpp"
 
 namespace smartcash::model {
 namespace {
@@ -17,127 +18,8 @@ using Json = nlohmann::json;
 
 const std::string backbone_prefix = "backbone.";
 
-std::vector<std::string> split(const std::string& name) {
-    std::vector<std::string> parts;
-    std::string part;
-    std::istringstream in(name);
-    while (std::getline(in, part, '.')) parts.push_back(part);
-    return parts;
-}
-
-std::string join(const std::vector<std::string>& parts, size_t from) {
-    std::string out;
-    for (size_t i = from; i < parts.size(); ++i) out += (out.empty() ? "" : ".") + parts[i];
-    return out;
-}
-
 bool starts_with(const std::string& s, const std::string& prefix) {
     return s.compare(0, prefix.size(), prefix) == 0;
-}
-
-/// "stageN" -> N (>= 1), or 0.
-int stage_number(const std::string& part) {
-    if (!starts_with(part, "stage") || part.size() == 5) return 0;
-    for (size_t i = 5; i < part.size(); ++i)
-        if (part[i] < '0' || part[i] > '9') return 0;
-    return std::stoi(part.substr(5));
-}
-
-bool is_number(const std::string& part) {
-    return !part.empty() && std::all_of(part.begin(), part.end(),
-                                        [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// EfficientNet: our "stem.{conv.weight|bn.X}", "stageS.B.{expand|depthwise|project}.{conv|bn}.X",
-// "stageS.B.se.{reduce|expand}.X".
-std::string efficientnet_torchvision(const std::vector<std::string>& p, bool has_expand) {
-    if (p.size() >= 3 && p[0] == "stem") {
-        if (p[1] == "conv") return "features.0.0." + join(p, 2);
-        if (p[1] == "bn") return "features.0.1." + join(p, 2);
-        return {};
-    }
-    const int s = stage_number(p.at(0));
-    if (s == 0 || p.size() < 5 || !is_number(p[1])) return {};
-    const std::string block = fmt::format("features.{}.{}.block.", s, p[1]);
-    const int shift = has_expand ? 1 : 0;
-    const std::string& part = p[2];
-    if (part == "se") {
-        const std::string fc = p[3] == "reduce" ? "fc1" : p[3] == "expand" ? "fc2" : "";
-        if (fc.empty()) return {};
-        return block + fmt::format("{}.{}.", 1 + shift, fc) + join(p, 4);
-    }
-    int index = -1;
-    if (part == "expand" && has_expand) index = 0;
-    if (part == "depthwise") index = shift;
-    if (part == "project") index = 2 + shift;
-    if (index < 0) return {};
-    if (p[3] == "conv") return block + fmt::format("{}.0.", index) + join(p, 4);
-    if (p[3] == "bn") return block + fmt::format("{}.1.", index) + join(p, 4);
-    return {};
-}
-
-std::string efficientnet_timm(const std::vector<std::string>& p, bool has_expand) {
-    if (p.size() >= 3 && p[0] == "stem") {
-        if (p[1] == "conv") return "conv_stem." + join(p, 2);
-        if (p[1] == "bn") return "bn1." + join(p, 2);
-        return {};
-    }
-    const int s = stage_number(p.at(0));
-    if (s == 0 || p.size() < 5 || !is_number(p[1])) return {};
-    const std::string block = fmt::format("blocks.{}.{}.", s - 1, p[1]);
-    const std::string& part = p[2];
-    if (part == "se") {
-        const std::string conv =
-            p[3] == "reduce" ? "conv_reduce" : p[3] == "expand" ? "conv_expand" : "";
-        if (conv.empty()) return {};
-        return block + "se." + conv + "." + join(p, 4);
-    }
-    // timm's blocks: InvertedResidual (conv_pw/bn1, conv_dw/bn2, conv_pwl/bn3) and, without an
-    // expansion, DepthwiseSeparableConv (conv_dw/bn1, conv_pw/bn2).
-    std::string conv, bn;
-    if (part == "expand" && has_expand) conv = "conv_pw", bn = "bn1";
-    if (part == "depthwise") conv = "conv_dw", bn = has_expand ? "bn2" : "bn1";
-    if (part == "project") conv = has_expand ? "conv_pwl" : "conv_pw", bn = has_expand ? "bn3" : "bn2";
-    if (conv.empty()) return {};
-    if (p[3] == "conv") return block + conv + "." + join(p, 4);
-    if (p[3] == "bn") return block + bn + "." + join(p, 4);
-    return {};
-}
-
-// CSPDarknet: our "stem.X", "stageS.0.X" (the stride-2 conv), "stageS.1.X" (C3, bottlenecks.N
-// for YOLOv5's m.N), "stage4.2.X" (SPPF) -> YOLOv5's model.0 .. model.9.
-std::string cspdarknet_yolov5(const std::vector<std::string>& p) {
-    if (p.size() >= 2 && p[0] == "stem") return "model.0." + join(p, 1);
-    const int s = stage_number(p.at(0));
-    if (s == 0 || p.size() < 3 || !is_number(p[1])) return {};
-    const int layer = 2 * s - 1 + std::stoi(p[1]);
-    std::vector<std::string> rest(p.begin() + 2, p.end());
-    if (!rest.empty() && rest[0] == "bottlenecks") rest[0] = "m";
-    return fmt::format("model.{}.", layer) + join(rest, 0);
-}
-
-/// Keys of the reference that lie outside its backbone.
-bool outside_reference_backbone(Naming naming, const std::string& key) {
-    switch (naming) {
-        case Naming::torchvision:
-            return starts_with(key, "features.8.") || starts_with(key, "classifier.");
-        case Naming::timm:
-            return starts_with(key, "conv_head.") || starts_with(key, "bn2.") ||
-                   starts_with(key, "classifier.");
-        case Naming::yolov5: {
-            const auto p = split(key);
-            return p.size() >= 2 && p[0] == "model" && is_number(p[1]) && std::stoi(p[1]) >= 10;
-        }
-        case Naming::smartcash:
-            return false;
-    }
-    return false;
-}
-
-std::vector<Naming> namings_for(Backbone backbone) {
-    if (backbone == Backbone::efficientnet_b4)
-        return {Naming::smartcash, Naming::torchvision, Naming::timm};
-    return {Naming::smartcash, Naming::yolov5};
 }
 
 /// Our tensors (parameters, then buffers) by full name, in the model's order.
@@ -163,7 +45,8 @@ std::string shape_text(const torch::Tensor& t) {
 }
 
 /// The expansion flag of the MBConv block a backbone name belongs to.
-bool block_has_expand(const std::set<std::string>& backbone_names, const std::vector<std::string>& p) {
+bool block_has_expand(const std::set<std::string>& backbone_names,
+                      const std::vector<std::string>& p) {
     if (p.size() < 2 || stage_number(p[0]) == 0) return false;
     return backbone_names.count(p[0] + "." + p[1] + ".expand.conv.weight") > 0;
 }
@@ -200,7 +83,8 @@ NamedTensors dict_to_tensors(const c10::IValue& value, const std::string& path) 
     return out;
 }
 
-std::string list_block(const char* title, const std::vector<std::string>& names, size_t max_listed) {
+std::string list_block(const char* title, const std::vector<std::string>& names,
+                       size_t max_listed) {
     if (names.empty()) return {};
     std::string out = fmt::format("  {} ({}):\n", title, names.size());
     const size_t shown = max_listed == 0 ? names.size() : std::min(names.size(), max_listed);
@@ -210,27 +94,6 @@ std::string list_block(const char* title, const std::vector<std::string>& names,
 }
 
 }  // namespace
-
-const char* to_string(Naming naming) {
-    switch (naming) {
-        case Naming::smartcash:
-            return "smartcash";
-        case Naming::torchvision:
-            return "torchvision";
-        case Naming::timm:
-            return "timm";
-        case Naming::yolov5:
-            return "yolov5";
-    }
-    return "smartcash";
-}
-
-Naming naming_from(const std::string& name) {
-    for (Naming n : {Naming::smartcash, Naming::torchvision, Naming::timm, Naming::yolov5})
-        if (name == to_string(n)) return n;
-    throw std::invalid_argument("unknown naming '" + name +
-                                "' (expected smartcash, torchvision, timm or yolov5)");
-}
 
 WeightsFile read_weights_file(const std::string& path) {
     WeightsFile file;
@@ -262,30 +125,12 @@ WeightsFile read_weights_file(const std::string& path) {
         file.content = dict_to_tensors(value, path);
     } else {
         throw WeightsFileError(
-            path + ": neither a safetensors file nor a torch.save zip archive (PyTorch's "
-                   "legacy pre-1.6 format is not read: save it again with torch.save)");
+            path +
+            ": neither a safetensors file nor a torch.save zip archive (PyTorch's "
+            "legacy pre-1.6 format is not read: save it again with torch.save)");
     }
     if (file.content.tensors.empty()) throw WeightsFileError(path + ": the file holds no tensors");
     return file;
-}
-
-std::string reference_name(Naming naming, Backbone backbone, const std::string& ours,
-                           bool has_expand) {
-    const auto p = split(ours);
-    if (p.empty()) return {};
-    switch (naming) {
-        case Naming::smartcash:
-            return backbone_prefix + ours;
-        case Naming::torchvision:
-            return backbone == Backbone::efficientnet_b4 ? efficientnet_torchvision(p, has_expand)
-                                                         : std::string();
-        case Naming::timm:
-            return backbone == Backbone::efficientnet_b4 ? efficientnet_timm(p, has_expand)
-                                                         : std::string();
-        case Naming::yolov5:
-            return backbone == Backbone::cspdarknet ? cspdarknet_yolov5(p) : std::string();
-    }
-    return {};
 }
 
 PretrainedPlan plan_pretrained(DetectorImpl& model, const WeightsFile& file) {
@@ -299,7 +144,8 @@ PretrainedPlan plan_pretrained(DetectorImpl& model, const WeightsFile& file) {
     std::map<std::string, size_t> keys;
     const std::string wrapper = "module.";
     bool all_wrapped = true;
-    for (const auto& [name, t] : file.content.tensors) all_wrapped = all_wrapped && starts_with(name, wrapper);
+    for (const auto& [name, t] : file.content.tensors)
+        all_wrapped = all_wrapped && starts_with(name, wrapper);
     for (size_t i = 0; i < file.content.tensors.size(); ++i) {
         std::string name = file.content.tensors[i].first;
         if (all_wrapped) name = name.substr(wrapper.size());
@@ -310,7 +156,8 @@ PretrainedPlan plan_pretrained(DetectorImpl& model, const WeightsFile& file) {
     std::set<std::string> backbone_names;
     for (const auto& [name, t] : backbone_tensors) backbone_names.insert(name);
     auto key_for = [&](Naming naming, const std::string& ours) {
-        return reference_name(naming, backbone, ours, block_has_expand(backbone_names, split(ours)));
+        return reference_name(naming, backbone, ours,
+                              block_has_expand(backbone_names, split_name(ours)));
     };
 
     // The naming under which most of our backbone's weights are found.
@@ -367,8 +214,8 @@ PretrainedPlan plan_pretrained(DetectorImpl& model, const WeightsFile& file) {
         const auto& theirs = file.content.tensors[it->second].second;
         const auto& mine = ours.at(name);
         if (!theirs.sizes().equals(mine.sizes())) {
-            plan.wrong_shape.push_back(fmt::format("{} {} <- {} {}", name, shape_text(mine), key,
-                                                   shape_text(theirs)));
+            plan.wrong_shape.push_back(
+                fmt::format("{} {} <- {} {}", name, shape_text(mine), key, shape_text(theirs)));
             continue;
         }
         plan.load.emplace_back(name, key);
@@ -397,8 +244,8 @@ PretrainedPlan plan_pretrained(DetectorImpl& model, const WeightsFile& file) {
                                          ? InputNormalization::none
                                          : input_normalization_from(it->second);
             } catch (const std::invalid_argument& e) {
-                throw PretrainedError(fmt::format("{}: metadata input_normalization: {}",
-                                                  file.path, e.what()));
+                throw PretrainedError(
+                    fmt::format("{}: metadata input_normalization: {}", file.path, e.what()));
             }
             break;
         }
@@ -439,10 +286,10 @@ std::string describe(const PretrainedPlan& plan, std::size_t max_listed) {
         "  loads:         {} tensors ({} values){}\n"
         "  input:         {}\n"
         "  ignored:       {} tensors outside the reference's backbone\n",
-        plan.path, plan.sha256, plan.format, to_string(plan.naming), plan.load.size(),
-        plan.values, plan.whole_detector ? ", the whole detector" : ", the backbone",
+        plan.path, plan.sha256, plan.format, to_string(plan.naming), plan.load.size(), plan.values,
+        plan.whole_detector ? ", the whole detector" : ", the backbone",
         plan.normalization == InputNormalization::imagenet ? "ImageNet mean/std normalization"
-                                                            : "[0, 1], no normalization",
+                                                           : "[0, 1], no normalization",
         plan.ignored.size());
     out += list_block("missing", plan.missing, max_listed);
     out += list_block("unexpected", plan.unexpected, max_listed);
@@ -485,7 +332,8 @@ std::string pretrained_summary(const nlohmann::json& record) {
     std::string line = fmt::format(
         "started from pretrained weights {} (sha256 {}, {} names): {} {} tensors loaded, input {}",
         record.value("file", ""), record.value("sha256", ""), record.value("naming", ""),
-        record.value("loaded_tensors", 0), record.value("whole_detector", false) ? "detector" : "backbone",
+        record.value("loaded_tensors", 0),
+        record.value("whole_detector", false) ? "detector" : "backbone",
         record.value("input_normalization", "none") == std::string("imagenet")
             ? "normalized with ImageNet mean/std"
             : "in [0, 1]");
@@ -517,7 +365,8 @@ std::string export_weights(DetectorImpl& model, Naming naming, bool backbone_onl
     } else {
         for (const auto& [name, t] : backbone_tensors)
             out.tensors.emplace_back(
-                reference_name(naming, backbone, name, block_has_expand(backbone_names, split(name))),
+                reference_name(naming, backbone, name,
+                               block_has_expand(backbone_names, split_name(name))),
                 t);
     }
     out.metadata["format"] = "pt";

@@ -2,7 +2,8 @@
 // or a torch.save state dict, under the parameter names of the reference it came from.
 //
 // Names understood:
-//   efficientnet_b4  torchvision  features.2.0.block.0.0.weight   (torchvision.models.efficientnet_b4)
+//   efficientnet_b4  torchvision  features.2.0.block.0.0.weight
+//   (torchvision.models.efficientnet_b4)
 //                    timm         blocks.1.0.conv_pw.weight        (timm's efficientnet_b4)
 //   cspdarknet       yolov5       model.2.m.0.cv1.conv.weight      (YOLOv5 v6+, P5 backbone)
 //   both             smartcash    backbone.stage2.0.expand.conv.weight  (our own export)
@@ -11,26 +12,21 @@
 // are ignored, and said so.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
-
 #include "common/config.hpp"
 #include "worker/model/detector.hpp"
+#include "worker/model/pretrained_names.hpp"
 #include "worker/model/safetensors.hpp"
 
 namespace smartcash::model {
-
-enum class Naming { smartcash, torchvision, timm, yolov5 };
-
-const char* to_string(Naming naming);
-/// The naming called `name` (as to_string() writes it); throws std::invalid_argument.
-Naming naming_from(const std::string& name);
 
 /// A weights file read into memory.
 struct WeightsFile {
@@ -43,12 +39,6 @@ struct WeightsFile {
 /// Reads a safetensors file or a torch.save zip archive of a state dict (a dict of tensors, or a
 /// dict holding one under "state_dict" or "model"). Throws WeightsFileError naming the file.
 WeightsFile read_weights_file(const std::string& path);
-
-/// The name `naming` gives to one of our backbone tensors (a name relative to the backbone, e.g.
-/// "stage2.0.expand.conv.weight"); `has_expand` says whether that name's MBConv block has an
-/// expansion conv (EfficientNet only). Empty when the naming has no such tensor.
-std::string reference_name(Naming naming, Backbone backbone, const std::string& ours,
-                           bool has_expand);
 
 /// What loading a weights file into a detector would do.
 struct PretrainedPlan {
