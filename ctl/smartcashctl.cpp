@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
     const std::string command = rest[0];
     bool json_out = false;
     namespace cmd = protocol::control_cmd;
-    protocol::ControlRequestLine request{command, std::nullopt};
+    protocol::ControlRequestLine request{command, std::nullopt, std::nullopt};
     if (command == cmd::status) {
         for (std::size_t i = 1; i < rest.size(); ++i) {
             if (rest[i] == "--json") {

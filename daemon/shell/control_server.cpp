@@ -44,6 +44,15 @@ ControlServer::~ControlServer() { close(); }
 
 std::size_t ControlServer::sessions() const { return m_shared->sessions.size(); }
 
+std::size_t ControlServer::watchers() const { return m_shared->watchers; }
+
+void ControlServer::publish(const std::string& line) {
+    if (m_shared->watchers == 0) return;
+    auto sessions = m_shared->sessions;  // a full watcher is dropped (and erased) meanwhile
+    for (const auto& s : sessions)
+        if (s->watching()) s->publish(line);
+}
+
 std::optional<std::string> ControlServer::listen(const std::string& path) {
     if (path.size() >= sizeof(sockaddr_un::sun_path))
         return "socket path too long (" + std::to_string(path.size()) +
@@ -71,7 +80,7 @@ void ControlServer::accept() {
     m_waiting_for_slot = false;  // before evicting: a freed slot must not start a second accept
     // Every slot taken: the idlest client gives its slot up, or new clients wait in the listen
     // backlog until a slot comes free (or a client has been idle long enough).
-    if (m_shared->sessions.size() >= max_sessions && !evict_idlest()) {
+    if (m_shared->sessions.size() - m_shared->watchers >= max_sessions && !evict_idlest()) {
         m_waiting_for_slot = true;
         accept_later(evict_after_idle / 4);
         return;
@@ -122,7 +131,7 @@ void ControlServer::accepted(stream_protocol::socket socket) {
 bool ControlServer::evict_idlest() {
     std::shared_ptr<ControlSession> idlest;
     for (const auto& s : m_shared->sessions)
-        if (!idlest || s->last_active() < idlest->last_active()) idlest = s;
+        if (!s->watching() && (!idlest || s->last_active() < idlest->last_active())) idlest = s;
     if (!idlest || ControlSession::Clock::now() - idlest->last_active() < evict_after_idle)
         return false;
     idlest->end();

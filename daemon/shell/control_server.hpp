@@ -1,6 +1,7 @@
 // RUN_DIR/control.sock: JSON lines, {"cmd": ...} -> {"ok": true|false, ...}. One session per
 // connection (control_session.hpp) with a bounded line and a deadline, so a bad or slow client
-// only costs its own connection. Only the supervisor's own user and root may connect
+// only costs its own connection. Watchers (after a `watch` request) are sent what publish() is
+// given. Only the supervisor's own user and root may connect
 // (peer_credentials.hpp). Errors of accept() that say the process is short of descriptors or
 // memory wait before the next try instead of spinning; when every slot is taken, the idlest client
 // gives its slot to the new one.
@@ -44,8 +45,13 @@ class ControlServer {
     /// Stops accepting and closes every open connection.
     void close();
 
-    /// Open connections.
+    /// Open connections, watchers included.
     std::size_t sessions() const;
+    /// Connections that asked to `watch`.
+    std::size_t watchers() const;
+    /// Sends one line (ending in '\n') to every watcher. A watcher whose queue is full is
+    /// dropped; this never waits for a client.
+    void publish(const std::string& line);
 
   private:
     void accept();

@@ -1,5 +1,6 @@
 #include "daemon/shell/control_session.hpp"
 
+#include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
@@ -31,6 +32,7 @@ void ControlSession::start() {
 void ControlSession::end() {
     if (m_ended) return;
     m_ended = true;
+    if (m_watching) --m_shared->watchers;
     disarm_deadline();
     boost::system::error_code ignored;
     m_socket.close(ignored);
@@ -87,7 +89,12 @@ void ControlSession::read() {
 void ControlSession::answer(const std::string& line) {
     std::string error;
     Json reply;
-    if (auto request = protocol::decode(line, &error, protocol::command_key)) {
+    auto request = protocol::decode(line, &error, protocol::command_key);
+    const bool watch = request && request->value(protocol::command_key, std::string()) ==
+                                      protocol::control_cmd::watch;
+    if (watch && m_shared->watchers >= max_watchers) {
+        reply = protocol::control_error("too many watchers (" + std::to_string(max_watchers) + ")");
+    } else if (request) {
         try {
             reply = m_shared->handler(*request);
         } catch (const std::exception& e) {
@@ -97,10 +104,43 @@ void ControlSession::answer(const std::string& line) {
         reply = protocol::control_error(error);
     }
     send(protocol::encode(reply), /*then_close=*/false);
+    if (watch && reply.value("ok", false)) become_watcher();
+}
+
+void ControlSession::become_watcher() {
+    m_watching = true;
+    ++m_shared->watchers;
+    if (m_shared->slot_freed) m_shared->slot_freed();  // its request slot is free again
+    read_until_gone();
+}
+
+// A watcher sends nothing more that counts; reading is how its leaving is seen.
+void ControlSession::read_until_gone() {
+    auto self = shared_from_this();
+    auto scratch = std::make_shared<std::array<char, 512>>();
+    m_socket.async_read_some(boost::asio::buffer(*scratch),
+                             [self, scratch](const boost::system::error_code& ec, std::size_t) {
+                                 if (self->m_ended) return;
+                                 if (ec) {
+                                     self->end();
+                                     return;
+                                 }
+                                 self->read_until_gone();
+                             });
+}
+
+void ControlSession::publish(const std::string& line) {
+    if (m_ended || !m_watching) return;
+    if (m_queue.size() >= max_queued_lines || m_queued_bytes + line.size() > max_queued_bytes) {
+        end();  // it stopped reading: drop it rather than hold the loop or memory
+        return;
+    }
+    send(line, /*then_close=*/false);
 }
 
 void ControlSession::send(std::string text, bool then_close) {
     if (m_ended) return;
+    m_queued_bytes += text.size();
     m_queue.push_back(std::move(text));
     if (then_close) m_close_after_write = true;
     if (!m_writing) write_next();
@@ -117,6 +157,7 @@ void ControlSession::write_next() {
                                  if (self->m_ended) return;
                                  self->disarm_deadline();
                                  self->m_writing = false;
+                                 self->m_queued_bytes -= self->m_queue.front().size();
                                  self->m_queue.pop_front();
                                  if (ec) {
                                      self->end();
@@ -127,7 +168,7 @@ void ControlSession::write_next() {
                                      self->write_next();
                                  } else if (self->m_close_after_write) {
                                      self->end();
-                                 } else {
+                                 } else if (!self->m_watching) {
                                      self->read();
                                  }
                              });

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <set>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/commands.hpp"
@@ -30,11 +30,12 @@ TEST(Reports, FieldsAreTheDocumentedOnes) {
     progress.loss = 1.5;
     progress.images_per_s = 2;
     const std::vector<std::pair<WorkerReport, std::set<std::string>>> cases = {
-        {Hello{}, {"pid", "tier", "device", "threads", "micro_batch", "accumulation",
-                   "resumed_step", "total_steps", "epoch", "phase"}},
-        {progress, {"step", "total_steps", "epoch", "phase", "loss", "loss_box", "loss_obj",
-                    "loss_cls", "lr", "images_per_s", "rss", "device_mem", "device_reserved",
-                    "skipped_steps", "eta_s"}},
+        {Hello{},
+         {"pid", "tier", "device", "threads", "micro_batch", "accumulation", "resumed_step",
+          "total_steps", "epoch", "phase"}},
+        {progress,
+         {"step", "total_steps", "epoch", "phase", "loss", "loss_box", "loss_obj", "loss_cls", "lr",
+          "images_per_s", "rss", "device_mem", "device_reserved", "skipped_steps", "eta_s"}},
         {CheckpointWritten{}, {"path", "step", "epoch", "sha256", "kind"}},
         {Eval{1, 2, 0.5, 0.25, 0.75, 0.5, std::map<std::string, LayerScores>{}, 0.5},
          {"epoch", "step", "map50", "map50_95", "precision", "recall", "layers", "best_map50"}},
@@ -45,7 +46,8 @@ TEST(Reports, FieldsAreTheDocumentedOnes) {
         {Stopping{}, {"reason", "step", "checkpoint", "exit_code"}},
         {CheckpointRejected{}, {"message"}},
         {WorkerError{}, {"kind", "message"}},
-        {Done{4, 1, 0.5, 0, "finished"}, {"step", "epoch", "best_map50", "skipped_steps", "reason"}},
+        {Done{4, 1, 0.5, 0, "finished"},
+         {"step", "epoch", "best_map50", "skipped_steps", "reason"}},
     };
     std::set<std::string> types;
     for (const auto& [report, fields] : cases) {
@@ -57,9 +59,9 @@ TEST(Reports, FieldsAreTheDocumentedOnes) {
         EXPECT_EQ(j.value("v", 0), version);
         types.insert(type_of(report));
     }
-    EXPECT_EQ(types, (std::set<std::string>{"hello", "progress", "checkpoint", "eval", "epoch_end",
-                                            "oom", "stopping", "checkpoint_rejected", "error",
-                                            "done"}));
+    EXPECT_EQ(types,
+              (std::set<std::string>{"hello", "progress", "checkpoint", "eval", "epoch_end", "oom",
+                                     "stopping", "checkpoint_rejected", "error", "done"}));
 }
 
 TEST(Reports, RoundTripThroughTheWire) {
@@ -87,8 +89,8 @@ TEST(Reports, RoundTripThroughTheWire) {
     EXPECT_EQ(got->layers->at("layer_1").map50_95, 0.125);
     EXPECT_EQ(got->best_map50, 0.75);
 
-    auto hello = report_from_json(
-        to_json(Hello{42, "cpu", "cpu", 2, 4, 4, 120, 480, 3, 2}), &error);
+    auto hello =
+        report_from_json(to_json(Hello{42, "cpu", "cpu", 2, 4, 4, 120, 480, 3, 2}), &error);
     ASSERT_TRUE(hello);
     const auto& h = std::get<Hello>(*hello);
     EXPECT_EQ(h.pid, 42);
@@ -154,8 +156,8 @@ TEST(JournalEvents, EveryKindRoundTrips) {
         EXPECT_EQ(to_json(*back), j);
         names.insert(name_of(event));
     };
-    for (const JournalEvent& event : one_of_each<JournalEvent>(
-             std::make_index_sequence<std::variant_size_v<JournalEvent>>()))
+    for (const JournalEvent& event :
+         one_of_each<JournalEvent>(std::make_index_sequence<std::variant_size_v<JournalEvent>>()))
         check(event);
     EXPECT_EQ(names.size(), std::variant_size_v<JournalEvent>);
 }
@@ -188,10 +190,31 @@ TEST(Control, StatusShowsUnknownFiguresAsNull) {
     EXPECT_FALSE(back.loss);
 }
 
+TEST(Control, HistoryMetricsAndWatchLines) {
+    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::history, std::nullopt, 5}),
+              (Json{{"cmd", "history"}, {"limit", 5}}));
+    HistoryAnswer h;
+    h.events = {Json{{"t", "x"}, {"event", "start"}}, Json{{"event", "done"}}};
+    const HistoryAnswer h2 = history_from_json(to_json(h));
+    EXPECT_TRUE(h2.ok);
+    EXPECT_EQ(h2.events, h.events);
+    EXPECT_EQ(metrics_from_json(to_json(MetricsAnswer{true, "a 1\n"})).text, "a 1\n");
+    StatusView s;
+    s.tier_order = {"big", "small"};
+    s.eta_s = 12.5;
+    const Json line = watch_status_line(s);
+    EXPECT_EQ(line.value(watch_kind_key, ""), watch_kind::status);
+    EXPECT_EQ(status_from_json(line).tier_order, s.tier_order);
+    EXPECT_EQ(status_from_json(line).eta_s, 12.5);
+    const Json event = watch_event_line(Json{{"event", "exit"}});
+    EXPECT_EQ(event.value(watch_kind_key, ""), watch_kind::event);
+    EXPECT_EQ(event[watch_event_key], (Json{{"event", "exit"}}));
+}
+
 TEST(Control, RequestsAndAnswers) {
-    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::tier, std::string("cpu")}),
+    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::tier, std::string("cpu"), std::nullopt}),
               (Json{{"cmd", "tier"}, {"tier", "cpu"}}));
-    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::stop, std::nullopt}),
+    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::stop, std::nullopt, std::nullopt}),
               (Json{{"cmd", "stop"}}));
     const ControlRequestLine r = control_request_from_json(Json{{"cmd", "tier"}, {"tier", 3}});
     EXPECT_EQ(r.cmd, "tier");

@@ -16,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <filesystem>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -67,6 +68,14 @@ class ThreadedServer {
         m_thread.join();
     }
     const std::string path;
+
+    /// Runs `f(server)` on the loop's thread and returns its result.
+    template <typename F>
+    auto call(F f) {
+        std::promise<decltype(f(m_server))> done;
+        boost::asio::post(m_io, [&] { done.set_value(f(m_server)); });
+        return done.get_future().get();
+    }
 
   private:
     boost::asio::io_context m_io;
@@ -190,6 +199,40 @@ TEST(ControlServer, AOneMebibyteLineGetsAnErrorAndIsClosed) {
     SocketClient next(server.path);
     ASSERT_TRUE(next.send(status_line));
     EXPECT_TRUE(answered_ok(next));
+}
+
+// A watcher is sent what is published, in order; a watcher that never reads is dropped once its
+// queue is full, without holding up the loop or the watcher that reads.
+TEST(ControlServer, AWatcherThatStopsReadingIsDroppedAndTheOthersGoOn) {
+    ThreadedServer server(scratch("watch"));
+    SocketClient reader(server.path), idle(server.path);
+    for (SocketClient* c : {&reader, &idle}) {
+        ASSERT_TRUE(c->send("{\"cmd\":\"watch\"}\n"));
+        ASSERT_TRUE(answered_ok(*c));
+    }
+    ASSERT_EQ(server.call([](ControlServer& s) { return s.watchers(); }), 2u);
+    const std::string filler(4000, 'x');
+    std::size_t published = 0;
+    for (int i = 0; i < 800; ++i) {
+        const std::string line = "{\"n\":" + std::to_string(i) + ",\"f\":\"" + filler + "\"}\n";
+        const auto start = std::chrono::steady_clock::now();
+        server.call([&](ControlServer& s) {
+            s.publish(line);
+            return 0;
+        });
+        ASSERT_LT(std::chrono::steady_clock::now() - start, 2s) << "publish waited for a client";
+        published += line.size();
+        auto got = reader.line(5s);
+        ASSERT_TRUE(got) << "the reading watcher lost line " << i;
+        ASSERT_EQ(*got + "\n", line);
+    }
+    EXPECT_GT(published, std::size_t{3} << 20);
+    EXPECT_EQ(server.call([](ControlServer& s) { return s.watchers(); }), 1u)
+        << "the watcher that never reads was kept";
+    EXPECT_TRUE(idle.closed_within(10s));
+    SocketClient after(server.path);
+    ASSERT_TRUE(after.send(status_line));
+    EXPECT_TRUE(answered_ok(after));
 }
 
 // A client running as `nobody`, with the socket file opened to everyone for this test (its mode
