@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "common/control.hpp"
@@ -66,6 +67,13 @@ TEST(IntegrationSocket, EveryCommandAndHostileClientsWhileTrainingGoesOn) {
     EXPECT_EQ(before.tier_index, 0);
     EXPECT_GT(before.steps_per_epoch.value_or(0), 0);
     EXPECT_TRUE(before.training_phase);
+
+    // smartcashctl watch, not on a terminal: plain lines until the supervisor exits.
+    std::string watched;
+    int watch_exit = -1;
+    std::thread ctl_watch([&] {
+        watch_exit = run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "watch"}, &watched);
+    });
 
     // watch: a reader, and one that never reads.
     SocketClient watcher(sock), lazy(sock);
@@ -159,10 +167,33 @@ TEST(IntegrationSocket, EveryCommandAndHostileClientsWhileTrainingGoesOn) {
     EXPECT_TRUE(saw_checkpoint);
     EXPECT_TRUE(saw_newer);
 
+    // smartcashctl's reading commands.
+    std::string out;
+    EXPECT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "history"}, &out), 0);
+    EXPECT_EQ(out.rfind("TIME", 0), 0u) << out;
+    EXPECT_NE(out.find("checkpoint"), std::string::npos) << out;
+    out.clear();
+    EXPECT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "metrics"}, &out), 0);
+    EXPECT_NE(out.find("# TYPE smartcash_step gauge\n"), std::string::npos) << out;
+    out.clear();
+    EXPECT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "status"}, &out), 0);
+    EXPECT_NE(out.find("epoch "), std::string::npos) << out;
+    EXPECT_NE(out.find("ETA:"), std::string::npos) << out;
+
     // stop: the supervisor checkpoints the job and exits 3; watchers see the socket close.
     EXPECT_TRUE(request(s, cmd::stop).value("ok", false));
     EXPECT_EQ(d.wait(60s), 3) << d.stderr_text();
     EXPECT_TRUE(watcher.closed_within(10s));
+    ctl_watch.join();
+    EXPECT_EQ(watch_exit, 0) << watched;
+    EXPECT_NE(watched.find("step "), std::string::npos) << watched;
+    EXPECT_NE(watched.find("job stopped"), std::string::npos) << watched;
+    EXPECT_EQ(watched.find("checkpoint (step)"), std::string::npos) << "detail without -v";
+
+    // No supervisor: status comes from state.json, exit 3.
+    out.clear();
+    EXPECT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "status"}, &out), 3);
+    EXPECT_NE(out.find("supervisor: not running"), std::string::npos) << out;
 }
 
 }  // namespace
