@@ -41,7 +41,7 @@ struct Supervisor::Impl {
         : config(std::move(c)),
           options(std::move(o)),
           journal(options.run_dir),
-          console(options.log_to_stderr, options.follow_worker_log),
+          console(options.log_to_stderr, options.follow_worker_log, options.verbose),
           signals(io, SIGINT, SIGTERM, SIGQUIT),
           poll_timer(io),
           persist_timer(io),
@@ -116,7 +116,10 @@ struct Supervisor::Impl {
                 *progress, t < config.tiers.size() ? config.tiers[t].name : std::string("?")));
         }
         dispatch(Report{std::move(*report)});
-        if (progress) publish_status();
+        if (progress) {
+            publish_status();
+            if (console.live()) console.show(status());
+        }
     }
 
     Decision dispatch(EventBody body) {
@@ -203,7 +206,8 @@ struct Supervisor::Impl {
             publish_status();
         }
         const EventText text = describe_event(a.entry);
-        if (!text.text.empty()) log(text.text, text.weight);
+        if (!text.text.empty() && (options.verbose || !is_detail(a.entry)))
+            log(text.text, text.weight);
         constexpr std::size_t max_unwritten = 100000;
         if (unwritten_journal.size() >= max_unwritten) {
             unwritten_journal.pop_front();
