@@ -26,6 +26,7 @@
 #include "daemon/shell/control_server.hpp"
 #include "daemon/shell/event_text.hpp"
 #include "daemon/shell/memory_probe.hpp"
+#include "daemon/shell/metrics_http.hpp"
 #include "daemon/shell/self_path.hpp"
 #include "daemon/shell/startup_checks.hpp"
 #include "daemon/shell/status.hpp"
@@ -47,6 +48,7 @@ struct Supervisor::Impl {
           persist_timer(io),
           watch_timer(io),
           control(io, [this](const Json& request) { return on_control(request); }),
+          metrics_http(io, [this] { return metrics_exposition(status(), counters); }),
           probe(make_memory_probe()),
           started(Clock::now()) {
         context.config = &config;
@@ -69,6 +71,7 @@ struct Supervisor::Impl {
     asio::steady_timer persist_timer;  // retries state.json and journal writes that failed
     asio::steady_timer watch_timer;    // the next status line for watchers
     ControlServer control;
+    MetricsHttp metrics_http;  // supervisor.metrics_listen (off when empty)
     std::unique_ptr<MemoryProbe> probe;
     Clock::time_point started;
     DecideContext context;
@@ -382,8 +385,21 @@ struct Supervisor::Impl {
         return answer_control(message, c);
     }
 
+    std::optional<std::string> serve_metrics() {
+        const std::string& listen = config.supervisor.metrics_listen;
+        if (listen.empty()) return std::nullopt;
+        std::string error;
+        auto address = parse_listen_address(listen, &error);
+        if (!address) return "supervisor.metrics_listen " + error;
+        if (auto failed = metrics_http.listen(*address)) return failed;
+        log("metrics at http://" + address->host + ":" + std::to_string(metrics_http.port()) +
+            "/metrics");
+        return std::nullopt;
+    }
+
     void shut_down_loop() {
         control.close();
+        metrics_http.close();
         signals.cancel();
         poll_timer.cancel();
         persist_timer.cancel();
@@ -410,6 +426,11 @@ struct Supervisor::Impl {
         wait_for_leftover_worker(options.run_dir, config.supervisor.stop_grace_seconds, log_line);
         context.devices = devices_for(config, options.worker_path, log_line);
         if (auto error = control.listen(run_dir::socket(options.run_dir))) {
+            if (options.on_startup_error) options.on_startup_error(*error);
+            log(*error);
+            return supervisor_exit::failed;
+        }
+        if (auto error = serve_metrics()) {
             if (options.on_startup_error) options.on_startup_error(*error);
             log(*error);
             return supervisor_exit::failed;

@@ -134,7 +134,8 @@ TEST(ConfigDump, DefaultsKeepTheirWrittenForm) {
         "    enabled: true\n"
         "    stable_for: 30m\n"
         "    headroom: 0.5\n"
-        "    max_wait: 6h\n";
+        "    max_wait: 6h\n"
+        "  metrics_listen: \"\"\n";
     const std::string dumped = dump_config(parse_config("", "d.yaml"));
     const std::vector<std::string> written = lines_of(dumped);
     auto at = written.begin();
@@ -205,6 +206,7 @@ supervisor:
   backoff_cap: 1d
   retry_budget: 2
   promotion: {enabled: false, stable_for: 45m, headroom: 1, max_wait: 2h}
+  metrics_listen: "[::1]:9464"
 )";
     Config original = parse_config(yaml, "/jobs/a/job.yaml");
     // The YAML sets every field away from its default, so a field the writer forgets cannot
@@ -265,7 +267,7 @@ TEST(ConfigDump, ShippedConfigsLoad) {
     EXPECT_DOUBLE_EQ(demo.model.depth_multiple, 0.34);
     EXPECT_EQ(demo.model.img_size, 128);
     EXPECT_DOUBLE_EQ(demo.model.bn_momentum, 0.0);  // the reference batch norm, no override
-    EXPECT_EQ(demo.model.pretrained, "");            // the demo starts from random weights
+    EXPECT_EQ(demo.model.pretrained, "");           // the demo starts from random weights
     EXPECT_EQ(demo.data.synthetic.images, 240);
     EXPECT_EQ(demo.data.synthetic.size, 320);
     EXPECT_EQ(demo.training.effective_batch, 8);

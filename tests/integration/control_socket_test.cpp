@@ -3,6 +3,9 @@
 // clients at once, a watcher that never reads), after which the supervisor still answers and
 // training has kept making progress.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <random>
@@ -22,9 +25,48 @@ namespace {
 namespace cmd = protocol::control_cmd;
 using test::SocketClient;
 
-// The base fixture with a long phase 2, so the job is still training when the test is done.
-std::string long_fixture(const Scratch& s) {
+// A loopback port free a moment ago (the kernel hands out ephemeral ports in turn).
+unsigned short free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof addr;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+// GET /metrics from the supervisor's HTTP listener; the whole response.
+std::string http_metrics(unsigned short port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string response;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+        const std::string request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        if (::send(fd, request.data(), request.size(), 0) > 0) {
+            char buf[4096];
+            for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+                response.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    ::close(fd);
+    return response;
+}
+
+// The base fixture with a long phase 2, so the job is still training when the test is done, and
+// metrics over HTTP on `port`.
+std::string long_fixture(const Scratch& s, unsigned short port) {
     std::string text = slurp(fixture("supervisor_base.yaml"));
+    const std::string section = "\nsupervisor:\n";
+    const auto sup = text.find(section);
+    EXPECT_NE(sup, std::string::npos);
+    if (sup != std::string::npos)
+        text.insert(sup + section.size(), "  metrics_listen: \"" + std::to_string(port) + "\"\n");
     const std::string from = "phase2: {epochs: 3,";
     const auto at = text.find(from);
     EXPECT_NE(at, std::string::npos);
@@ -52,7 +94,8 @@ std::int64_t step_now(const Scratch& s) {
 
 TEST(IntegrationSocket, EveryCommandAndHostileClientsWhileTrainingGoesOn) {
     Scratch s("control-socket");
-    Daemon d(s, long_fixture(s), SMARTCASH_WORKER_PATH);
+    const unsigned short port = free_port();
+    Daemon d(s, long_fixture(s, port), SMARTCASH_WORKER_PATH);
     ASSERT_TRUE(d.wait_for_event([](const Json& e) { return e.value("event", "") == "checkpoint"; },
                                  job_timeout))
         << d.stderr_text();
@@ -141,6 +184,11 @@ TEST(IntegrationSocket, EveryCommandAndHostileClientsWhileTrainingGoesOn) {
     EXPECT_NE(metrics.text.find("\nsmartcash_up 1\n"), std::string::npos) << metrics.text;
     EXPECT_NE(metrics.text.find("smartcash_tier_index{tier=\"big\"} 0"), std::string::npos)
         << metrics.text;
+
+    // The same text over HTTP (supervisor.metrics_listen).
+    const std::string http = http_metrics(port);
+    EXPECT_EQ(http.rfind("HTTP/1.1 200 OK", 0), 0u) << http;
+    EXPECT_NE(http.find("\nsmartcash_up 1\n"), std::string::npos) << http;
 
     // checkpoint: accepted (the worker writes one after its current micro-batch).
     EXPECT_TRUE(request(s, cmd::checkpoint).value("ok", false));
