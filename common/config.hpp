@@ -171,6 +171,8 @@ struct SupervisorConfig {
     double backoff_cap_seconds = 60;
     int retry_budget = 5;  ///< consecutive launches without progress before giving up
     PromotionConfig promotion;
+    /// Where to serve GET /metrics over HTTP ("": off; "PORT": 127.0.0.1; listen_address.hpp).
+    std::string metrics_listen;
 };
 
 struct Config {

@@ -33,4 +33,29 @@ Json to_json(const StatusView& status) {
 
 StatusView status_from_json(const Json& answer) { return wire::from_object<StatusView>(answer); }
 
+Json watch_status_line(const StatusView& status) {
+    Json j = to_json(status);
+    j[watch_kind_key] = watch_kind::status;
+    return j;
+}
+
+Json watch_event_line(const Json& journal_entry) {
+    Json j = to_json(ControlAnswer{true, {}, {}, {}});
+    j[watch_kind_key] = watch_kind::event;
+    j[watch_event_key] = journal_entry;
+    return j;
+}
+
+Json to_json(const HistoryAnswer& answer) { return wire::to_object(answer); }
+
+HistoryAnswer history_from_json(const Json& answer) {
+    return wire::from_object<HistoryAnswer>(answer);
+}
+
+Json to_json(const MetricsAnswer& answer) { return wire::to_object(answer); }
+
+MetricsAnswer metrics_from_json(const Json& answer) {
+    return wire::from_object<MetricsAnswer>(answer);
+}
+
 }  // namespace smartcash::protocol

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/protocol.hpp"
 
@@ -19,17 +20,24 @@ inline constexpr const char* stop = "stop";
 inline constexpr const char* pause = "pause";
 inline constexpr const char* resume = "resume";
 inline constexpr const char* checkpoint = "checkpoint";
-inline constexpr const char* tier = "tier";  ///< with a string field "tier": the tier's name
+inline constexpr const char* tier = "tier";    ///< with a string field "tier": the tier's name
+inline constexpr const char* watch = "watch";  ///< a stream of WatchLine until the client leaves
+inline constexpr const char* history = "history";  ///< the journal's last entries (HistoryAnswer)
+inline constexpr const char* metrics = "metrics";  ///< Prometheus text (MetricsAnswer)
 }  // namespace control_cmd
+
+/// How many journal entries `history` gives when the request says no `limit`.
+inline constexpr std::int64_t default_history_limit = 1000;
 
 /// One request line.
 struct ControlRequestLine {
     std::string cmd;
-    std::optional<std::string> tier;  ///< for control_cmd::tier
+    std::optional<std::string> tier;    ///< for control_cmd::tier
+    std::optional<std::int64_t> limit;  ///< for control_cmd::history: the last N entries
 
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
-        v("cmd", s.cmd), v("tier", s.tier);
+        v("cmd", s.cmd), v("tier", s.tier), v("limit", s.limit);
     }
 };
 Json to_json(const ControlRequestLine& request);
@@ -132,6 +140,17 @@ struct StatusView : JobRecord {
     std::optional<int> supervisor_pid;
     std::optional<bool> supervisor_running;  ///< false: read from state.json
     std::optional<std::map<std::string, TierSummary>> tiers;
+    // At a glance, from the config and the worker's latest progress report:
+    std::optional<int> tier_index;  ///< the tier's place in tier_order (0: the first)
+    std::vector<std::string> tier_order;
+    std::optional<int> epochs;          ///< epochs in the whole job (both phases)
+    std::optional<int> phase_epochs;    ///< epochs in the training phase in progress
+    std::optional<int> training_phase;  ///< 1 (backbone frozen) or 2 (fine-tuning all)
+    std::optional<int> phases;          ///< training phases in the job (1 or 2)
+    std::optional<std::int64_t> step_in_epoch;
+    std::optional<std::int64_t> steps_per_epoch;
+    std::optional<double> images_per_s;
+    std::optional<double> eta_s;  ///< remaining steps at the recent step rate
 
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
@@ -141,7 +160,11 @@ struct StatusView : JobRecord {
         v("rss", s.rss), v("device_mem", s.device_mem), v("pid", s.pid);
         v("persistence", s.persistence), v("run_dir", s.run_dir);
         v("supervisor_pid", s.supervisor_pid), v("supervisor_running", s.supervisor_running);
-        v("tiers", s.tiers);
+        v("tiers", s.tiers), v("tier_index", s.tier_index), v("tier_order", s.tier_order);
+        v("epochs", s.epochs), v("phase_epochs", s.phase_epochs);
+        v("training_phase", s.training_phase), v("phases", s.phases);
+        v("step_in_epoch", s.step_in_epoch), v("steps_per_epoch", s.steps_per_epoch);
+        v("images_per_s", s.images_per_s), v("eta_s", s.eta_s);
     }
 };
 
@@ -149,5 +172,46 @@ struct StatusView : JobRecord {
 Json to_json(const StatusView& status);
 /// Reads an answer written by to_json(const StatusView&).
 StatusView status_from_json(const Json& answer);
+
+/// One line of a `watch` stream: the status (first, and again at most every 0.5 s while it
+/// changes), or a journal entry as it is written.
+namespace watch_kind {
+inline constexpr const char* status = "status";
+inline constexpr const char* event = "event";
+}  // namespace watch_kind
+inline constexpr const char* watch_kind_key = "kind";
+inline constexpr const char* watch_event_key = "event";
+
+/// {"ok": true, "kind": "status", ...the status}.
+Json watch_status_line(const StatusView& status);
+/// {"ok": true, "kind": "event", "event": {...the journal entry, with its "t"}}.
+Json watch_event_line(const Json& journal_entry);
+
+/// The answer to `history`: the journal's last entries, oldest first, each as the journal has it
+/// (its "t" and "event" and the entry's fields; journal_event_from_json() reads them).
+struct HistoryAnswer {
+    bool ok = true;
+    std::vector<Json> events;
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("ok", s.ok), v("events", s.events);
+    }
+};
+Json to_json(const HistoryAnswer& answer);
+HistoryAnswer history_from_json(const Json& answer);
+
+/// The answer to `metrics`: the Prometheus text exposition format, version 0.0.4.
+struct MetricsAnswer {
+    bool ok = true;
+    std::string text;
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("ok", s.ok), v("text", s.text);
+    }
+};
+Json to_json(const MetricsAnswer& answer);
+MetricsAnswer metrics_from_json(const Json& answer);
 
 }  // namespace smartcash::protocol

@@ -14,6 +14,7 @@
 #include <string>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 namespace smartcash::protocol::wire {
 
@@ -23,6 +24,11 @@ template <typename T>
 struct is_optional : std::false_type {};
 template <typename T>
 struct is_optional<std::optional<T>> : std::true_type {};
+
+template <typename T>
+struct is_vector : std::false_type {};
+template <typename T>
+struct is_vector<std::vector<T>> : std::true_type {};
 
 template <typename T>
 struct is_string_map : std::false_type {};
@@ -67,6 +73,10 @@ Json value_of(const T& value) {
         Json out = Json::object();
         for (const auto& [name, v] : value) out[name] = value_of(v);
         return out;
+    } else if constexpr (is_vector<T>::value) {
+        Json out = Json::array();
+        for (const auto& v : value) out.push_back(value_of(v));
+        return out;
     } else {
         return Json(value);
     }
@@ -79,6 +89,17 @@ bool read_value(const Json& j, T& out) {
         typename T::value_type v{};
         if (!read_value(j, v)) return false;
         out = std::move(v);
+        return true;
+    } else if constexpr (std::is_same_v<T, Json>) {
+        out = j;
+        return true;
+    } else if constexpr (is_vector<T>::value) {
+        if (!j.is_array()) return false;
+        out.clear();
+        for (const auto& v : j) {
+            typename T::value_type item{};
+            if (read_value(v, item)) out.push_back(std::move(item));
+        }
         return true;
     } else if constexpr (std::is_same_v<T, std::string>) {
         if (!j.is_string()) return false;

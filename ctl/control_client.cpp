@@ -117,4 +117,56 @@ std::optional<protocol::Json> control_request(const std::string& socket_path,
     return answer;
 }
 
+std::optional<ControlStream> ControlStream::open(const std::string& socket_path,
+                                                 const protocol::Json& request,
+                                                 std::string* error) {
+    const int fd = connect_to(socket_path, error);
+    if (fd < 0) return std::nullopt;
+    ControlStream stream(fd);
+    const std::string bytes = protocol::encode(request);
+    std::size_t sent = 0;
+    while (sent < bytes.size()) {
+        const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, send_flags);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            *error = "cannot send to " + socket_path + ": " + std::strerror(errno);
+            return std::nullopt;
+        }
+        sent += static_cast<std::size_t>(n);
+    }
+    return stream;
+}
+
+ControlStream::ControlStream(ControlStream&& other) noexcept
+    : m_fd(other.m_fd), m_pending(std::move(other.m_pending)) {
+    other.m_fd = -1;
+}
+
+ControlStream::~ControlStream() {
+    if (m_fd >= 0) ::close(m_fd);
+}
+
+ControlStream::Got ControlStream::next(std::string* line, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (auto nl = m_pending.find('\n'); nl != std::string::npos) {
+            *line = m_pending.substr(0, nl);
+            m_pending.erase(0, nl + 1);
+            return Got::line;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return Got::timeout;
+        pollfd p{m_fd, POLLIN, 0};
+        const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) continue;
+        char buf[65536];
+        const ssize_t n = ::recv(m_fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return Got::closed;
+        m_pending.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
 }  // namespace smartcash::daemon

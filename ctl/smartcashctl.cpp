@@ -1,16 +1,24 @@
 // smartcashctl: asks the supervisor of a run directory over its control socket. No control
-// logic here: every decision is the supervisor's.
+// logic here: every decision is the supervisor's. Each command is one function in the table in
+// main(); the texts for people are in status_text.cpp, history_table.cpp and watch_view.cpp.
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/control.hpp"
+#include "common/live_block.hpp"
 #include "common/run_dir.hpp"
-#include "common/units.hpp"
 #include "ctl/control_client.hpp"
+#include "ctl/history_table.hpp"
+#include "ctl/status_text.hpp"
+#include "ctl/watch_view.hpp"
 #include "daemon/rundir/state_file.hpp"
 #include "daemon/shell/status.hpp"
 
@@ -18,13 +26,28 @@ namespace {
 
 using namespace smartcash;
 using protocol::Json;
+namespace cmd = protocol::control_cmd;
+
+/// smartcashctl's exit codes (docs/exit-codes.md).
+namespace ctl_exit {
+constexpr int ok = 0;
+constexpr int refused = 1;  ///< the supervisor answered ok: false
+constexpr int usage = 2;
+constexpr int no_supervisor = 3;  ///< nothing answered (status: from state.json, or nothing)
+}  // namespace ctl_exit
 
 const char* const usage_text =
-    "usage: smartcashctl [--run-dir DIR | --socket PATH] COMMAND\n"
+    "usage: smartcashctl [--run-dir DIR | --socket PATH] [-v] COMMAND\n"
     "\n"
     "commands:\n"
-    "  status [--json]   the job's state, tier, step, loss, memory and last message\n"
-    "                    (read from RUN_DIR/state.json when no supervisor is running)\n"
+    "  status [--json]   the job's state, tier and device, progress, ETA, loss, mAP, memory\n"
+    "                    against the tier's limit, launches (read from RUN_DIR/state.json\n"
+    "                    when no supervisor is running)\n"
+    "  watch             live progress (a redrawn block on a terminal, plain lines otherwise)\n"
+    "                    with tier moves and memory events as they happen; -v adds step\n"
+    "                    checkpoints and epoch ends\n"
+    "  history [--json]  the journal as a table (time, event, tier, class, memory, step)\n"
+    "  metrics           the Prometheus text exposition\n"
     "  stop              checkpoint and stop the job (the supervisor exits)\n"
     "  pause             checkpoint and stop the worker; the supervisor waits for resume\n"
     "  resume            start the worker again after pause\n"
@@ -34,7 +57,20 @@ const char* const usage_text =
     "  --run-dir DIR     the run directory (default: the only one under ./runs, else .)\n"
     "  --socket PATH     the control socket itself\n"
     "\n"
-    "exit status: 0 ok, 1 the supervisor refused or could not be reached, 2 usage\n";
+    "exit status: 0 ok, 1 the supervisor refused, 2 usage, 3 no supervisor answered (status:\n"
+    "printed from state.json when there is one)\n";
+
+struct Invocation {
+    std::string run_dir;
+    std::string socket;
+    std::vector<std::string> args;  ///< after the command's name
+    bool verbose = false;
+};
+
+int usage_error(const std::string& what) {
+    std::cerr << "smartcashctl: " << what << "\n" << usage_text;
+    return ctl_exit::usage;
+}
 
 std::string default_run_dir() {
     std::error_code ec;
@@ -45,127 +81,155 @@ std::string default_run_dir() {
     return found.size() == 1 ? found.front() : std::string(".");
 }
 
-std::string or_dash(const std::string& text) { return text.empty() ? "-" : text; }
-
-std::string four_digits(double v) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.4f", v);
-    return buf;
+// Only `--json` is accepted, and only where `json_allowed`; *json says whether it was given.
+std::optional<int> json_flag(const Invocation& in, bool json_allowed, bool* json) {
+    *json = false;
+    for (const auto& a : in.args) {
+        if (a == "--json" && json_allowed)
+            *json = true;
+        else
+            return usage_error("unknown argument \"" + a + "\"");
+    }
+    return std::nullopt;
 }
 
-void print_status(const protocol::StatusView& s) {
-    std::cout << "state:      " << or_dash(s.state) << " (" << or_dash(s.phase) << ")\n";
-    std::string tier = or_dash(s.tier);
-    if (s.memory_limit.value_or(0) > 0) tier += "  limit " + format_size(*s.memory_limit);
-    std::cout << "tier:       " << tier << "  device "
-              << or_dash(s.device.value_or("").empty() ? s.tier_device.value_or("") : *s.device)
-              << "\n";
-    std::cout << "step:       " << (s.step >= 0 ? std::to_string(s.step) : "-")
-              << (s.total_steps > 0 ? " / " + std::to_string(s.total_steps) : "") << "   epoch "
-              << s.epoch << "\n";
-    if (s.loss) std::cout << "loss:       " << four_digits(*s.loss) << "\n";
-    if (s.map50) {
-        std::cout << "mAP@0.5:    " << four_digits(*s.map50);
-        if (s.map50_95) std::cout << "   mAP@0.5:0.95 " << four_digits(*s.map50_95);
-        std::cout << "\n";
-    }
-    for (const auto& [name, v] : s.layers_map50)
-        std::cout << "  " << name << " mAP@0.5: " << four_digits(v) << "\n";
-    if (!s.supervisor_running.value_or(true))
-        std::cout << "supervisor: not running (from state.json)\n";
-    std::cout << "worker:     "
-              << (s.pid > 0 ? "pid " + std::to_string(s.pid) : std::string("not running"));
-    if (s.pid > 0) std::cout << "  rss " << format_size(s.rss.value_or(0));
-    std::cout << "  launches " << s.launches << "\n";
-    std::cout << "checkpoint: " << or_dash(s.last_checkpoint) << "\n";
-    if (!s.message.empty()) std::cout << "message:    " << s.message << "\n";
+// Sends one request. nullopt: nothing answered (the reason on stderr).
+std::optional<Json> ask(const Invocation& in, const protocol::ControlRequestLine& request,
+                        bool quiet = false) {
+    std::string error;
+    auto answer = daemon::control_request(in.socket, protocol::to_json(request), &error);
+    if (!answer && !quiet) std::cerr << "smartcashctl: " << error << std::endl;
+    return answer;
 }
 
-// The status of a run whose supervisor is not running, from its state.json; nullopt when the
-// directory has none (or it cannot be read).
-std::optional<Json> status_from_state_file(const std::string& run_dir) {
-    try {
-        auto record = daemon::read_state_record(run_dir);
-        if (!record) return std::nullopt;
-        return protocol::to_json(daemon::status_view(*record, run_dir));
-    } catch (const std::exception&) {
-        return std::nullopt;
+bool refused(const Json& answer) {
+    const auto a = protocol::control_answer_from_json(answer);
+    if (a.ok) return false;
+    std::cerr << "smartcashctl: " << a.error.value_or("refused") << std::endl;
+    return true;
+}
+
+int run_status(const Invocation& in) {
+    bool json = false;
+    if (auto bad = json_flag(in, true, &json)) return *bad;
+    std::string error;
+    auto answer = daemon::control_request(
+        in.socket, protocol::to_json(protocol::ControlRequestLine{cmd::status, {}, {}}), &error);
+    int code = ctl_exit::ok;
+    // A job whose supervisor has exited (done, failed, stopped) still has a status: state.json.
+    if (!answer) {
+        code = ctl_exit::no_supervisor;
+        std::optional<daemon::StateRecord> record;
+        try {
+            if (!in.run_dir.empty()) record = daemon::read_state_record(in.run_dir);
+        } catch (const std::exception&) {
+        }
+        if (!record) {
+            std::cerr << "smartcashctl: " << error << std::endl;
+            return code;
+        }
+        answer = protocol::to_json(daemon::status_view(*record, in.run_dir));
     }
+    if (json) {
+        std::cout << answer->dump(2) << std::endl;
+        return protocol::control_answer_from_json(*answer).ok ? code : ctl_exit::refused;
+    }
+    if (refused(*answer)) return ctl_exit::refused;
+    std::cout << ctl::status_text(protocol::status_from_json(*answer));
+    return code;
+}
+
+int run_history(const Invocation& in) {
+    bool json = false;
+    if (auto bad = json_flag(in, true, &json)) return *bad;
+    auto answer = ask(in, protocol::ControlRequestLine{cmd::history, {}, {}});
+    if (!answer) return ctl_exit::no_supervisor;
+    if (refused(*answer)) return ctl_exit::refused;
+    const auto history = protocol::history_from_json(*answer);
+    if (json) {
+        for (const auto& e : history.events) std::cout << e.dump() << "\n";
+        std::cout.flush();
+    } else {
+        std::cout << ctl::history_table(history.events) << std::flush;
+    }
+    return ctl_exit::ok;
+}
+
+int run_metrics(const Invocation& in) {
+    bool json = false;
+    if (auto bad = json_flag(in, false, &json)) return *bad;
+    auto answer = ask(in, protocol::ControlRequestLine{cmd::metrics, {}, {}});
+    if (!answer) return ctl_exit::no_supervisor;
+    if (refused(*answer)) return ctl_exit::refused;
+    std::cout << protocol::metrics_from_json(*answer).text << std::flush;
+    return ctl_exit::ok;
+}
+
+int run_watch(const Invocation& in) {
+    bool json = false;
+    if (auto bad = json_flag(in, false, &json)) return *bad;
+    ctl::WatchOptions o;
+    o.terminal = ::isatty(STDOUT_FILENO) == 1;
+    o.width = terminal_width(STDOUT_FILENO);
+    o.verbose = in.verbose;
+    return ctl::watch(in.socket, o, std::cout, ctl_exit::no_supervisor);
+}
+
+// stop, pause, resume, checkpoint, tier NAME: the answer says the job's state after.
+int run_job_command(const std::string& name, const Invocation& in) {
+    protocol::ControlRequestLine request{name, {}, {}};
+    if (name == cmd::tier) {
+        if (in.args.size() != 1) return usage_error("tier needs exactly one NAME");
+        request.tier = in.args[0];
+    } else if (!in.args.empty()) {
+        return usage_error(name + " takes no arguments");
+    }
+    auto answer = ask(in, request);
+    if (!answer) return ctl_exit::no_supervisor;
+    if (refused(*answer)) return ctl_exit::refused;
+    const auto result = protocol::control_answer_from_json(*answer);
+    std::cout << name << ": ok (" << result.state.value_or("-") << ")" << std::endl;
+    return ctl_exit::ok;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
-    std::string run_dir, socket;
+    Invocation in;
     std::vector<std::string> rest;
     for (std::size_t i = 0; i < args.size(); ++i) {
         if ((args[i] == "--run-dir" || args[i] == "--socket") && i + 1 < args.size()) {
-            (args[i] == "--run-dir" ? run_dir : socket) = args[i + 1];
+            (args[i] == "--run-dir" ? in.run_dir : in.socket) = args[i + 1];
             ++i;
+        } else if (args[i] == "-v" || args[i] == "--verbose") {
+            in.verbose = true;
         } else if (args[i] == "-h" || args[i] == "--help") {
             std::cout << usage_text;
-            return 0;
+            return ctl_exit::ok;
         } else {
             rest.push_back(args[i]);
         }
     }
-    if (rest.empty()) {
-        std::cerr << "smartcashctl: missing command\n" << usage_text;
-        return 2;
-    }
-    if (run_dir.empty() && socket.empty()) run_dir = default_run_dir();
-    if (socket.empty()) socket = run_dir::socket(run_dir);
+    if (rest.empty()) return usage_error("missing command");
+    if (in.run_dir.empty() && in.socket.empty()) in.run_dir = default_run_dir();
+    if (in.socket.empty()) in.socket = run_dir::socket(in.run_dir);
     const std::string command = rest[0];
-    bool json_out = false;
-    namespace cmd = protocol::control_cmd;
-    protocol::ControlRequestLine request{command, std::nullopt};
-    if (command == cmd::status) {
-        for (std::size_t i = 1; i < rest.size(); ++i) {
-            if (rest[i] == "--json") {
-                json_out = true;
-            } else {
-                std::cerr << "smartcashctl: unknown argument \"" << rest[i] << "\"\n" << usage_text;
-                return 2;
-            }
-        }
-    } else if (command == cmd::tier) {
-        if (rest.size() != 2) {
-            std::cerr << "smartcashctl: tier needs exactly one NAME\n" << usage_text;
-            return 2;
-        }
-        request.tier = rest[1];
-    } else if (command == cmd::stop || command == cmd::pause || command == cmd::resume ||
-               command == cmd::checkpoint) {
-        if (rest.size() != 1) {
-            std::cerr << "smartcashctl: " << command << " takes no arguments\n" << usage_text;
-            return 2;
-        }
-    } else {
-        std::cerr << "smartcashctl: unknown command \"" << command << "\"\n" << usage_text;
-        return 2;
-    }
-    std::string error;
-    auto answer = daemon::control_request(socket, protocol::to_json(request), &error);
-    // A job whose supervisor has exited (done, failed, stopped) still has a status: its state.json.
-    if (!answer && command == cmd::status && !run_dir.empty())
-        answer = status_from_state_file(run_dir);
-    if (!answer) {
-        std::cerr << "smartcashctl: " << error << std::endl;
-        return 1;
-    }
-    const protocol::ControlAnswer result = protocol::control_answer_from_json(*answer);
-    if (json_out) {
-        std::cout << answer->dump(2) << std::endl;
-        return result.ok ? 0 : 1;
-    }
-    if (!result.ok) {
-        std::cerr << "smartcashctl: " << (result.error ? *result.error : "refused") << std::endl;
-        return 1;
-    }
-    if (command == cmd::status)
-        print_status(protocol::status_from_json(*answer));
-    else
-        std::cout << command << ": ok (" << or_dash(result.state.value_or("")) << ")" << std::endl;
-    return 0;
+    in.args.assign(rest.begin() + 1, rest.end());
+
+    // One entry per command; a new command is one more line here.
+    using Run = std::function<int(const Invocation&)>;
+    auto job = [](const char* name) {
+        return [name](const Invocation& i) { return run_job_command(name, i); };
+    };
+    const std::map<std::string, Run> commands = {
+        {cmd::status, run_status},       {cmd::watch, run_watch},
+        {cmd::history, run_history},     {cmd::metrics, run_metrics},
+        {cmd::stop, job(cmd::stop)},     {cmd::pause, job(cmd::pause)},
+        {cmd::resume, job(cmd::resume)}, {cmd::checkpoint, job(cmd::checkpoint)},
+        {cmd::tier, job(cmd::tier)},
+    };
+    auto it = commands.find(command);
+    if (it == commands.end()) return usage_error("unknown command \"" + command + "\"");
+    return it->second(in);
 }

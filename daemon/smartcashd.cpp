@@ -25,7 +25,7 @@ using namespace smartcash;
 using namespace smartcash::daemon;
 
 const char* const usage_text =
-    "usage: smartcashd run   --config FILE [--run-dir DIR] [--worker PATH] [--follow]\n"
+    "usage: smartcashd run   --config FILE [--run-dir DIR] [--worker PATH] [--follow] [-v]\n"
     "       smartcashd start --config FILE [--run-dir DIR] [--worker PATH]\n"
     "\n"
     "  run     supervise the job in the foreground (terminal, systemd, launchd); logs to stderr\n"
@@ -36,7 +36,10 @@ const char* const usage_text =
     "  --run-dir DIR   the run directory (default: ./runs/<config file name without extension>)\n"
     "  --worker PATH   the worker executable (default: $SMARTCASH_WORKER, else smartcash-worker\n"
     "                  next to smartcashd)\n"
-    "  --follow        (run) also copy the worker's log lines to the terminal\n"
+    "  --follow        (run) on a terminal, a live progress block under the log lines;\n"
+    "                  elsewhere, also copy the worker's log lines\n"
+    "  -v, --verbose   also show step checkpoints and epoch ends (and, with the live block,\n"
+    "                  the worker's log lines)\n"
     "\n"
     "exit status: 0 job done, 1 job failed or could not start, 2 usage, 3 stopped before done\n";
 
@@ -46,6 +49,7 @@ struct Options {
     std::string run_dir;
     std::string worker;
     bool follow = false;
+    bool verbose = false;
 };
 
 std::optional<Options> parse(int argc, char** argv, std::string* error) {
@@ -82,6 +86,8 @@ std::optional<Options> parse(int argc, char** argv, std::string* error) {
             if (!value(&o.worker)) return std::nullopt;
         } else if (a == "--follow") {
             o.follow = true;
+        } else if (a == "-v" || a == "--verbose") {
+            o.verbose = true;
         } else if (a == "-h" || a == "--help") {
             o.command = "help";
             return o;
@@ -131,6 +137,7 @@ int supervise(const Options& o, std::function<void()> on_ready,
     so.run_dir = run_dir;
     so.worker_path = resolve_worker_path(o.worker);
     so.follow_worker_log = o.follow;
+    so.verbose = o.verbose;
     so.on_ready = std::move(on_ready);
     so.on_startup_error = std::move(on_error);
     Supervisor supervisor(std::move(prepared.config), so);

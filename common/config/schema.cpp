@@ -8,6 +8,7 @@
 #include <optional>
 #include <type_traits>
 
+#include "common/listen_address.hpp"
 #include "common/units.hpp"
 
 namespace smartcash::config {
@@ -26,6 +27,13 @@ void img_size_is_stride_multiple(const Config& c, const Entry& e, const YamlRead
                fmt::format("{} is not a multiple of 32 (the network's largest stride)",
                            c.model.img_size));
     }
+}
+
+void metrics_listen_is_an_address(const Config& c, const Entry& e, const YamlReader& r) {
+    std::string error;
+    if (!c.supervisor.metrics_listen.empty() &&
+        !parse_listen_address(c.supervisor.metrics_listen, &error))
+        r.fail(e.at, e.path, error);
 }
 
 void tier_name_is_simple(const TierConfig& tier, const Entry& e, const YamlReader& r) {
@@ -240,6 +248,8 @@ const std::vector<Field<Config>>& config_fields() {
          K::number, open_closed(0, 1)},
         {"supervisor.promotion.max_wait", SMARTCASH_MEMBER(supervisor.promotion.max_wait_seconds),
          K::duration, at_least(0)},
+        {"supervisor.metrics_listen", SMARTCASH_MEMBER(supervisor.metrics_listen), K::name,
+         any_value(), false, metrics_listen_is_an_address},
     };
     return fields;
 }

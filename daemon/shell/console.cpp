@@ -7,14 +7,33 @@
 #include <iostream>
 #include <iterator>
 
+#include "common/progress_block.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
 #include "daemon/rundir/run_files.hpp"
 
 namespace smartcash::daemon {
 
-Console::Console(bool enabled, bool follow_worker_log)
-    : m_enabled(enabled), m_follow(follow_worker_log), m_terminal(::isatty(STDERR_FILENO) == 1) {}
+Console::Console(bool enabled, bool follow, bool verbose)
+    : m_enabled(enabled), m_follow(follow), m_terminal(::isatty(STDERR_FILENO) == 1) {
+    if (m_enabled && follow && m_terminal) {
+        m_block = std::make_unique<LiveBlock>(std::cerr, /*terminal=*/true);
+        m_follow = verbose;  // the block replaces the worker's own progress lines
+    }
+}
+
+// One line that stays: above the live block when there is one.
+void Console::write(const std::string& text) const {
+    std::cerr.clear();  // a write that failed once (full disk, EFBIG) must not mute the rest
+    if (m_block)
+        m_block->line(text);
+    else
+        std::cerr << text << std::endl;
+}
+
+void Console::show(const protocol::StatusView& status) {
+    if (m_block) m_block->show(progress_block(status, terminal_width(STDERR_FILENO)));
+}
 
 void Console::log(const std::string& line, EventWeight weight) const {
     if (!m_enabled) return;
@@ -26,8 +45,7 @@ void Console::log(const std::string& line, EventWeight weight) const {
     } else if (weight == EventWeight::notable && m_terminal) {
         text = "\033[1m" + text + "\033[0m";
     }
-    std::cerr.clear();  // a write that failed once (full disk, EFBIG) must not mute the rest
-    std::cerr << "smartcashd " << clock << "  " << text << std::endl;
+    write("smartcashd " + clock + "  " + text);
 }
 
 void Console::follow(const std::string& path) {
@@ -48,15 +66,14 @@ void Console::poll_followed() {
         std::string line = m_pending.substr(start, nl - start);
         // A terminal progress bar redraws with carriage returns; keep its last state only.
         if (auto cr = line.find_last_of('\r'); cr != std::string::npos) line = line.substr(cr + 1);
-        if (!line.empty()) std::cerr << "    worker | " << line << "\n";
+        if (!line.empty()) write("    worker | " + line);
     }
     m_pending.erase(0, start);
-    std::cerr.flush();
 }
 
 void Console::end_follow() {
     poll_followed();
-    if (!m_pending.empty()) std::cerr << "    worker | " << m_pending << std::endl;
+    if (m_follow && !m_pending.empty()) write("    worker | " + m_pending);
     m_pending.clear();
     m_path.clear();
     m_offset = 0;
@@ -65,6 +82,7 @@ void Console::end_follow() {
 void Console::summary(const Finish& a, const SupervisorState& state, const Config& config,
                       const std::string& run_dir) const {
     if (!m_enabled) return;
+    if (m_block) m_block->clear();
     const std::size_t t = static_cast<std::size_t>(state.tier);
     char buf[32];
     std::cerr << "\nsmartcashd: job " << to_string(a.status) << "\n";

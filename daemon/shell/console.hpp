@@ -1,10 +1,15 @@
 // What smartcashd writes on its terminal (stderr): its own log lines with emphasis for the ones
-// that matter, the worker's log copied as it grows (--follow), and the summary at the job's end.
+// that matter, the worker's log copied as it grows (--follow off a terminal, or with -v), the
+// live progress block (--follow on a terminal, common/progress_block.hpp) under the log lines,
+// and the summary at the job's end.
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 
+#include "common/control.hpp"
+#include "common/live_block.hpp"
 #include "daemon/rules/decision.hpp"
 #include "daemon/shell/event_text.hpp"
 
@@ -12,8 +17,14 @@ namespace smartcash::daemon {
 
 class Console {
   public:
-    /// `enabled` false: say nothing. `follow_worker_log`: copy the worker's log lines too.
-    Console(bool enabled, bool follow_worker_log);
+    /// `enabled` false: say nothing. `follow`: on a terminal, draw the live progress block (and
+    /// copy the worker's log lines only when `verbose`); elsewhere copy the worker's log lines.
+    Console(bool enabled, bool follow, bool verbose = false);
+
+    /// Whether the live block is drawn (--follow on a terminal).
+    bool live() const { return m_block != nullptr; }
+    /// Redraws the live block with `status` (nothing when not live).
+    void show(const protocol::StatusView& status);
 
     /// One line, stamped with the time (UTC, like the journal).
     void log(const std::string& line, EventWeight weight = EventWeight::routine) const;
@@ -30,9 +41,12 @@ class Console {
                  const std::string& run_dir) const;
 
   private:
+    void write(const std::string& text) const;
+
     bool m_enabled;
     bool m_follow;
     bool m_terminal;
+    std::unique_ptr<LiveBlock> m_block;
     std::string m_path;  // the worker log being copied
     std::size_t m_offset = 0;
     std::string m_pending;  // a partial last line

@@ -3,13 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/streambuf.hpp>
-#include <boost/asio/write.hpp>
-#include <set>
+#include <boost/asio/post.hpp>
 
-#include "common/control.hpp"
+#include "daemon/shell/control_session.hpp"
+#include "daemon/shell/peer_credentials.hpp"
 
 namespace smartcash::daemon {
 
@@ -17,123 +14,46 @@ using boost::asio::local::stream_protocol;
 using protocol::Json;
 
 namespace {
-constexpr std::size_t max_sessions = 32;
+
+// An error that concerns only the connection being accepted: accept the next one at once.
+bool transient(const boost::system::error_code& ec) {
+    return ec == boost::asio::error::connection_aborted || ec == boost::asio::error::interrupted ||
+           ec == boost::asio::error::would_block || ec == boost::asio::error::try_again;
 }
 
-class Session;
-
-struct ControlServer::Shared {
-    ControlServer::Handler handler;
-    std::chrono::milliseconds deadline;
-    std::set<std::shared_ptr<Session>> sessions;
-    bool closed = false;
-};
-
-class Session : public std::enable_shared_from_this<Session> {
-  public:
-    Session(stream_protocol::socket socket, std::shared_ptr<ControlServer::Shared> shared)
-        : m_socket(std::move(socket)),
-          m_timer(m_socket.get_executor()),
-          m_buffer(protocol::max_line_bytes + 1),
-          m_shared(std::move(shared)) {}
-
-    void start() { read(); }
-
-    void stop() {
-        boost::system::error_code ignored;
-        m_timer.cancel();
-        m_socket.close(ignored);
-    }
-
-  private:
-    void read() {
-        auto self = shared_from_this();
-        // The deadline covers one whole request line: a client that trickles bytes is cut off.
-        m_timer.expires_after(m_shared->deadline);
-        m_timer.async_wait([self](const boost::system::error_code& ec) {
-            if (!ec) self->end();
-        });
-        boost::asio::async_read_until(
-            m_socket, m_buffer, '\n', [self](const boost::system::error_code& ec, std::size_t n) {
-                self->m_timer.cancel();
-                if (ec == boost::asio::error::not_found) {
-                    self->reply_and_close(protocol::control_error(
-                        "request longer than " + std::to_string(protocol::max_line_bytes) +
-                        " bytes"));
-                    return;
-                }
-                if (ec) {
-                    self->end();
-                    return;
-                }
-                std::string line(boost::asio::buffers_begin(self->m_buffer.data()),
-                                 boost::asio::buffers_begin(self->m_buffer.data()) +
-                                     static_cast<std::ptrdiff_t>(n - 1));
-                self->m_buffer.consume(n);
-                if (!line.empty() && line.back() == '\r') line.pop_back();
-                self->answer(line);
-            });
-    }
-
-    void answer(const std::string& line) {
-        std::string error;
-        Json reply;
-        if (auto request = protocol::decode(line, &error, protocol::command_key)) {
-            try {
-                reply = m_shared->handler(*request);
-            } catch (const std::exception& e) {
-                reply = protocol::control_error(std::string("internal error: ") + e.what());
-            }
-        } else {
-            reply = protocol::control_error(error);
-        }
-        write(protocol::encode(reply), /*then_close=*/false);
-    }
-
-    void reply_and_close(const Json& reply) { write(protocol::encode(reply), /*then_close=*/true); }
-
-    void write(std::string text, bool then_close) {
-        auto self = shared_from_this();
-        auto data = std::make_shared<std::string>(std::move(text));
-        // A client that does not read its answers is cut off by the same deadline.
-        m_timer.expires_after(m_shared->deadline);
-        m_timer.async_wait([self](const boost::system::error_code& ec) {
-            if (!ec) self->end();
-        });
-        boost::asio::async_write(
-            m_socket, boost::asio::buffer(*data),
-            [self, data, then_close](const boost::system::error_code& ec, std::size_t) {
-                self->m_timer.cancel();
-                if (ec || then_close) {
-                    self->end();
-                    return;
-                }
-                self->read();
-            });
-    }
-
-    void end() {
-        stop();
-        m_shared->sessions.erase(shared_from_this());
-    }
-
-    stream_protocol::socket m_socket;
-    boost::asio::steady_timer m_timer;
-    boost::asio::streambuf m_buffer;
-    std::shared_ptr<ControlServer::Shared> m_shared;
-};
+}  // namespace
 
 ControlServer::ControlServer(boost::asio::io_context& io, Handler handler,
                              std::chrono::milliseconds read_deadline)
-    : m_acceptor(io), m_shared(std::make_shared<Shared>()) {
+    : m_acceptor(io), m_retry(io), m_shared(std::make_shared<ControlShared>()) {
     m_shared->handler = std::move(handler);
     m_shared->deadline = read_deadline;
+    // A slot came free while accepting waits for one: accept now rather than at the next retry.
+    m_shared->slot_freed = [this] {
+        if (!m_waiting_for_slot) return;
+        m_waiting_for_slot = false;
+        ++m_retry_generation;
+        m_retry.cancel();
+        boost::asio::post(m_acceptor.get_executor(), [this, shared = m_shared] {
+            if (!shared->closed) accept();
+        });
+    };
 }
 
 ControlServer::~ControlServer() { close(); }
 
+std::size_t ControlServer::sessions() const { return m_shared->sessions.size(); }
+
+std::size_t ControlServer::watchers() const { return m_shared->watchers; }
+
+void ControlServer::publish(const std::string& line) {
+    if (m_shared->watchers == 0) return;
+    auto sessions = m_shared->sessions;  // a full watcher is dropped (and erased) meanwhile
+    for (const auto& s : sessions)
+        if (s->watching()) s->publish(line);
+}
+
 std::optional<std::string> ControlServer::listen(const std::string& path) {
-    stream_protocol::endpoint endpoint;
     if (path.size() >= sizeof(sockaddr_un::sun_path))
         return "socket path too long (" + std::to_string(path.size()) +
                " bytes, the system allows " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
@@ -156,22 +76,66 @@ std::optional<std::string> ControlServer::listen(const std::string& path) {
 }
 
 void ControlServer::accept() {
+    if (m_shared->closed) return;
+    m_waiting_for_slot = false;  // before evicting: a freed slot must not start a second accept
+    // Every slot taken: the idlest client gives its slot up, or new clients wait in the listen
+    // backlog until a slot comes free (or a client has been idle long enough).
+    if (m_shared->sessions.size() - m_shared->watchers >= max_sessions && !evict_idlest()) {
+        m_waiting_for_slot = true;
+        accept_later(evict_after_idle / 4);
+        return;
+    }
     auto shared = m_shared;
     m_acceptor.async_accept(
         [this, shared](const boost::system::error_code& ec, stream_protocol::socket socket) {
             if (shared->closed || ec == boost::asio::error::operation_aborted) return;
             if (!ec) {
-                if (shared->sessions.size() >= max_sessions) {
-                    boost::system::error_code ignored;
-                    socket.close(ignored);
-                } else {
-                    auto session = std::make_shared<Session>(std::move(socket), shared);
-                    shared->sessions.insert(session);
-                    session->start();
-                }
+                accepted(std::move(socket));
+                accept();
+            } else if (transient(ec)) {
+                accept();
+            } else {
+                // EMFILE, ENFILE, ENOBUFS, ENOMEM (and anything unexpected): the pending
+                // connection stays readable, so trying again at once would fail again at once
+                // and spin a core. Wait a little first.
+                accept_later(accept_backoff);
             }
-            accept();
         });
+}
+
+void ControlServer::accept_later(std::chrono::milliseconds delay) {
+    const std::uint64_t generation = ++m_retry_generation;
+    m_retry.expires_after(delay);
+    m_retry.async_wait([this, shared = m_shared, generation](const boost::system::error_code& ec) {
+        if (ec || shared->closed || generation != m_retry_generation) return;
+        accept();
+    });
+}
+
+void ControlServer::accepted(stream_protocol::socket socket) {
+    std::optional<std::string> refusal;
+    std::string error;
+    if (auto uid = peer_uid(socket.native_handle(), &error)) {
+        const unsigned own = static_cast<unsigned>(::geteuid());
+        if (!peer_allowed(*uid, own))
+            refusal = "permission denied: user " + std::to_string(*uid) +
+                      " may not use the control socket of user " + std::to_string(own);
+    } else {
+        refusal = "cannot tell who is connecting (" + error + ")";
+    }
+    auto session = std::make_shared<ControlSession>(std::move(socket), m_shared, refusal);
+    m_shared->sessions.insert(session);
+    session->start();
+}
+
+bool ControlServer::evict_idlest() {
+    std::shared_ptr<ControlSession> idlest;
+    for (const auto& s : m_shared->sessions)
+        if (!s->watching() && (!idlest || s->last_active() < idlest->last_active())) idlest = s;
+    if (!idlest || ControlSession::Clock::now() - idlest->last_active() < evict_after_idle)
+        return false;
+    idlest->end();
+    return true;
 }
 
 void ControlServer::close() {
@@ -179,8 +143,9 @@ void ControlServer::close() {
     m_shared->closed = true;
     boost::system::error_code ignored;
     m_acceptor.close(ignored);
+    m_retry.cancel();
     auto sessions = m_shared->sessions;
-    for (const auto& s : sessions) s->stop();
+    for (const auto& s : sessions) s->end();
     m_shared->sessions.clear();
     if (!m_path.empty()) ::unlink(m_path.c_str());
 }

@@ -182,4 +182,9 @@ std::string describe_progress(const protocol::Progress& r, const std::string& ti
     return line + " (tier " + tier + ")";
 }
 
+bool is_detail(const protocol::JournalEvent& entry) {
+    if (const auto* c = std::get_if<ev::CheckpointEvent>(&entry)) return c->kind == "step";
+    return std::holds_alternative<ev::EpochEndEvent>(entry);
+}
+
 }  // namespace smartcash::daemon

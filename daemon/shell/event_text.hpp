@@ -22,6 +22,10 @@ struct EventText {
 /// The line for one journal entry.
 EventText describe_event(const protocol::JournalEvent& entry);
 
+/// Whether an entry is detail a person watching the job sees only when asking for it (-v): the
+/// step checkpoints, and the epoch ends (each evaluated epoch has its own line).
+bool is_detail(const protocol::JournalEvent& entry);
+
 /// A periodic progress line from the worker's `progress` report.
 std::string describe_progress(const protocol::Progress& report, const std::string& tier);
 

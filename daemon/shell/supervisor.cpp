@@ -17,17 +17,18 @@
 
 #include "common/atomic_file.hpp"
 #include "common/control.hpp"
-#include "common/file_lock.hpp"
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
 #include "daemon/rundir/run_files.hpp"
 #include "daemon/rundir/state_file.hpp"
 #include "daemon/shell/console.hpp"
+#include "daemon/shell/control_requests.hpp"
 #include "daemon/shell/control_server.hpp"
-#include "daemon/shell/devices.hpp"
 #include "daemon/shell/event_text.hpp"
 #include "daemon/shell/memory_probe.hpp"
+#include "daemon/shell/metrics_http.hpp"
 #include "daemon/shell/self_path.hpp"
+#include "daemon/shell/startup_checks.hpp"
 #include "daemon/shell/status.hpp"
 #include "daemon/shell/worker_process.hpp"
 
@@ -41,11 +42,13 @@ struct Supervisor::Impl {
         : config(std::move(c)),
           options(std::move(o)),
           journal(options.run_dir),
-          console(options.log_to_stderr, options.follow_worker_log),
+          console(options.log_to_stderr, options.follow_worker_log, options.verbose),
           signals(io, SIGINT, SIGTERM, SIGQUIT),
           poll_timer(io),
           persist_timer(io),
+          watch_timer(io),
           control(io, [this](const Json& request) { return on_control(request); }),
+          metrics_http(io, [this] { return metrics_exposition(status(), counters); }),
           probe(make_memory_probe()),
           started(Clock::now()) {
         context.config = &config;
@@ -66,7 +69,9 @@ struct Supervisor::Impl {
     asio::signal_set signals;
     asio::steady_timer poll_timer;
     asio::steady_timer persist_timer;  // retries state.json and journal writes that failed
+    asio::steady_timer watch_timer;    // the next status line for watchers
     ControlServer control;
+    MetricsHttp metrics_http;  // supervisor.metrics_listen (off when empty)
     std::unique_ptr<MemoryProbe> probe;
     Clock::time_point started;
     DecideContext context;
@@ -86,6 +91,10 @@ struct Supervisor::Impl {
     int shutdown_signals = 0;
     std::optional<int> exit_code;
     double last_progress_line = -1e9;
+    LiveProgress progress;     // the worker's latest report and its step rate
+    MetricsCounters counters;  // journal entries counted for `metrics`
+    double last_watch_status = -1e9;
+    bool watch_status_armed = false;
 
     double now() const { return std::chrono::duration<double>(Clock::now() - started).count(); }
 
@@ -101,6 +110,7 @@ struct Supervisor::Impl {
             return;
         }
         const auto* progress = std::get_if<protocol::Progress>(&*report);
+        if (progress) this->progress.observe(now(), *progress);
         if (progress && !options.follow_worker_log && options.progress_interval > 0 &&
             now() - last_progress_line >= options.progress_interval) {
             last_progress_line = now();
@@ -109,6 +119,10 @@ struct Supervisor::Impl {
                 *progress, t < config.tiers.size() ? config.tiers[t].name : std::string("?")));
         }
         dispatch(Report{std::move(*report)});
+        if (progress) {
+            publish_status();
+            if (console.live()) console.show(status());
+        }
     }
 
     Decision dispatch(EventBody body) {
@@ -153,6 +167,7 @@ struct Supervisor::Impl {
             return;
         }
         worker = process;
+        progress.restart();
         console.follow(spec.log_path);
         last_progress_line = now();  // the first progress line after an interval of training
         log("worker log: " + spec.log_path);
@@ -188,8 +203,14 @@ struct Supervisor::Impl {
 
     void perform(const JournalEntry& a) {
         const std::string line = Journal::line(protocol::to_json(a.entry));
+        counters.observe(a.entry);
+        if (control.watchers() > 0) {
+            control.publish(protocol::encode(protocol::watch_event_line(Json::parse(line))));
+            publish_status();
+        }
         const EventText text = describe_event(a.entry);
-        if (!text.text.empty()) log(text.text, text.weight);
+        if (!text.text.empty() && (options.verbose || !is_detail(a.entry)))
+            log(text.text, text.weight);
         constexpr std::size_t max_unwritten = 100000;
         if (unwritten_journal.size() >= max_unwritten) {
             unwritten_journal.pop_front();
@@ -316,11 +337,30 @@ struct Supervisor::Impl {
         });
     }
 
-    Json status_json() const {
-        protocol::StatusView v = status_view(state, config, options.run_dir);
+    protocol::StatusView status() const {
+        protocol::StatusView v = status_view(state, config, options.run_dir, progress);
         v.persistence = persistence();
         v.supervisor_pid = static_cast<int>(::getpid());
-        return protocol::to_json(v);
+        return v;
+    }
+
+    // Watchers get the status at most every 0.5 s while it changes: now when the last one is
+    // that old, else once the 0.5 s are up.
+    void publish_status() {
+        if (control.watchers() == 0 || watch_status_armed) return;
+        const double wait = last_watch_status + 0.5 - now();
+        if (wait <= 0) {
+            last_watch_status = now();
+            control.publish(protocol::encode(protocol::watch_status_line(status())));
+            return;
+        }
+        watch_status_armed = true;
+        watch_timer.expires_after(
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait)));
+        watch_timer.async_wait([this](const boost::system::error_code& ec) {
+            watch_status_armed = false;
+            if (!ec) publish_status();
+        });
     }
 
     // Whether state.json and the journal are on disk; status shows it so that a full disk is
@@ -337,81 +377,35 @@ struct Supervisor::Impl {
     }
 
     Json on_control(const Json& message) {
-        namespace cmd = protocol::control_cmd;
-        const protocol::ControlRequestLine request = protocol::control_request_from_json(message);
-        ControlRequest r;
-        if (request.cmd == cmd::status) return status_json();
-        if (request.cmd == cmd::stop)
-            r.command = ControlCommand::stop;
-        else if (request.cmd == cmd::pause)
-            r.command = ControlCommand::pause;
-        else if (request.cmd == cmd::resume)
-            r.command = ControlCommand::resume;
-        else if (request.cmd == cmd::checkpoint)
-            r.command = ControlCommand::checkpoint;
-        else if (request.cmd == cmd::tier) {
-            r.command = ControlCommand::tier;
-            if (!request.tier) return protocol::control_error("tier needs a string field \"tier\"");
-            r.tier = *request.tier;
-        } else {
-            return protocol::control_error("unknown command \"" + request.cmd + "\"");
-        }
-        Decision d = dispatch(r);
-        if (!d.ok) return protocol::control_error(d.error);
-        return protocol::control_accepted(to_string(state.status), to_string(state.phase));
+        ControlContext c;
+        c.status = [this] { return status(); };
+        c.dispatch = [this](const ControlRequest& r) { return dispatch(r); };
+        c.counters = &counters;
+        c.run_dir = options.run_dir;
+        return answer_control(message, c);
+    }
+
+    std::optional<std::string> serve_metrics() {
+        const std::string& listen = config.supervisor.metrics_listen;
+        if (listen.empty()) return std::nullopt;
+        std::string error;
+        auto address = parse_listen_address(listen, &error);
+        if (!address) return "supervisor.metrics_listen " + error;
+        if (auto failed = metrics_http.listen(*address)) return failed;
+        log("metrics at http://" + address->host + ":" + std::to_string(metrics_http.port()) +
+            "/metrics");
+        return std::nullopt;
     }
 
     void shut_down_loop() {
         control.close();
+        metrics_http.close();
         signals.cancel();
         poll_timer.cancel();
         persist_timer.cancel();
+        watch_timer.cancel();
         for (auto& t : timers) t->timer.cancel();
         io.stop();
-    }
-
-    // A worker of a supervisor that was killed keeps training or stopping (Linux sends it SIGTERM,
-    // and it checkpoints); let it finish before a new one starts on the same checkpoints. The
-    // worker holds RUN_DIR/worker.lock for its life, so this needs no process table.
-    void wait_for_leftover_worker() {
-        const std::string path = run_dir::worker_lock(options.run_dir);
-        int pid = 0;
-        if (!FileLock::held(path, &pid)) return;
-        const std::string who = pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string();
-        log("a worker of an earlier supervisor" + who + " still holds " + path +
-            "; waiting for it to stop");
-        auto wait_free = [&](double seconds) {
-            const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                                     std::chrono::duration<double>(seconds));
-            int holder = 0;
-            while (Clock::now() < deadline && FileLock::held(path, &holder)) ::usleep(50 * 1000);
-            return !FileLock::held(path, &holder);
-        };
-        if (wait_free(config.supervisor.stop_grace_seconds)) return;
-        // The lock is held, so its recorded holder (or the group it leads) is alive: a pid that
-        // cannot have been reused.
-        if (pid > 0) {
-            log("killing the earlier worker" + who, EventWeight::alarm);
-            if (::kill(-pid, SIGKILL) != 0) ::kill(pid, SIGKILL);
-        }
-        if (!wait_free(5.0))
-            log("the earlier worker's lock is still held; the new worker will refuse to start",
-                EventWeight::alarm);
-    }
-
-    // Only the worker knows which devices its LibTorch can use; ask it once, and only when a
-    // tier names an accelerator (cpu and auto tiers need no answer).
-    void ask_for_devices() {
-        const bool needed = std::any_of(
-            config.tiers.begin(), config.tiers.end(),
-            [](const auto& t) { return t.device == Device::cuda || t.device == Device::mps; });
-        if (!needed) return;
-        context.devices = ask_worker_for_devices(options.worker_path, std::chrono::seconds(60));
-        auto line = [](const char* name, bool usable, const std::string& why) {
-            return std::string(name) + (usable ? " usable" : " not usable (" + why + ")");
-        };
-        log("devices: " + line("cuda", context.devices.cuda, context.devices.cuda_why) + ", " +
-            line("mps", context.devices.mps, context.devices.mps_why));
     }
 
     int run() {
@@ -428,9 +422,15 @@ struct Supervisor::Impl {
             log(e.what());
             return supervisor_exit::failed;
         }
-        wait_for_leftover_worker();
-        ask_for_devices();
+        auto log_line = [this](const std::string& line, EventWeight weight) { log(line, weight); };
+        wait_for_leftover_worker(options.run_dir, config.supervisor.stop_grace_seconds, log_line);
+        context.devices = devices_for(config, options.worker_path, log_line);
         if (auto error = control.listen(run_dir::socket(options.run_dir))) {
+            if (options.on_startup_error) options.on_startup_error(*error);
+            log(*error);
+            return supervisor_exit::failed;
+        }
+        if (auto error = serve_metrics()) {
             if (options.on_startup_error) options.on_startup_error(*error);
             log(*error);
             return supervisor_exit::failed;

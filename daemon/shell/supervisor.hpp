@@ -24,8 +24,11 @@ struct SupervisorOptions {
     std::string run_dir;
     std::string worker_path;
     bool log_to_stderr = true;
-    /// Copy the worker's own log lines (logs/worker-N.log) to stderr as they are written.
+    /// --follow: on a terminal, a live progress block under the log lines; elsewhere, the
+    /// worker's own log lines (logs/worker-N.log) copied to stderr as they are written.
     bool follow_worker_log = false;
+    /// Also show the step checkpoints and epoch ends (and, with a live block, the worker's log).
+    bool verbose = false;
     /// Seconds between progress lines on stderr (0: none). Not used while following the log.
     double progress_interval = 30;
     /// Called once the control socket is listening (smartcashd start reports readiness here).

@@ -134,7 +134,8 @@ TEST(ConfigDump, DefaultsKeepTheirWrittenForm) {
         "    enabled: true\n"
         "    stable_for: 30m\n"
         "    headroom: 0.5\n"
-        "    max_wait: 6h\n";
+        "    max_wait: 6h\n"
+        "  metrics_listen: \"\"\n";
     const std::string dumped = dump_config(parse_config("", "d.yaml"));
     const std::vector<std::string> written = lines_of(dumped);
     auto at = written.begin();
@@ -205,6 +206,7 @@ supervisor:
   backoff_cap: 1d
   retry_budget: 2
   promotion: {enabled: false, stable_for: 45m, headroom: 1, max_wait: 2h}
+  metrics_listen: "[::1]:9464"
 )";
     Config original = parse_config(yaml, "/jobs/a/job.yaml");
     // The YAML sets every field away from its default, so a field the writer forgets cannot

@@ -190,10 +190,31 @@ TEST(Control, StatusShowsUnknownFiguresAsNull) {
     EXPECT_FALSE(back.loss);
 }
 
+TEST(Control, HistoryMetricsAndWatchLines) {
+    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::history, std::nullopt, 5}),
+              (Json{{"cmd", "history"}, {"limit", 5}}));
+    HistoryAnswer h;
+    h.events = {Json{{"t", "x"}, {"event", "start"}}, Json{{"event", "done"}}};
+    const HistoryAnswer h2 = history_from_json(to_json(h));
+    EXPECT_TRUE(h2.ok);
+    EXPECT_EQ(h2.events, h.events);
+    EXPECT_EQ(metrics_from_json(to_json(MetricsAnswer{true, "a 1\n"})).text, "a 1\n");
+    StatusView s;
+    s.tier_order = {"big", "small"};
+    s.eta_s = 12.5;
+    const Json line = watch_status_line(s);
+    EXPECT_EQ(line.value(watch_kind_key, ""), watch_kind::status);
+    EXPECT_EQ(status_from_json(line).tier_order, s.tier_order);
+    EXPECT_EQ(status_from_json(line).eta_s, 12.5);
+    const Json event = watch_event_line(Json{{"event", "exit"}});
+    EXPECT_EQ(event.value(watch_kind_key, ""), watch_kind::event);
+    EXPECT_EQ(event[watch_event_key], (Json{{"event", "exit"}}));
+}
+
 TEST(Control, RequestsAndAnswers) {
-    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::tier, std::string("cpu")}),
+    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::tier, std::string("cpu"), std::nullopt}),
               (Json{{"cmd", "tier"}, {"tier", "cpu"}}));
-    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::stop, std::nullopt}),
+    EXPECT_EQ(to_json(ControlRequestLine{control_cmd::stop, std::nullopt, std::nullopt}),
               (Json{{"cmd", "stop"}}));
     const ControlRequestLine r = control_request_from_json(Json{{"cmd", "tier"}, {"tier", 3}});
     EXPECT_EQ(r.cmd, "tier");

@@ -253,7 +253,8 @@ TEST(IntegrationFaults, DataErrorSeenByTheWorkerIsFatalAfterOneLaunch) {
 
     // The supervisor has exited; smartcashctl status still tells why, from state.json.
     std::string out;
-    ASSERT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "status", "--json"}, &out), 0)
+    // Exit 3: no supervisor answered; the status printed is state.json's.
+    ASSERT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "status", "--json"}, &out), 3)
         << out;
     const Json status = Json::parse(out, nullptr, false);
     EXPECT_EQ(status.value("state", ""), "failed") << out;
@@ -262,7 +263,7 @@ TEST(IntegrationFaults, DataErrorSeenByTheWorkerIsFatalAfterOneLaunch) {
     EXPECT_NE(status.value("message", "").find("no-such-dataset"), std::string::npos) << out;
     EXPECT_NE(status.value("message", "").find("not retrying"), std::string::npos) << out;
     out.clear();
-    ASSERT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "status"}, &out), 0);
+    ASSERT_EQ(run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "status"}, &out), 3);
     EXPECT_NE(out.find("no-such-dataset"), std::string::npos) << out;
 }
 
