@@ -11,6 +11,7 @@
 #include "common/run_dir.hpp"
 #include "common/units.hpp"
 #include "ctl/control_client.hpp"
+#include "ctl/report.hpp"
 #include "daemon/rundir/state_file.hpp"
 #include "daemon/shell/status.hpp"
 
@@ -30,6 +31,8 @@ const char* const usage_text =
     "  resume            start the worker again after pause\n"
     "  checkpoint        ask the worker for a checkpoint now\n"
     "  tier NAME         checkpoint and continue at tier NAME\n"
+    "  report --out FILE a picture of the run (loss, mAP, memory, tier moves) from its files,\n"
+    "                    no supervisor needed: SVG, or an HTML page when FILE ends in .html\n"
     "\n"
     "  --run-dir DIR     the run directory (default: the only one under ./runs, else .)\n"
     "  --socket PATH     the control socket itself\n"
@@ -115,6 +118,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (run_dir.empty() && socket.empty()) run_dir = default_run_dir();
+    // A report reads the run directory's files only.
+    if (rest[0] == "report")
+        return report::report_command(
+            rest, run_dir.empty() ? std::filesystem::path(socket).parent_path().string() : run_dir);
     if (socket.empty()) socket = run_dir::socket(run_dir);
     const std::string command = rest[0];
     bool json_out = false;
