@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -122,10 +123,11 @@ bool balanced_tags(const std::string& xml) {
 void expect_well_formed(const std::string& svg, const std::string& path) {
     write_text(path, svg);
     EXPECT_TRUE(balanced_tags(svg));
-    if (std::system("command -v xmllint >/dev/null 2>&1") == 0)
+    if (std::system("command -v xmllint >/dev/null 2>&1") == 0) {
         EXPECT_EQ(std::system(("xmllint --noout '" + path + "'").c_str()), 0) << path;
-    else
+    } else {
         std::cout << "xmllint not installed: checked balanced tags only\n";
+    }
 }
 
 // The points of the polyline with this class, as (x, y).
