@@ -5,6 +5,7 @@
 #include "ctl/report.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -250,7 +251,9 @@ void draw_memory(Svg& svg, const ReportData& d, double top) {
             svg.raw("<g class=\"memory-limit\" data-tier=\"" + xml_escape(d.steps[i].tier) + "\">");
             svg.line(x0, y, x1, y, "stroke=\"#d62728\" stroke-dasharray=\"8,4\"");
             const bool wide = x1 - x0 > 160;  // else the label starts at the stretch's start
-            svg.text(wide ? x1 - 4 : x0 + 4, y - 4,
+            // Below the line near the top, where the tier labels are.
+            const double text_y = y - p.top < 60 ? y + 14 : y - 4;
+            svg.text(wide ? x1 - 4 : x0 + 4, text_y,
                      d.steps[i].tier + " limit " + format_size(it->second),
                      std::string(wide ? "text-anchor=\"end\" " : "") + "fill=\"#d62728\"");
             svg.raw("</g>");
