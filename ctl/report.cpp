@@ -137,12 +137,15 @@ void no_data(Svg& svg, const Panel& p, const std::string& what) {
 
 // The tier moves as vertical lines across a step panel, labelled with the tier moved to.
 void draw_tier_moves(Svg& svg, const Panel& p, const ReportData& d) {
-    if (!d.steps.empty())
-        svg.text(p.left() + 4, p.top + 14, d.steps.front().tier,
-                 "class=\"tier-start\" fill=\"#b35900\"");
-    // Moves close together (a failed promotion comes back at the step it left) get their labels
-    // one below the other.
-    double last_x = -1e9;
+    // The tier the job started at, even when it left it before a step was done.
+    const std::string first = !d.tiers_used.empty() ? d.tiers_used.front()
+                              : !d.steps.empty()    ? d.steps.front().tier
+                                                    : std::string();
+    if (!first.empty())
+        svg.text(p.left() + 4, p.top + 14, first, "class=\"tier-start\" fill=\"#b35900\"");
+    // Moves close together (a failed promotion comes back at the step it left), or close to the
+    // start label, get their labels one below the other.
+    double last_x = first.empty() ? -1e9 : p.left();
     int level = 0;
     for (const auto& m : d.tier_moves) {
         const double x = p.x(std::clamp<double>(m.step, p.x_lo, p.x_hi));
