@@ -17,6 +17,7 @@
 #include "common/run_dir.hpp"
 #include "ctl/control_client.hpp"
 #include "ctl/history_table.hpp"
+#include "ctl/report.hpp"
 #include "ctl/status_text.hpp"
 #include "ctl/watch_view.hpp"
 #include "daemon/rundir/state_file.hpp"
@@ -53,8 +54,11 @@ const char* const usage_text =
     "  resume            start the worker again after pause\n"
     "  checkpoint        ask the worker for a checkpoint now\n"
     "  tier NAME         checkpoint and continue at tier NAME\n"
+    "  report --out FILE a picture of the run (loss, mAP, memory, tier moves) from its files,\n"
+    "                    no supervisor needed: SVG, or an HTML page when FILE ends in .html\n"
     "\n"
-    "  --run-dir DIR     the run directory (default: the only one under ./runs, else .)\n"
+    "  --run-dir DIR     the run directory (default: the only one under ./runs with a\n"
+    "                    supervisor, else the only one with a state.json, else .)\n"
     "  --socket PATH     the control socket itself\n"
     "\n"
     "exit status: 0 ok, 1 the supervisor refused, 2 usage, 3 no supervisor answered (status:\n"
@@ -75,10 +79,17 @@ int usage_error(const std::string& what) {
 std::string default_run_dir() {
     std::error_code ec;
     std::vector<std::string> found;
-    for (const auto& entry : std::filesystem::directory_iterator("runs", ec))
-        if (std::filesystem::exists(run_dir::socket(entry.path().string()), ec))
-            found.push_back(entry.path().string());
-    return found.size() == 1 ? found.front() : std::string(".");
+    std::vector<std::string> finished;  // no supervisor, but a job's record
+    for (const auto& entry : std::filesystem::directory_iterator("runs", ec)) {
+        const std::string dir = entry.path().string();
+        if (std::filesystem::exists(run_dir::socket(dir), ec))
+            found.push_back(dir);
+        else if (std::filesystem::exists(run_dir::state(dir), ec))
+            finished.push_back(dir);
+    }
+    if (found.size() == 1) return found.front();
+    if (found.empty() && finished.size() == 1) return finished.front();
+    return ".";
 }
 
 // Only `--json` is accepted, and only where `json_allowed`; *json says whether it was given.
@@ -213,6 +224,11 @@ int main(int argc, char** argv) {
     }
     if (rest.empty()) return usage_error("missing command");
     if (in.run_dir.empty() && in.socket.empty()) in.run_dir = default_run_dir();
+    // A report reads the run directory's files only; no supervisor needed.
+    if (rest[0] == "report")
+        return report::report_command(
+            rest, in.run_dir.empty() ? std::filesystem::path(in.socket).parent_path().string()
+                                     : in.run_dir);
     if (in.socket.empty()) in.socket = run_dir::socket(in.run_dir);
     const std::string command = rest[0];
     in.args.assign(rest.begin() + 1, rest.end());
