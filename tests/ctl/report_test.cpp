@@ -280,6 +280,23 @@ TEST(ReportCommand, ExitsOneNamingTheMissingFile) {
     EXPECT_FALSE(fs::exists(dir + "/r.svg"));
 }
 
+TEST(ReportCommand, WithoutRunDirTakesTheOnlyRunWithAJobRecord) {
+    // No supervisor is up: of runs/a (a state.json) and runs/b (none), runs/a is the job.
+    const auto dir = scratch("default-dir");
+    fs::create_directories(dir + "/runs/a");
+    fs::create_directories(dir + "/runs/b");
+    write_text(run_dir::state(dir + "/runs/a"), "{}");
+    const std::string err = dir + "/stderr.txt";
+    const std::string cmd =
+        "cd '" + dir + "' && '" + SMARTCASHCTL_PATH + "' report --out r.svg 2>'" + err + "'";
+    const int status = std::system(cmd.c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1);
+    std::ifstream in(err);
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(text.find(run_dir::events("runs/a")), std::string::npos) << text;
+}
+
 TEST(ReportCommand, NeedsOut) {
     const int status = std::system(
         (std::string("'") + SMARTCASHCTL_PATH + "' --run-dir . report 2>/dev/null").c_str());
