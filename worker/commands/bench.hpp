@@ -21,7 +21,7 @@ struct BenchOptions {
     int threads = 2;
     bool activation_checkpointing = false;
     std::string cleanup =
-        "normal";  ///< the tier's cleanup: "extreme" fixes malloc's mmap threshold
+        "normal";  ///< the tier's cleanup: "extreme" installs the host block cache
     /// The backbone alone (stem and stages), loss = sum of the mean squares of P3/P4/P5, AdamW:
     /// the step that scripts/bench_peer.py runs through PyTorch's Python API.
     bool backbone_only = false;

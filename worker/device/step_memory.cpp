@@ -1,8 +1,8 @@
 #include "worker/device/step_memory.hpp"
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
+#include <cstdlib>
+
+#include "worker/device/host_block_cache.hpp"
 
 namespace smartcash::train {
 
@@ -13,11 +13,11 @@ void release_gradients(torch::optim::Optimizer& optimizer) {
 }
 
 void apply_allocator_policy(Cleanup level) {
-#if defined(__GLIBC__)
-    if (level == Cleanup::extreme) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-#else
-    (void)level;
-#endif
+    if (level != Cleanup::extreme) return;
+    std::size_t cap = default_host_cache_cap;
+    if (const char* mib = std::getenv("SMARTCASH_HOST_CACHE_MIB"); mib && *mib)
+        cap = static_cast<std::size_t>(std::strtoull(mib, nullptr, 10)) << 20;
+    install_host_block_cache(cap);
 }
 
 }  // namespace smartcash::train

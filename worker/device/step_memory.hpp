@@ -15,11 +15,10 @@ namespace smartcash::train {
 /// updated as when zero-filled gradients were kept.
 void release_gradients(torch::optim::Optimizer& optimizer);
 
-/// At `Cleanup::extreme` (the minimal tier), with glibc: fixes malloc's mmap threshold at its
-/// initial 128 KiB. glibc otherwise raises the threshold (up to 32 MiB) as large blocks are freed,
-/// then serves activations from its heap and keeps that memory after they are freed; fixed, every
-/// large tensor is mapped on allocation and returned to the system when freed, so the resident
-/// set follows the live tensors (at the cost of fresh page faults for each). Elsewhere: nothing.
+/// At `Cleanup::extreme` (the minimal tier): LibTorch's CPU allocations of 256 KiB and more come
+/// from the host block cache (host_block_cache.hpp), mapped from the system and returned to it
+/// beyond a bounded cache of free blocks, so the resident set follows the live tensors. The cap is
+/// 256 MiB, or $SMARTCASH_HOST_CACHE_MIB (a tuning knob for scripts/bench). Elsewhere: nothing.
 void apply_allocator_policy(Cleanup level);
 
 }  // namespace smartcash::train
