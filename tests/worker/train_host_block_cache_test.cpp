@@ -1,15 +1,15 @@
 // The host block cache (the minimal tier's CPU allocator): size classes, reuse of freed blocks,
 // the cap, LibTorch's raw interface, and an allocation the system refuses. Each test runs in its
 // own process (ctest runs one test per process), so installing the allocator stays local to it.
-#include "worker/device/host_block_cache.hpp"
-
+#include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
-#include <c10/core/CPUAllocator.h>
 #include <torch/torch.h>
 
 #include <cstdlib>
 #include <new>
+
+#include "worker/device/host_block_cache.hpp"
 
 namespace smartcash::train {
 namespace {
@@ -51,9 +51,7 @@ TEST(HostBlockCache, AFreedBlockIsReusedAndTheCacheStaysUnderItsCap) {
         EXPECT_EQ(host_block_cache_stats().maps, s.maps);
         EXPECT_EQ(host_block_cache_stats().live, s.live + 4 * mib);
     }
-    {
-        auto a = tensor_of(4 * mib), b = tensor_of(4 * mib), c = tensor_of(4 * mib);
-    }
+    { auto a = tensor_of(4 * mib), b = tensor_of(4 * mib), c = tensor_of(4 * mib); }
     s = host_block_cache_stats();
     EXPECT_LE(s.cached, 10 * mib);
     EXPECT_EQ(s.cached, 8 * mib);  // two of the three fit
@@ -68,7 +66,7 @@ TEST(HostBlockCache, AFreedBlockIsReusedAndTheCacheStaysUnderItsCap) {
 
 TEST(HostBlockCache, TensorsComputeAsBeforeAndTheRawInterfaceWorks) {
     install_host_block_cache(64 * mib);
-    auto a = torch::ones({1024, 1024});  // 4 MiB, from the cache
+    auto a = torch::ones({1024, 1024});               // 4 MiB, from the cache
     auto b = torch::arange(1, 101, torch::kFloat64);  // small, from the heap
     EXPECT_DOUBLE_EQ((a * 2).sum().item<double>(), 2.0 * 1024 * 1024);
     EXPECT_DOUBLE_EQ(b.sum().item<double>(), 5050.0);

@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <unordered_map>
 #include <mutex>
 #include <new>
+#include <unordered_map>
 #include <vector>
 
 namespace smartcash::train {
@@ -136,8 +136,7 @@ class HostBlockCache final : public c10::Allocator {
     // Under the mutex: moves free blocks out of the cache until it holds at most its cap, the
     // largest first.
     void take_over_cap(std::vector<Freed>* out) {
-        for (auto it = m_free.rbegin(); it != m_free.rend() && m_stats.cached > m_stats.cap;
-             ++it) {
+        for (auto it = m_free.rbegin(); it != m_free.rend() && m_stats.cached > m_stats.cap; ++it) {
             while (!it->second.empty() && m_stats.cached > m_stats.cap) {
                 out->push_back({it->second.back(), it->first});
                 it->second.pop_back();

@@ -20,12 +20,12 @@ namespace smartcash::train {
 
 struct HostBlockCacheStats {
     bool installed = false;
-    std::uint64_t cap = 0;          ///< bytes the cache of free blocks may hold
-    std::uint64_t cached = 0;       ///< bytes in free blocks kept for reuse now
-    std::uint64_t live = 0;         ///< bytes in blocks handed out and not yet freed
-    std::uint64_t hits = 0;         ///< allocations served from the cache
-    std::uint64_t maps = 0;         ///< allocations mapped from the system
-    std::uint64_t unmaps = 0;       ///< blocks returned to the system
+    std::uint64_t cap = 0;     ///< bytes the cache of free blocks may hold
+    std::uint64_t cached = 0;  ///< bytes in free blocks kept for reuse now
+    std::uint64_t live = 0;    ///< bytes in blocks handed out and not yet freed
+    std::uint64_t hits = 0;    ///< allocations served from the cache
+    std::uint64_t maps = 0;    ///< allocations mapped from the system
+    std::uint64_t unmaps = 0;  ///< blocks returned to the system
 };
 
 /// The default cap of the cache of free blocks.
