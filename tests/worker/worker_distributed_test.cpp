@@ -136,7 +136,8 @@ TEST_F(WorkerDistributed, TwoRanksTrainLikeOneProcess) {
 
 // SIGTERM to one rank in the middle of the run: both ranks checkpoint the same step and exit
 // with requested_stop. A single-process resume of a rank's directory is refused (world size 2
-// against 1), and resuming both ranks ends with the weights of an uninterrupted two-rank run.
+// against 1). With rank 1's newest checkpoint gone, both ranks resume from the newest step they
+// both have, and end with the weights of an uninterrupted two-rank run.
 TEST_F(WorkerDistributed, StopOnOneRankStopsBothAtTheSameStepAndResumesExactly) {
     const std::string ref0 = run_dir("ref0"), ref1 = run_dir("ref1");
     run_ranks({ref0, ref1});
@@ -189,7 +190,27 @@ TEST_F(WorkerDistributed, StopOnOneRankStopsBothAtTheSameStepAndResumesExactly) 
         EXPECT_NE(err.find("world size 1"), std::string::npos) << err;
         EXPECT_EQ(step_checkpoints(run0).rbegin()->second, before);
     }
-    run_ranks({run0, run1});
+    // Rank 1 loses its newest checkpoint: the ranks resume from the newest step both have.
+    const auto kept = step_checkpoints(run1);
+    ASSERT_GE(kept.size(), 2u);
+    const auto [lost_step, lost_path] = *kept.rbegin();
+    fs::remove(lost_path);
+    fs::remove(fs::path(lost_path).replace_extension(".json"));
+    const std::int64_t agreed = step_checkpoints(run1).rbegin()->first;
+    ASSERT_LT(agreed, lost_step);
+    const int port = free_port();
+    auto w0 = rank(0, port, run0);
+    auto w1 = rank(1, port, run1);
+    const auto s0 = w0->wait(240), s1 = w1->wait(240);
+    ASSERT_TRUE(s0.exited && s0.code == exit_code::done) << s0.describe() << "\n" << w0->err();
+    ASSERT_TRUE(s1.exited && s1.code == exit_code::done) << s1.describe() << "\n" << w1->err();
+    for (auto* w : {w0.get(), w1.get()}) {
+        const auto hello = w->reports_of("hello");
+        ASSERT_EQ(hello.size(), 1u);
+        EXPECT_EQ(hello[0].value("resumed_step", std::int64_t{-1}), agreed) << w->err();
+    }
+    EXPECT_NE(w0->err().find("the newest checkpoint every rank has"), std::string::npos)
+        << w0->err();
     EXPECT_EQ(final_hash(run0), reference);
     EXPECT_EQ(final_hash(run1), reference);
 }
