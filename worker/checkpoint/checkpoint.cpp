@@ -125,6 +125,7 @@ Json to_json(const CheckpointMeta& m) {
                 {"device", m.device},
                 {"micro_batch", m.micro_batch},
                 {"effective_batch", m.effective_batch},
+                {"world_size", m.world_size},
                 {"fingerprint", m.fingerprint},
                 {"config_yaml", m.config_yaml},
                 {"tensor_names", m.tensor_names},
@@ -143,6 +144,7 @@ static CheckpointMeta meta_from_json(const Json& j) {
     m.device = j.at("device").get<std::string>();
     m.micro_batch = j.at("micro_batch").get<int>();
     m.effective_batch = j.at("effective_batch").get<int>();
+    m.world_size = j.value("world_size", 1);
     m.fingerprint = j.at("fingerprint").get<std::string>();
     if (j.contains("dataset") && j.at("dataset").is_object())
         m.dataset = data::DatasetIdentity{split_identity_from_json(j.at("dataset").at("train")),
@@ -347,6 +349,7 @@ Json CheckpointStore::manifest_for(const std::string& file, const std::string& b
                 {"phase", meta.phase},
                 {"kind", meta.kind},
                 {"tier", meta.tier},
+                {"world_size", meta.world_size},
                 {"format_version", meta.format_version},
                 {"written", iso_now()}};
 }
@@ -424,8 +427,9 @@ void CheckpointStore::prune(const std::string& written) const {
 }
 
 std::optional<LoadedCheckpoint> CheckpointStore::load_newest_good(
-    std::vector<std::string>* problems) {
+    std::vector<std::string>* problems, std::int64_t max_step) {
     for (const auto& [step, path] : list_step_files(m_dir)) {
+        if (step > max_step) continue;
         try {
             return read_checkpoint(path, /*require_manifest=*/true);
         } catch (const CheckpointError& e) {

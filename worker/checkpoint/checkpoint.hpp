@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -60,6 +61,9 @@ struct CheckpointMeta {
     std::string device;
     int micro_batch = 0;
     int effective_batch = 0;
+    /// Ranks of the data-parallel run that wrote it (each rank writes its own, complete
+    /// checkpoint); 1 for one process and for checkpoints of older workers.
+    int world_size = 1;
     /// resume_fingerprint(): the config's resume-critical keys and the dataset identity
     std::string fingerprint;
     std::optional<data::DatasetIdentity> dataset;  ///< absent in checkpoints of older workers
@@ -139,7 +143,11 @@ class CheckpointStore {
 
     /// The newest checkpoint that verifies, trying older ones when the newest is bad; each bad
     /// one adds a line to `problems` and is remembered as rejected. nullopt when there is none.
-    std::optional<LoadedCheckpoint> load_newest_good(std::vector<std::string>* problems);
+    /// `max_step`: only checkpoints of that step or older are considered (newer ones are left
+    /// alone).
+    std::optional<LoadedCheckpoint> load_newest_good(
+        std::vector<std::string>* problems,
+        std::int64_t max_step = std::numeric_limits<std::int64_t>::max());
 
     /// Deletes the temp files of writes that a kill interrupted; returns their names.
     std::vector<std::string> remove_interrupted_writes() const;

@@ -113,6 +113,7 @@ int run_checkpoint_info(const std::string& path, bool json) {
         out["device"] = m.device;
         out["micro_batch"] = m.micro_batch;
         out["effective_batch"] = m.effective_batch;
+        out["world_size"] = m.world_size;
         out["best_map50"] = m.progress.best_map50;
         out["finished"] = m.progress.finished;
         out["tiers"] = m.progress.tiers;

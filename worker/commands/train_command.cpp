@@ -14,6 +14,7 @@
 #include "worker/channel/stop_request.hpp"
 #include "worker/commands/error_exit.hpp"
 #include "worker/device/device.hpp"
+#include "worker/distributed/process_group.hpp"
 #include "worker/train/trainer.hpp"
 
 namespace smartcash::train {
@@ -60,6 +61,10 @@ int run_training(const TrainOptions& options) {
         if (options.pretrained_strict >= 0)
             config.model.pretrained_strict = options.pretrained_strict == 1;
         const TierConfig& tier = select_tier(config, options.tier);
+        // Data-parallel ranks, configured like torchrun; checked before anything is written.
+        const dist::DistEnv ranks = dist::read_dist_env();
+        dist::require_c10d(ranks);
+        dist::check_world_fits(config, tier, ranks.world_size);
         for (const auto& [k, v] : tier.env) ::setenv(k.c_str(), v.c_str(), /*overwrite=*/0);
         const std::string run_dir =
             options.run_dir.empty() ? run_dir::default_for(options.config_path) : options.run_dir;
@@ -80,7 +85,7 @@ int run_training(const TrainOptions& options) {
             report_error("io", lock_detail);
             return exit_code::io_error;
         }
-        Trainer trainer(config, tier, run_dir, channel.get());
+        Trainer trainer(config, tier, run_dir, channel.get(), ranks);
         const int code = trainer.run();
         if (channel) channel->flush(std::chrono::milliseconds(2000));
         return code;

@@ -34,11 +34,13 @@ std::string iso_time() {
 
 }  // namespace
 
-Trainer::Trainer(Config config, const TierConfig& tier, std::string run_dir, ReportChannel* channel)
+Trainer::Trainer(Config config, const TierConfig& tier, std::string run_dir, ReportChannel* channel,
+                 dist::DistEnv dist)
     : m_config(std::move(config)),
       m_tier(tier),
       m_run_dir(std::move(run_dir)),
       m_channel(channel),
+      m_dist(std::move(dist)),
       m_device(resolve_device(tier.device)),
       m_bar(stdout, ui::stdout_is_terminal()) {}
 
@@ -66,6 +68,7 @@ DeviceMemory Trainer::note_device_memory() {
 
 void Trainer::setup() {
     const auto& tc = m_config.training;
+    dist::check_world_fits(m_config, m_tier, m_dist.world_size);
     apply_threads(m_tier.threads);
     apply_allocator_policy(m_tier.cleanup);
     data::set_image_threads(m_tier.threads);
@@ -94,6 +97,20 @@ void Trainer::setup() {
             fmt::format("{}: the train split has {} images, fewer than training.effective_batch {}",
                         m_dataset_path, m_data.train.size(), tc.effective_batch));
 
+    if (m_dist.distributed()) {
+        log(fmt::format("rank {} of {}: joining the others at {}:{}", m_dist.rank,
+                        m_dist.world_size, m_dist.master_addr, m_dist.master_port));
+        m_group = dist::ProcessGroupContext::connect(m_dist);
+        // The ranks index the same epoch order: their train splits must have the same size.
+        const auto n = static_cast<std::int64_t>(m_data.train.size());
+        const auto sizes = m_group->allreduce_max({n, -n}, "train split size");
+        if (sizes[0] != -sizes[1])
+            throw data::DataError(fmt::format(
+                "{}: the ranks' train splits differ ({} to {} images; this rank has {}): every "
+                "rank needs the same dataset",
+                m_dataset_path, -sizes[1], sizes[0], n));
+    }
+
     seed_generators(tc.seed, m_device);
     m_model = model::Detector(model::options_from(m_config.model));
     m_model->to(m_device);
@@ -119,11 +136,39 @@ void Trainer::setup() {
     }
 }
 
+std::optional<LoadedCheckpoint> Trainer::load_resume_checkpoint(
+    std::vector<std::string>* problems) {
+    auto ckpt = m_store->load_newest_good(problems);
+    if (!m_group) return ckpt;
+    // Each rank has its own run directory: the ranks resume from the newest step they all have.
+    while (true) {
+        const std::int64_t mine = ckpt ? ckpt->meta.progress.step : -1;
+        const auto steps = m_group->allreduce_max({mine, -mine}, "newest checkpoint");
+        const std::int64_t newest = steps[0], oldest = -steps[1];
+        if (newest == oldest) return ckpt;
+        if (oldest < 0)
+            throw ConfigError(
+                m_config.source_path, 0, 0, "RANK",
+                fmt::format("cannot resume: a rank has no checkpoint in its run directory while "
+                            "another has one of step {} (this rank, {}: {}); give every rank "
+                            "its own run directory back, or start all ranks in new ones",
+                            newest, m_dist.rank,
+                            mine < 0 ? std::string("none") : "step " + std::to_string(mine)));
+        if (mine > oldest) {
+            log(
+                fmt::format("rank {}: resuming from step {}, the newest checkpoint every rank "
+                            "has (this rank's newest is step {})",
+                            m_dist.rank, oldest, mine));
+            ckpt = m_store->load_newest_good(problems, oldest);
+        }
+    }
+}
+
 void Trainer::resume() {
     std::vector<std::string> problems;
     for (const auto& name : m_store->remove_interrupted_writes())
         log("removed " + name + ", left by an interrupted checkpoint write");
-    auto ckpt = m_store->load_newest_good(&problems);
+    auto ckpt = load_resume_checkpoint(&problems);
     for (const auto& p : problems) {
         log("checkpoint rejected: " + p);
         report(protocol::CheckpointRejected{p});
@@ -135,6 +180,15 @@ void Trainer::resume() {
         m_pretrained = model::start_from_pretrained(*m_model, m_config.model, m_config.source_path);
         if (!m_pretrained.is_null()) log(model::pretrained_summary(m_pretrained));
     } else {
+        if (ckpt->meta.world_size != m_dist.world_size)
+            throw ConfigError(
+                m_config.source_path, 0, 0, "WORLD_SIZE",
+                fmt::format("cannot resume {}: it was written by a run with world size {} and this "
+                            "launch has world size {}; a data-parallel run resumes with the "
+                            "number of ranks it started with (start a new run directory, or "
+                            "launch {} rank{})",
+                            ckpt->path, ckpt->meta.world_size, m_dist.world_size,
+                            ckpt->meta.world_size, ckpt->meta.world_size == 1 ? "" : "s"));
         check_resume_compatible(*ckpt, m_config, m_data, m_dataset_identity, m_dataset_path);
         restore_checkpoint(*ckpt, *m_model, *m_optimizer, m_device);
         m_progress = ckpt->meta.progress;
@@ -145,6 +199,13 @@ void Trainer::resume() {
         if (m_progress.phase_cut) m_phase2_start = phase2_start_after_cut(m_progress);
         log(fmt::format("resumed from {} (step {}, epoch {}, {} tier)", ckpt->path, m_progress.step,
                         m_progress.epoch + 1, ckpt->meta.tier));
+    }
+    if (m_group) {
+        // Rank 0's weights and statistics for all: the ranks start identical even where their
+        // initialisation (or a pretrained file) differed.
+        std::vector<torch::Tensor> tensors;
+        for (auto& [name, t] : model_tensors(*m_model)) tensors.push_back(t);
+        m_group->broadcast_from_rank0(tensors, "initial weights");
     }
     const std::string device = device_name(m_device);
     if (m_progress.tiers.empty() || m_progress.tiers.back().value("tier", "") != m_tier.name ||
@@ -221,16 +282,38 @@ void Trainer::send_progress(bool force) {
     m_bar.update(s);
 }
 
-bool Trainer::between_micro() {
+void Trainer::poll_commands() {
     while (auto cmd = m_channel ? m_channel->poll_command() : std::nullopt) {
         if (const auto* stop = std::get_if<protocol::CheckpointAndStop>(&*cmd))
             request_stop(stop->reason.empty() ? "requested" : stop->reason,
                          stop->exit_code.value_or(exit_code::requested_stop));
         else if (std::holds_alternative<protocol::CheckpointCommand>(*cmd))
-            m_pending_checkpoint = true;
+            (m_group ? m_checkpoint_wanted : m_pending_checkpoint) = true;
     }
+}
+
+bool Trainer::between_micro() {
+    poll_commands();
     send_progress(false);
-    return !stop_requested();
+    // With ranks a step is never left half done: the others wait for this rank's gradients. A
+    // stop waits for the step boundary, where all ranks agree on it.
+    return m_group || !stop_requested();
+}
+
+bool Trainer::agree_at_step_boundary() {
+    if (!m_group) return between_micro();
+    poll_commands();
+    send_progress(false);
+    // All-reduce MAX of [stop exit code + 1 (0: no stop), checkpoint wanted]: a stop on any rank
+    // stops every rank after the same step, a checkpoint request on any rank makes all write one.
+    const std::int64_t stop = stop_requested() ? stop_exit_code() + 1 : 0;
+    const auto agreed =
+        m_group->allreduce_max({stop, m_checkpoint_wanted ? 1 : 0}, "step boundary flags");
+    m_checkpoint_wanted = false;
+    if (agreed[1] > 0) m_pending_checkpoint = true;
+    if (agreed[0] > 0 && !stop_requested())
+        request_stop("another rank stopped", static_cast<int>(agreed[0] - 1));
+    return agreed[0] == 0;
 }
 
 void Trainer::train_epoch() {
@@ -238,7 +321,7 @@ void Trainer::train_epoch() {
     m_epoch_started = Clock::now();
     const auto& tc = m_config.training;
     while (m_progress.step_in_epoch < m_steps_per_epoch) {
-        if (!between_micro()) stop_now();
+        if (!agree_at_step_boundary()) stop_now();
         if (auto line = m_hooks.limit_address_space_at(m_progress.step); !line.empty()) log(line);
         run_one_step();
         const bool epoch_done = m_progress.step_in_epoch >= m_steps_per_epoch;
@@ -255,11 +338,12 @@ int Trainer::run() {
     setup();
     resume();
     log(fmt::format(
-        "training on {} ({} tier: micro-batch {} x {} accumulation = {} images/step, {} threads); "
-        "{} train / {} valid images, {} steps per epoch",
-        device_name(m_device), m_tier.name, m_tier.micro_batch, m_tier.accumulation,
-        m_config.training.effective_batch, m_tier.threads, m_data.train.size(), m_data.valid.size(),
-        m_steps_per_epoch));
+        "training on {} ({} tier: {}micro-batch {} x {} accumulation = {} images/step, {} "
+        "threads); {} train / {} valid images, {} steps per epoch",
+        device_name(m_device), m_tier.name,
+        m_group ? fmt::format("{} ranks x ", m_dist.world_size) : std::string(), m_tier.micro_batch,
+        m_tier.accumulation / m_dist.world_size, m_config.training.effective_batch, m_tier.threads,
+        m_data.train.size(), m_data.valid.size(), m_steps_per_epoch));
     report(protocol::Hello{static_cast<std::int64_t>(::getpid()), m_tier.name,
                            device_name(m_device), m_tier.threads, m_tier.micro_batch,
                            m_tier.accumulation, m_resumed_step, total_steps(), m_progress.epoch,

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "worker/checkpoint/checkpoint.hpp"
 #include "worker/data/dataset.hpp"
 #include "worker/device/device.hpp"
+#include "worker/distributed/process_group.hpp"
 #include "worker/model/detector.hpp"
 #include "worker/train/fault_hooks.hpp"
 #include "worker/train/faults.hpp"
@@ -36,7 +38,10 @@ namespace smartcash::train {
 
 class Trainer {
   public:
-    Trainer(Config config, const TierConfig& tier, std::string run_dir, ReportChannel* channel);
+    /// `dist`: this process's rank among the ranks of a data-parallel job (the default: one
+    /// process, no process group).
+    Trainer(Config config, const TierConfig& tier, std::string run_dir, ReportChannel* channel,
+            dist::DistEnv dist = {});
 
     /// Trains to the end or to a stop; returns the worker's exit code. Errors that are not part
     /// of the fault contract (config, data, I/O, divergence) are thrown.
@@ -51,6 +56,13 @@ class Trainer {
     void apply_phase();
     void train_epoch();
     bool between_micro();
+    /// Reads the supervisor's commands (a stop, a checkpoint request).
+    void poll_commands();
+    /// At a step boundary: false when the run must stop before the next step. With ranks, every
+    /// rank contributes its wishes (stop, checkpoint) and all take the same decision.
+    bool agree_at_step_boundary();
+    /// The newest checkpoint of this run directory; with ranks, the newest step every rank has.
+    std::optional<LoadedCheckpoint> load_resume_checkpoint(std::vector<std::string>* problems);
     void send_progress(bool force);
     void append_metrics(const protocol::MetricsRecord& record);
     void report(protocol::WorkerReport message) {
@@ -89,6 +101,8 @@ class Trainer {
     TierConfig m_tier;
     std::string m_run_dir;
     ReportChannel* m_channel;
+    dist::DistEnv m_dist;
+    std::unique_ptr<dist::ProcessGroupContext> m_group;  ///< null: one process
     torch::Device m_device;
     ui::ProgressBar m_bar;
     FaultHooks m_hooks;
@@ -114,6 +128,8 @@ class Trainer {
     EmergencyReserve m_reserve;
     std::int64_t m_updates_at_step_start = 0;  ///< optimizer_updates() when the step began
     bool m_pending_checkpoint = false;         ///< the supervisor asked for a checkpoint
+    /// With ranks: this rank was asked for a checkpoint, not yet agreed with the others.
+    bool m_checkpoint_wanted = false;
 
     // Live figures for reports.
     StepResult m_last_step;

@@ -19,6 +19,7 @@ void Trainer::checkpoint(const std::string& kind, bool mid_step) {
     meta.device = device_name(m_device);
     meta.micro_batch = m_tier.micro_batch;
     meta.effective_batch = m_config.training.effective_batch;
+    meta.world_size = m_dist.world_size;
     meta.fingerprint = resume_fingerprint(m_config, m_dataset_identity);
     meta.dataset = m_dataset_identity;
     meta.config_yaml = dump_config(m_config);

@@ -5,6 +5,7 @@
 
 #include "worker/channel/stop_request.hpp"
 #include "worker/device/process_memory.hpp"
+#include "worker/distributed/shard.hpp"
 #include "worker/train/batch.hpp"
 #include "worker/train/optimizer.hpp"
 #include "worker/train/trainer.hpp"
@@ -14,9 +15,10 @@ namespace smartcash::train {
 std::vector<data::Sample> Trainer::load_step_samples(std::int64_t step_in_epoch) const {
     const auto& tc = m_config.training;
     std::vector<data::Sample> samples;
-    const std::int64_t first = step_in_epoch * tc.effective_batch;
-    for (std::int64_t k = 0; k < tc.effective_batch; ++k) {
-        const std::int64_t pos = first + k;
+    // This rank's slice of the step; each image keeps the seed of its global position.
+    const auto shard = dist::step_shard(step_in_epoch * tc.effective_batch, tc.effective_batch,
+                                        m_dist.rank, m_dist.world_size);
+    for (std::int64_t pos = shard.begin; pos < shard.end; ++pos) {
         const auto index =
             static_cast<std::size_t>(m_progress.order.at(static_cast<std::size_t>(pos)));
         const std::uint64_t seed =
@@ -45,9 +47,12 @@ void Trainer::prefetch_next_step() {
 void Trainer::run_one_step() {
     const auto& tc = m_config.training;
     const int phase = phase_of(m_progress.epoch);
-    // Per-step seeding makes stochastic depth independent of where the run was resumed.
-    seed_generators(mix_seed(tc.seed, 0x57E9ull, static_cast<std::uint64_t>(m_progress.step)),
-                    m_device);
+    // Per-step seeding makes stochastic depth independent of where the run was resumed; each
+    // micro-batch is reseeded from the step index of its first image (below), so ranks draw the
+    // masks one process would.
+    const std::uint64_t step_seed =
+        mix_seed(tc.seed, 0x57E9ull, static_cast<std::uint64_t>(m_progress.step));
+    seed_generators(step_seed, m_device);
     // Until the snapshot below is complete, the model is that of the last completed step and a
     // checkpoint takes its live buffers.
     m_step_start_buffers.clear();
@@ -63,9 +68,19 @@ void Trainer::run_one_step() {
         // handling like the forward and backward passes.
         m_step_start_buffers = snapshot_buffers();
         const bool poisoned = m_poisoned_loss && m_hooks.poisons_loss(m_progress.step);
-        r = train_step(*m_model, *m_optimizer, poisoned ? *m_poisoned_loss : *m_loss, samples,
-                       m_tier.micro_batch, m_config.model.img_size, tc.grad_clip, m_device,
-                       [this] { return between_micro(); });
+        StepShare share;
+        share.global_batch = tc.effective_batch;
+        share.first_index =
+            dist::step_shard(0, tc.effective_batch, m_dist.rank, m_dist.world_size).begin;
+        share.before_micro = [this, step_seed](std::int64_t first) {
+            seed_generators(mix_seed(step_seed, 0x3A1Cull, static_cast<std::uint64_t>(first)),
+                            m_device);
+        };
+        share.group = m_group.get();
+        r = train_step(
+            *m_model, *m_optimizer, poisoned ? *m_poisoned_loss : *m_loss, samples,
+            m_tier.micro_batch, m_config.model.img_size, tc.grad_clip, m_device,
+            [this] { return between_micro(); }, share);
     } catch (const std::bad_alloc& e) {
         handle_oom("std::bad_alloc", false);
     } catch (const c10::Error& e) {
