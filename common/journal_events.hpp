@@ -10,6 +10,7 @@
 #include <string>
 #include <variant>
 
+#include "common/journal_world_events.hpp"
 #include "common/protocol.hpp"
 
 namespace smartcash::protocol {
@@ -470,7 +471,8 @@ using JournalEvent =
                  WatchdogKillEvent, HangEvent, StopTimeoutEvent, KillEvent, ExitEvent, BackoffEvent,
                  TierSkippedEvent, TierMoveEvent, PromotionEvent, PromotedEvent,
                  PromotionFailedEvent, PromotionKeptEvent, ControlEvent, ShutdownEvent,
-                 JobDoneEvent, JobFailedEvent, JobStoppedEvent, JobPausedEvent>;
+                 JobDoneEvent, JobFailedEvent, JobStoppedEvent, JobPausedEvent, WorldJoinEvent,
+                 WorldFormedEvent, PeerEndedEvent, WorldPublishEvent, WorldAgentEvent>;
 
 /// The entry as a JSON object: "event" and its fields (the journal adds the time, "t").
 Json to_json(const JournalEvent& event);
