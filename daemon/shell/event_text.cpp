@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "common/units.hpp"
+#include "common/world_messages.hpp"
 #include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
@@ -162,6 +163,34 @@ EventText text(const ev::JobFailedEvent& e) { return {"JOB FAILED: " + e.message
 EventText text(const ev::JobStoppedEvent& e) { return {"job stopped: " + e.message, W::notable}; }
 EventText text(const ev::JobPausedEvent& e) {
     return {"job paused at tier " + e.tier.value_or(""), W::notable};
+}
+
+EventText text(const ev::WorldJoinEvent& e) {
+    return {"rank " + std::to_string(e.rank) + " ready at tier " + e.tier +
+                "; waiting for every rank to join",
+            W::routine};
+}
+EventText text(const ev::WorldFormedEvent& e) {
+    return {"round " + std::to_string(e.round) + " formed: every rank launches at tier " + e.tier,
+            W::notable};
+}
+EventText text(const ev::PeerEndedEvent& e) {
+    std::string line = "rank " + std::to_string(e.rank) + " ended its part of round " +
+                       std::to_string(e.round) + " (" +
+                       (e.exit_class.empty() ? e.kind : e.exit_class) + ")";
+    if (e.kind == protocol::world::stop) line += ": the job stops";
+    else if (e.kind == protocol::world::failed) line += ": the job fails";
+    else line += ": every rank relaunches, at tier " + e.tier + " or lower";
+    if (!e.detail.empty()) line += " (" + e.detail + ")";
+    return {line, e.kind == protocol::world::relaunch ? W::notable : W::alarm};
+}
+EventText text(const ev::WorldPublishEvent& e) {
+    return {"told the other ranks: " + e.kind + " (" + e.exit_class + ", tier " + e.tier + ")",
+            W::routine};
+}
+EventText text(const ev::WorldAgentEvent& e) {
+    if (e.state == "connected") return {"world agent connected to the store at " + e.store, W::routine};
+    return {"world agent " + e.state + (e.message.empty() ? "" : ": " + e.message), W::alarm};
 }
 
 }  // namespace
