@@ -178,9 +178,12 @@ EventText text(const ev::PeerEndedEvent& e) {
     std::string line = "rank " + std::to_string(e.rank) + " ended its part of round " +
                        std::to_string(e.round) + " (" +
                        (e.exit_class.empty() ? e.kind : e.exit_class) + ")";
-    if (e.kind == protocol::world::stop) line += ": the job stops";
-    else if (e.kind == protocol::world::failed) line += ": the job fails";
-    else line += ": every rank relaunches, at tier " + e.tier + " or lower";
+    if (e.kind == protocol::world::stop)
+        line += ": the job stops";
+    else if (e.kind == protocol::world::failed)
+        line += ": the job fails";
+    else
+        line += ": every rank relaunches, at tier " + e.tier + " or lower";
     if (!e.detail.empty()) line += " (" + e.detail + ")";
     return {line, e.kind == protocol::world::relaunch ? W::notable : W::alarm};
 }
@@ -189,7 +192,8 @@ EventText text(const ev::WorldPublishEvent& e) {
             W::routine};
 }
 EventText text(const ev::WorldAgentEvent& e) {
-    if (e.state == "connected") return {"world agent connected to the store at " + e.store, W::routine};
+    if (e.state == "connected")
+        return {"world agent connected to the store at " + e.store, W::routine};
     return {"world agent " + e.state + (e.message.empty() ? "" : ": " + e.message), W::alarm};
 }
 
