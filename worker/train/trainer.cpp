@@ -115,6 +115,7 @@ void Trainer::setup() {
     m_model = model::Detector(model::options_from(m_config.model));
     m_model->to(m_device);
     m_model->set_activation_checkpointing(m_tier.activation_checkpointing);
+    m_model->set_channels_last(m_device.is_cpu());
     m_optimizer = make_optimizer(*m_model, tc);
     m_loss = std::make_unique<YoloLoss>(tc.loss, m_model->anchors());
     m_store =
