@@ -355,10 +355,10 @@ int Trainer::run() {
                 if (m_progress.step_in_epoch < m_steps_per_epoch) train_epoch();
                 end_epoch();
             }
-        } catch (const std::bad_alloc&) {
+        } catch (const std::bad_alloc& e) {
             // An allocation outside the forward/backward pass (a checkpoint's serialisation, the
             // next batch's images, a metrics line) failed: the completed steps are still saved.
-            handle_oom("std::bad_alloc", false);
+            handle_oom(e.what(), false);
         } catch (const std::exception& e) {
             if (!is_out_of_memory(e)) throw;
             handle_oom(e.what(), false);
