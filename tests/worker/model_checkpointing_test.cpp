@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <string>
 
 #include "model_test_util.hpp"
@@ -29,8 +30,8 @@ std::vector<torch::Tensor> clone_all(const std::vector<torch::Tensor>& tensors) 
 
 /// One training forward + backward from the same starting buffers and seed.
 Pass run_pass(Detector& detector, const torch::Tensor& images,
-              const std::vector<torch::Tensor>& initial_buffers, bool checkpointing,
-              uint64_t seed) {
+              const std::vector<torch::Tensor>& initial_buffers, bool checkpointing, uint64_t seed,
+              bool channels_last = false) {
     {
         torch::NoGradGuard no_grad;
         auto buffers = detector->buffers();
@@ -42,6 +43,7 @@ Pass run_pass(Detector& detector, const torch::Tensor& images,
         p.mutable_grad() = torch::Tensor();
     }
     detector->set_activation_checkpointing(checkpointing);
+    detector->set_channels_last(channels_last);
     detector->train();
     torch::manual_seed(seed);
     Pass pass;
@@ -77,6 +79,38 @@ bool all_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Ten
     return true;
 }
 
+/// Equal up to float rounding, as when the same sums are taken in another order: each pair's
+/// difference is small against the larger of the tensor's own size and the size of all of them
+/// together (a gradient that is zero in exact arithmetic, such as a batch norm's bias before
+/// another batch norm, is rounding noise on both sides). Gradients of the first layers gather
+/// the rounding of every layer above (about 2e-4 of their size here).
+bool close_in_norm(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b,
+                   std::string* where, double relative) {
+    if (a.size() != b.size()) {
+        *where = "different counts";
+        return false;
+    }
+    double total = 0.0;
+    for (const auto& t : a)
+        if (t.is_floating_point()) total += std::pow(t.norm().item<double>(), 2);
+    const double floor = 1e-2 * relative * std::sqrt(total);
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (!a[i].is_floating_point()) {
+            if (torch::equal(a[i], b[i])) continue;
+            *where = "tensor " + std::to_string(i) + " differs";
+            return false;
+        }
+        const double size = a[i].norm().item<double>();
+        const double diff = (a[i] - b[i]).norm().item<double>();
+        if (diff > relative * size + floor) {
+            *where = "tensor " + std::to_string(i) + ", difference " + std::to_string(diff) +
+                     " for a size of " + std::to_string(size);
+            return false;
+        }
+    }
+    return true;
+}
+
 class Checkpointing : public ::testing::TestWithParam<Backbone> {};
 
 TEST_P(Checkpointing, SameGradientsStatisticsAndRandomStream) {
@@ -103,6 +137,37 @@ TEST_P(Checkpointing, SameGradientsStatisticsAndRandomStream) {
         const auto other = run_pass(detector, images, initial, /*checkpointing=*/false, 124);
         EXPECT_FALSE(all_close(plain.grads, other.grads, &where));
     }
+}
+
+// Channels-last activations in the backbone change only the order of the float sums inside the
+// convolutions: the same outputs, gradients and statistics, and the default format outside.
+TEST_P(Checkpointing, ChannelsLastBackboneSameOutputsAndGradients) {
+    torch::manual_seed(0);
+    Detector detector(tiny_options(GetParam(), /*drop_connect=*/0.5));
+    const auto images = torch::randn({4, 3, 64, 64});
+    const auto initial = clone_all(detector->buffers());
+
+    const auto plain = run_pass(detector, images, initial, /*checkpointing=*/false, 123);
+    const auto nhwc = run_pass(detector, images, initial, /*checkpointing=*/false, 123,
+                               /*channels_last=*/true);
+    EXPECT_TRUE(detector->channels_last());
+    std::string where;
+    EXPECT_TRUE(close_in_norm(plain.outputs, nhwc.outputs, &where, 1e-4)) << "outputs: " << where;
+    EXPECT_TRUE(close_in_norm(plain.grads, nhwc.grads, &where, 1e-3)) << "gradients: " << where;
+    EXPECT_TRUE(close_in_norm(plain.buffers, nhwc.buffers, &where, 1e-4)) << "buffers: " << where;
+    EXPECT_TRUE(torch::equal(plain.rng_after, nhwc.rng_after));
+    // Parameters and their gradients keep the default format (checkpoints, optimizer state).
+    for (const auto& p : detector->parameters()) {
+        EXPECT_TRUE(p.is_contiguous());
+        if (p.grad().defined()) EXPECT_TRUE(p.grad().is_contiguous());
+    }
+    auto& backbone = dynamic_cast<FeatureExtractor&>(detector->backbone_module());
+    for (const auto& f : backbone.forward(images)) EXPECT_TRUE(f.is_contiguous());
+    // With checkpointing too.
+    const auto both = run_pass(detector, images, initial, /*checkpointing=*/true, 123,
+                               /*channels_last=*/true);
+    EXPECT_TRUE(close_in_norm(plain.grads, both.grads, &where, 1e-3)) << "gradients: " << where;
+    detector->set_channels_last(false);
 }
 
 TEST_P(Checkpointing, ActiveOnlyWhenTrainingWithGrad) {

@@ -164,6 +164,7 @@ int run_bench(BenchOptions o) {
     model->set_activation_checkpointing(o.activation_checkpointing);
     model->train();
     model->to(device);
+    model->set_channels_last(device.is_cpu());  // as the trainer does
     if (o.channels_last) {
         torch::NoGradGuard no_grad;
         for (auto& p : model->parameters())
@@ -186,7 +187,7 @@ int run_bench(BenchOptions o) {
                           .to(device)
                           .contiguous(memory_format);
         step = [&, images] {
-            optimizer->zero_grad();
+            // Gradients are undefined here, as the trainer leaves them after each step.
             for (int k = 0; k < o.accumulate; ++k) {
                 auto features = backbone.forward(images);
                 torch::Tensor total = features[0].square().mean();
@@ -195,6 +196,7 @@ int run_bench(BenchOptions o) {
                 total.backward();
             }
             optimizer->step();
+            release_gradients(*optimizer);
         };
     } else {
         parameters = model::count_parameters(*model).total;

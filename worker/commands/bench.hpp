@@ -25,7 +25,9 @@ struct BenchOptions {
     /// The backbone alone (stem and stages), loss = sum of the mean squares of P3/P4/P5, AdamW:
     /// the step that scripts/bench_peer.py runs through PyTorch's Python API.
     bool backbone_only = false;
-    /// Inputs and weights in channels-last memory format (an experiment; the trainer does not).
+    /// Inputs and weights in channels-last memory format (an experiment; the trainer keeps the
+    /// weights in the default format and runs only the backbone's activations channels-last, on
+    /// the CPU, as this benchmark always does).
     bool channels_last = false;
     /// Times writing and reading a full checkpoint (model, optimizer state) instead of steps.
     bool checkpoint = false;

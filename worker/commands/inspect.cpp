@@ -220,6 +220,7 @@ int run_eval(const std::string& config_path, const std::string& checkpoint_path,
     apply_threads(tier.threads);
     model::Detector detector(model::options_from(config.model));
     detector->to(device);
+    detector->set_channels_last(device.is_cpu());
     torch::optim::AdamW unused(detector->parameters(), torch::optim::AdamWOptions(0.0));
     LoadedCheckpoint weights_only = ckpt;
     weights_only.optimizer.clear();

@@ -13,6 +13,7 @@
 #include <typeinfo>
 
 #include "common/units.hpp"
+#include "worker/device/host_block_cache.hpp"
 #include "worker/device/torch_version.hpp"
 
 #if defined(__GLIBC__)
@@ -278,6 +279,7 @@ void release_memory(const torch::Device& device, Cleanup level) {
 #endif
     (void)device;
     (void)level;
+    release_host_block_cache();
 #if defined(__GLIBC__)
     malloc_trim(0);
 #endif

@@ -51,8 +51,8 @@ DeviceMemory device_memory(const torch::Device& device);
 /// Returns a line for the log saying what was done, "" when nothing was asked.
 std::string limit_device_memory(const torch::Device& device, std::uint64_t limit);
 
-/// Returns cached device blocks to the driver and trims the C heap. Stronger cleanup levels
-/// also synchronise the device first.
+/// Returns cached device blocks to the driver, the host block cache's free blocks to the system
+/// and trims the C heap. Stronger cleanup levels also synchronise the device first.
 void release_memory(const torch::Device& device, Cleanup level);
 
 }  // namespace smartcash::train

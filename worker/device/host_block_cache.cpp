@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -18,6 +19,19 @@ namespace {
 
 constexpr std::size_t min_cached_size = std::size_t{256} << 10;
 constexpr std::size_t alignment = 64;  // as LibTorch's own CPU allocator
+
+/// std::bad_alloc (the fault contract's out-of-memory) that says how much was asked, as
+/// LibTorch's own CPU allocator does.
+class AllocationFailed final : public std::bad_alloc {
+  public:
+    explicit AllocationFailed(std::size_t n)
+        : m_what("host block cache: can't allocate memory: you tried to allocate " +
+                 std::to_string(n) + " bytes") {}
+    const char* what() const noexcept override { return m_what.c_str(); }
+
+  private:
+    std::string m_what;
+};
 
 struct Freed {
     void* data;
@@ -73,7 +87,7 @@ class HostBlockCache final : public c10::Allocator {
         const c10::Device cpu(c10::DeviceType::CPU);
         if (n < min_cached_size) {
             void* data = nullptr;
-            if (n > 0 && ::posix_memalign(&data, alignment, n) != 0) throw std::bad_alloc();
+            if (n > 0 && ::posix_memalign(&data, alignment, n) != 0) throw AllocationFailed(n);
             return {data, data, &HostBlockCache::free_pointer, cpu};
         }
         auto* self = const_cast<HostBlockCache*>(this);  // the cache is shared, behind its mutex
@@ -100,7 +114,7 @@ class HostBlockCache final : public c10::Allocator {
             release_all();  // the system refused: what is cached is the first to give back
             data = map(size);
         }
-        if (!data) throw std::bad_alloc();
+        if (!data) throw AllocationFailed(size);
         std::lock_guard<std::mutex> lock(m_mutex);
         m_stats.live += size;
         ++m_stats.maps;

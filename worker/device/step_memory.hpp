@@ -15,10 +15,13 @@ namespace smartcash::train {
 /// updated as when zero-filled gradients were kept.
 void release_gradients(torch::optim::Optimizer& optimizer);
 
-/// At `Cleanup::extreme` (the minimal tier): LibTorch's CPU allocations of 256 KiB and more come
-/// from the host block cache (host_block_cache.hpp), mapped from the system and returned to it
-/// beyond a bounded cache of free blocks, so the resident set follows the live tensors. The cap is
-/// 256 MiB, or $SMARTCASH_HOST_CACHE_MIB (a tuning knob for scripts/bench). Elsewhere: nothing.
+/// LibTorch's CPU allocations of 256 KiB and more come from the host block cache
+/// (host_block_cache.hpp): mapped from the system (2 MiB-aligned, huge pages requested), and kept
+/// in a cache of free blocks when freed, for the next tensor of the same size class. At
+/// `Cleanup::extreme` (the minimal tier) the cache holds at most 256 MiB and returns the rest to
+/// the system at once, so the resident set follows the live tensors; at the other levels it keeps
+/// every freed block, so a step's activations reuse the previous step's pages instead of faulting
+/// in fresh ones. $SMARTCASH_HOST_CACHE_MIB overrides the cap (a tuning knob for scripts/bench).
 void apply_allocator_policy(Cleanup level);
 
 }  // namespace smartcash::train

@@ -37,11 +37,11 @@ CspDarknetImpl::CspDarknetImpl(const CspDarknetOptions& options) {
 
 FeaturePyramid CspDarknetImpl::forward(const torch::Tensor& images) {
     FeaturePyramid features;
-    auto x = stem(images);
+    auto x = stem(stage_input(images));
     for (size_t s = 0; s < stages.size(); ++s) {
         x = run_stage(stages[s], x);
         if (s >= 1) {
-            features[s - 1] = x;
+            features[s - 1] = output(x);
         }
     }
     return features;

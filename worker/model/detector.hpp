@@ -120,6 +120,11 @@ class DetectorImpl : public torch::nn::Module {
     void set_activation_checkpointing(bool on);
     bool activation_checkpointing() const { return m_checkpointing; }
 
+    /// The backbone's activations in channels-last memory format (FeatureExtractor); the trainer
+    /// turns it on for the CPU, where it is faster.
+    void set_channels_last(bool on) { m_backbone->set_channels_last(on); }
+    bool channels_last() const { return m_backbone->channels_last(); }
+
     /// The anchors buffer [3, 3, 2] (w, h) in input pixels.
     torch::Tensor anchors() const { return m_anchors; }
 

@@ -98,12 +98,12 @@ EfficientNetImpl::EfficientNetImpl(const EfficientNetOptions& options) {
 
 FeaturePyramid EfficientNetImpl::forward(const torch::Tensor& images) {
     FeaturePyramid features;
-    auto x = stem(images);
+    auto x = stem(stage_input(images));
     size_t next = 0;
     for (size_t s = 0; s < stages.size(); ++s) {
         x = run_stage(stages[s], x);
         if (next < pyramid_stages.size() && s == pyramid_stages[next]) {
-            features[next++] = x;
+            features[next++] = output(x);
         }
     }
     return features;

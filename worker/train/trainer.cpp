@@ -115,6 +115,7 @@ void Trainer::setup() {
     m_model = model::Detector(model::options_from(m_config.model));
     m_model->to(m_device);
     m_model->set_activation_checkpointing(m_tier.activation_checkpointing);
+    m_model->set_channels_last(m_device.is_cpu());
     m_optimizer = make_optimizer(*m_model, tc);
     m_loss = std::make_unique<YoloLoss>(tc.loss, m_model->anchors());
     m_store =
@@ -354,10 +355,10 @@ int Trainer::run() {
                 if (m_progress.step_in_epoch < m_steps_per_epoch) train_epoch();
                 end_epoch();
             }
-        } catch (const std::bad_alloc&) {
+        } catch (const std::bad_alloc& e) {
             // An allocation outside the forward/backward pass (a checkpoint's serialisation, the
             // next batch's images, a metrics line) failed: the completed steps are still saved.
-            handle_oom("std::bad_alloc", false);
+            handle_oom(e.what(), false);
         } catch (const std::exception& e) {
             if (!is_out_of_memory(e)) throw;
             handle_oom(e.what(), false);

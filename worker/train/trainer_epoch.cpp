@@ -47,8 +47,8 @@ void Trainer::end_epoch() {
             validation = evaluate_split(*m_model, m_data.valid, m_data.names, m_config, m_device,
                                         m_tier.micro_batch,
                                         [this](std::size_t, std::size_t) { send_progress(false); });
-        } catch (const std::bad_alloc&) {
-            handle_oom("std::bad_alloc", false);
+        } catch (const std::bad_alloc& e) {
+            handle_oom(e.what(), false);
         } catch (const c10::Error& e) {
             if (is_out_of_memory(e)) handle_oom(e.what(), false);
             throw;

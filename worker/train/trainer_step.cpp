@@ -82,7 +82,7 @@ void Trainer::run_one_step() {
             m_tier.micro_batch, m_config.model.img_size, tc.grad_clip, m_device,
             [this] { return between_micro(); }, share);
     } catch (const std::bad_alloc& e) {
-        handle_oom("std::bad_alloc", false);
+        handle_oom(e.what(), false);
     } catch (const c10::Error& e) {
         if (is_out_of_memory(e)) handle_oom(e.what(), false);
         throw;
