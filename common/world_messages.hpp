@@ -1,4 +1,5 @@
-// Supervisor <-> world agent: how the supervisors of a data-parallel job agree (docs/distributed.md).
+// Supervisor <-> world agent: how the supervisors of a data-parallel job agree
+// (docs/distributed.md).
 //
 // Each smartcashd of a job with several ranks runs one `smartcash-worker world-agent`, a small
 // process that holds a c10d TCPStore client (rank 0's agent also serves the store, for the whole
