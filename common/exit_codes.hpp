@@ -14,7 +14,9 @@ inline constexpr int io_error =
     74;                         ///< a file could not be written/read, e.g. full disk (EX_IOERR)
 inline constexpr int oom = 75;  ///< an allocation failed in-process; emergency checkpoint written
 inline constexpr int requested_stop = 76;  ///< stopped after a checkpoint because it was asked to
-inline constexpr int usage = 64;           ///< bad command line (EX_USAGE)
+/// a collective failed because another rank is gone (several ranks); checkpoint written
+inline constexpr int peer_lost = 77;
+inline constexpr int usage = 64;  ///< bad command line (EX_USAGE)
 /// training diverged: too many optimizer steps in a row had a non-finite loss or gradient norm
 inline constexpr int diverged = 79;
 
@@ -35,6 +37,8 @@ constexpr const char* name(int code) {
             return "oom";
         case requested_stop:
             return "requested_stop";
+        case peer_lost:
+            return "peer_lost";
         case usage:
             return "usage";
         case diverged:

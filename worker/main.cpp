@@ -15,6 +15,7 @@
 #include "worker/commands/train_command.hpp"
 #include "worker/data/labels.hpp"
 #include "worker/data/synth.hpp"
+#include "worker/distributed/world_agent.hpp"
 
 namespace {
 
@@ -38,6 +39,10 @@ const char* usage_text =
     "  export --checkpoint FILE --out FILE.safetensors [--backbone-only]\n"
     "        [--naming smartcash|torchvision|timm|yolov5]\n"
     "        write a checkpoint's weights as safetensors, e.g. to start another run from\n"
+    "  world-agent --rank R --world-size N --master HOST:PORT [--lost-after SECONDS]\n"
+    "        [--timeout SECONDS] [--report-fd N --command-fd N]\n"
+    "        the store agent of one rank's supervisor (docs/distributed.md); rank 0 serves the\n"
+    "        store; without fds it reads commands on stdin and writes messages on stdout\n"
     "  checkpoint-info FILE [--json]\n"
     "  devices [--json]\n"
     "        which accelerators (CUDA, MPS) this LibTorch can use here, and why not\n"
@@ -101,6 +106,14 @@ int to_int(const std::string& text, const std::string& name) {
     return static_cast<int>(v);
 }
 
+double to_seconds(const std::string& text, const std::string& name) {
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(v > 0))
+        throw UsageError("--" + name + " expects a positive number of seconds, got '" + text + "'");
+    return v;
+}
+
 int dispatch(int argc, char** argv) {
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::cout << usage_text;
@@ -141,6 +154,30 @@ int dispatch(int argc, char** argv) {
         std::cout << "wrote " << o.images << " synthetic images (" << o.size << " px, seed "
                   << o.seed << ") to " << o.out << "\n";
         return exit_code::done;
+    }
+    if (cmd == "world-agent") {
+        auto a = parse_args(
+            argc, argv, 2, {},
+            {"rank", "world-size", "master", "lost-after", "timeout", "report-fd", "command-fd"});
+        if (!a.has("rank") || !a.has("world-size") || !a.has("master"))
+            throw UsageError("world-agent needs --rank R --world-size N --master HOST:PORT");
+        if (!a.positional.empty())
+            throw UsageError("world-agent takes no argument '" + a.positional.front() + "'");
+        dist::AgentOptions o;
+        o.rank = to_int(a.get("rank"), "rank");
+        o.world_size = to_int(a.get("world-size"), "world-size");
+        if (o.world_size < 1 || o.world_size > 4096)
+            throw UsageError("--world-size must be 1 to 4096");
+        if (o.rank < 0 || o.rank >= o.world_size)
+            throw UsageError("--rank must be 0 to " + std::to_string(o.world_size - 1));
+        if (!dist::parse_host_port(a.get("master"), &o.master_host, &o.master_port))
+            throw UsageError("--master expects HOST:PORT (port 1 to 65535), got '" +
+                             a.get("master") + "'");
+        if (a.has("lost-after")) o.lost_after_s = to_seconds(a.get("lost-after"), "lost-after");
+        if (a.has("timeout")) o.timeout_s = to_seconds(a.get("timeout"), "timeout");
+        if (a.has("report-fd")) o.report_fd = to_int(a.get("report-fd"), "report-fd");
+        if (a.has("command-fd")) o.command_fd = to_int(a.get("command-fd"), "command-fd");
+        return dist::run_world_agent(o);
     }
     if (cmd == "eval") {
         auto a = parse_args(argc, argv, 2, {"json"}, {"config", "checkpoint", "split", "run-dir"});

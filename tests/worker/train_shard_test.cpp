@@ -90,6 +90,14 @@ TEST(DistributedEnv, ReadsTheTorchrunVariables) {
     EXPECT_EQ(env.master_addr, "10.0.0.2");
     EXPECT_EQ(env.master_port, 29500);
     EXPECT_EQ(env.timeout_s, 30);
+    EXPECT_EQ(env.store_prefix, "");
+    const auto shared =
+        dist::read_dist_env(env_of({{"WORLD_SIZE", "2"},
+                                    {"RANK", "0"},
+                                    {"MASTER_ADDR", "127.0.0.1"},
+                                    {"MASTER_PORT", "29500"},
+                                    {"SMARTCASH_STORE_PREFIX", "smartcash/r/3/pg/"}}));
+    EXPECT_EQ(shared.store_prefix, "smartcash/r/3/pg/");
 }
 
 TEST(DistributedEnv, BadValuesAreConfigErrorsNamingTheVariable) {

@@ -2,10 +2,6 @@
 // (WORLD_SIZE=2, RANK, MASTER_ADDR=127.0.0.1, a free MASTER_PORT), each with its own run
 // directory, against one process with the same effective batch; a stop on one rank; the refusal
 // of a resume with another world size; the config errors of a world size that cannot work.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <cmath>
 
 #include "common/exit_codes.hpp"
@@ -17,24 +13,6 @@ namespace {
 
 using namespace worker_test;
 namespace exit_code = smartcash::exit_code;
-
-/// A TCP port that was free on the loopback a moment ago (the kernel's choice for port 0).
-int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) throw std::runtime_error("socket failed");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        ::close(fd);
-        throw std::runtime_error("cannot find a free port");
-    }
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 
 std::string dist_config() { return fixture("tiny_dist.yaml"); }
 
@@ -48,11 +26,13 @@ class WorkerDistributed : public WorkerTest {
 
     /// One rank of a two-rank job training into `run_dir`.
     std::unique_ptr<WorkerProcess> rank(int r, int port, const std::string& run_dir,
-                                        const std::string& tier = "small", int world = 2) {
+                                        const std::string& tier = "small", int world = 2,
+                                        const std::vector<std::string>& extra_env = {}) {
         LaunchOptions options;
         options.env = {"WORLD_SIZE=" + std::to_string(world), "RANK=" + std::to_string(r),
                        "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port),
                        "SMARTCASH_DIST_TIMEOUT=60"};
+        options.env.insert(options.env.end(), extra_env.begin(), extra_env.end());
         return train(run_dir, tier, options, dist_config());
     }
 
@@ -247,23 +227,73 @@ TEST_F(WorkerDistributed, ImpossibleRankSettingsAreConfigErrors) {
     }
 }
 
-// A rank that dies (SIGKILL) mid-run: the other fails in its next collective with an error
-// that says so, instead of hanging.
-TEST_F(WorkerDistributed, ARankThatDiesMakesTheOtherFailClearly) {
-    const int port = free_port();
+// A rank that dies (SIGKILL) mid-run: the other fails in its next collective instead of hanging,
+// drops the step's gradients, writes an emergency checkpoint of the last step it completed and
+// exits with peer_lost. Rank 1 freezes itself at a known step boundary (a test hook) before it is
+// killed, so rank 0 always fails at the same place: the agreement before step 4. Started again,
+// both ranks resume from the newest step they both have and end with the weights of an
+// uninterrupted run.
+TEST_F(WorkerDistributed, ARankThatDiesMakesTheOtherCheckpointAndExitPeerLost) {
+    const std::string ref0 = run_dir("ref0"), ref1 = run_dir("ref1");
+    run_ranks({ref0, ref1});
+    const auto reference = final_hash(ref0);
+    ASSERT_EQ(reference.second, 16);
+
     const std::string run0 = run_dir("rank0"), run1 = run_dir("rank1");
+    {
+        const int port = free_port();
+        auto w0 = rank(0, port, run0);
+        auto w1 = rank(1, port, run1, "small", 2, {"SMARTCASH_TEST_FREEZE_AT_STEP=3"});
+        while (w1->running() &&
+               w1->err().find("test hook: frozen at step 3") == std::string::npos) {
+            w1->poll_reports(5);
+            w0->poll_reports(5);
+        }
+        ASSERT_TRUE(w1->running()) << w1->err();
+        w1->signal(SIGKILL);
+        EXPECT_TRUE(w1->wait(60).killed_by(SIGKILL));
+        const auto status = w0->wait(120);
+        const std::string err = w0->err();
+        ASSERT_TRUE(status.exited) << status.describe() << "\n" << err;
+        EXPECT_EQ(status.code, exit_code::peer_lost) << err;
+        EXPECT_NE(err.find("rank 0 of 2"), std::string::npos) << err;
+        EXPECT_NE(err.find("another rank has died"), std::string::npos) << err;
+        EXPECT_NE(err.find("'step boundary flags'"), std::string::npos) << err;
+
+        // The last step rank 0 completed (and reported) is the step of its newest checkpoint.
+        const auto lines = metric_lines(run0, "step");
+        ASSERT_FALSE(lines.empty());
+        const auto last_completed = lines.back().value("step", std::int64_t{-1});
+        EXPECT_EQ(last_completed, 3);
+        const auto stopping = w0->reports_of("stopping");
+        ASSERT_EQ(stopping.size(), 1u) << err;
+        EXPECT_EQ(stopping[0].value("exit_code", 0), exit_code::peer_lost);
+        EXPECT_EQ(stopping[0].value("step", std::int64_t{-1}), last_completed);
+        EXPECT_EQ(stopping[0].value("reason", std::string()).rfind("another rank is gone: ", 0), 0u)
+            << stopping[0].dump();
+        const auto newest_file = step_checkpoints(run0).rbegin()->second;
+        EXPECT_EQ(stopping[0].value("checkpoint", std::string()), newest_file);
+        auto ci = info(newest_file);
+        EXPECT_EQ(ci.json.value("step", std::int64_t{-1}), last_completed) << ci.json.dump();
+        EXPECT_EQ(ci.json.value("kind", std::string()), "emergency") << ci.json.dump();
+        EXPECT_TRUE(ci.json.value("valid", false)) << ci.json.dump();
+    }
+    // Rank 1's newest checkpoint is older (step 2): both resume there and finish.
+    const std::int64_t agreed = step_checkpoints(run1).rbegin()->first;
+    EXPECT_EQ(agreed, 2);
+    const int port = free_port();
     auto w0 = rank(0, port, run0);
     auto w1 = rank(1, port, run1);
-    while (w1->running() && metric_step_lines(run1) < 2) w1->poll_reports(5);
-    ASSERT_TRUE(w1->running()) << w1->err();
-    w1->signal(SIGKILL);
-    EXPECT_TRUE(w1->wait(60).killed_by(SIGKILL));
-    const auto status = w0->wait(120);
-    const std::string err = w0->err();
-    ASSERT_TRUE(status.exited) << status.describe() << "\n" << err;
-    EXPECT_NE(status.code, exit_code::done) << err;
-    EXPECT_NE(err.find("rank 0 of 2"), std::string::npos) << err;
-    EXPECT_NE(err.find("another rank has died"), std::string::npos) << err;
+    const auto s0 = w0->wait(240), s1 = w1->wait(240);
+    ASSERT_TRUE(s0.exited && s0.code == exit_code::done) << s0.describe() << "\n" << w0->err();
+    ASSERT_TRUE(s1.exited && s1.code == exit_code::done) << s1.describe() << "\n" << w1->err();
+    for (auto* w : {w0.get(), w1.get()}) {
+        const auto hello = w->reports_of("hello");
+        ASSERT_EQ(hello.size(), 1u);
+        EXPECT_EQ(hello[0].value("resumed_step", std::int64_t{-1}), agreed) << w->err();
+    }
+    EXPECT_EQ(final_hash(run0), reference);
+    EXPECT_EQ(final_hash(run1), reference);
 }
 
 }  // namespace

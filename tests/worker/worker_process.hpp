@@ -3,10 +3,13 @@
 // and read what it left behind (exit status, stderr, reports, checkpoints).
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,6 +79,24 @@ inline bool cloexec_pipe(int fds[2]) {
     for (int i = 0; i < 2; ++i) ::fcntl(fds[i], F_SETFD, ::fcntl(fds[i], F_GETFD) | FD_CLOEXEC);
     return true;
 #endif
+}
+
+/// A TCP port that was free on the loopback a moment ago (the kernel's choice for port 0).
+inline int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error("socket failed");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        ::close(fd);
+        throw std::runtime_error("cannot find a free port");
+    }
+    ::close(fd);
+    return ntohs(addr.sin_port);
 }
 
 /// How a child ended.
@@ -261,6 +282,12 @@ class WorkerProcess {
         const std::string line = command.dump() + "\n";
         if (::write(m_command_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
             throw std::runtime_error("cannot write to the command pipe");
+    }
+
+    /// Closes the command pipe: the child reads end of file.
+    void close_commands() {
+        if (m_command_fd >= 0) ::close(m_command_fd);
+        m_command_fd = -1;
     }
 
     const std::vector<Json>& reports() const { return m_reports; }

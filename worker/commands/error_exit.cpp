@@ -7,6 +7,7 @@
 #include "common/exit_codes.hpp"
 #include "worker/checkpoint/checkpoint.hpp"
 #include "worker/data/dataset.hpp"
+#include "worker/distributed/process_group.hpp"
 #include "worker/train/faults.hpp"
 
 namespace smartcash::train {
@@ -22,6 +23,9 @@ ErrorExit error_exit(std::exception_ptr error) {
         return {exit_code::io_error, "io", e.what()};
     } catch (const CheckpointError& e) {
         return {exit_code::io_error, "io", e.what()};
+    } catch (const dist::DistributedError& e) {
+        // Outside the training loop (the rendezvous, the agreements at start): no checkpoint.
+        return {exit_code::peer_lost, "peer", e.what()};
     } catch (const DivergedError& e) {
         return {exit_code::diverged, "training", e.what()};
     } catch (const std::bad_alloc&) {

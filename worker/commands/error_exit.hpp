@@ -9,7 +9,7 @@ namespace smartcash::train {
 
 struct ErrorExit {
     int code;
-    std::string kind;  ///< the error report's kind: config, data, io, training, internal
+    std::string kind;  ///< the error report's kind: config, data, io, training, peer, internal
     std::string message;
 };
 

@@ -7,6 +7,7 @@
 #include <utility>
 
 #ifdef SMARTCASH_WITH_C10D
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -86,6 +87,7 @@ DistEnv read_dist_env(const std::function<const char*(const char*)>& get_given) 
             throw ConfigError(environment, 0, 0, "SMARTCASH_DIST_TIMEOUT",
                               fmt::format("{} is not a positive number of seconds", timeout));
     }
+    env.store_prefix = get("SMARTCASH_STORE_PREFIX");
     return env;
 }
 
@@ -148,11 +150,20 @@ std::unique_ptr<ProcessGroupContext> ProcessGroupContext::connect(const DistEnv&
     try {
         c10d::TCPStoreOptions options;
         options.port = static_cast<std::uint16_t>(env.master_port);
-        options.isServer = env.rank == 0;
+        // With a prefix the store outlives this launch (a world agent serves it): every rank
+        // is a client, and this launch's keys stay apart from any other launch's.
+        const bool shared_store = !env.store_prefix.empty();
+        options.isServer = env.rank == 0 && !shared_store;
         options.numWorkers = static_cast<std::size_t>(env.world_size);
-        options.waitWorkers = true;
+        options.waitWorkers = !shared_store;
         options.timeout = rendezvous;
         impl.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+        if (shared_store) {
+            // PrefixStore puts its own '/' between the prefix and each key.
+            std::string prefix = env.store_prefix;
+            while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+            impl.store = c10::make_intrusive<c10d::PrefixStore>(prefix, impl.store);
+        }
         auto group_options = c10d::ProcessGroupGloo::Options::create(impl.timeout);
         group_options->devices.push_back(gloo_device(env.master_addr));
         impl.group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl.store, env.rank,

@@ -29,10 +29,15 @@ struct DistEnv {
     /// Rendezvous and collective timeout (SMARTCASH_DIST_TIMEOUT, seconds); 0: the defaults
     /// (5 minutes to rendezvous, 30 minutes for a collective).
     double timeout_s = 0;
+    /// SMARTCASH_STORE_PREFIX: set by a supervisor whose world agent serves the store for the
+    /// whole job (docs/distributed.md). Non-empty: no rank serves the store, every rank connects
+    /// to it as a client and keeps its process group's keys under this prefix.
+    std::string store_prefix;
     bool distributed() const { return world_size > 1; }
 };
 
-/// Reads WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT and SMARTCASH_DIST_TIMEOUT through `get`
+/// Reads WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT, SMARTCASH_DIST_TIMEOUT and
+/// SMARTCASH_STORE_PREFIX through `get`
 /// (getenv by default). Throws ConfigError naming the variable for a value that is not a number,
 /// a rank out of range, a missing address or a port outside 1..65535.
 DistEnv read_dist_env(const std::function<const char*(const char*)>& get = {});
@@ -57,7 +62,8 @@ class DistributedError : public std::runtime_error {
 /// the same order.
 class ProcessGroupContext {
   public:
-    /// Rendezvous with the other ranks (rank 0 serves the TCPStore at MASTER_ADDR:MASTER_PORT).
+    /// Rendezvous with the other ranks (rank 0 serves the TCPStore at MASTER_ADDR:MASTER_PORT;
+    /// with a store prefix, none does: the world agent of rank 0's supervisor serves it).
     /// Throws ConfigError when this build has no c10d/Gloo, DistributedError when the rendezvous
     /// fails or times out.
     static std::unique_ptr<ProcessGroupContext> connect(const DistEnv& env);

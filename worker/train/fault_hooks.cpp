@@ -6,6 +6,7 @@
 #endif
 #include <sys/resource.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 
@@ -32,8 +33,12 @@ FaultHooks FaultHooks::from_environment() {
         hooks.nonfinite_from = from;
         hooks.nonfinite_count = count;
     }
+    if (const char* at = std::getenv("SMARTCASH_TEST_FREEZE_AT_STEP"))
+        hooks.freeze_at_step = std::atoll(at);
     return hooks;
 }
+
+void FaultHooks::freeze() { std::raise(SIGSTOP); }
 
 std::string FaultHooks::limit_address_space_at(std::int64_t step) {
     if (rlimit_at_step < 0 || step != rlimit_at_step) return {};

@@ -1,6 +1,7 @@
 // Faults the tests cause for real in a worker (docs/testing.md): an address-space limit set at a
 // given step (RLIMIT_AS, so a later allocation fails in the allocator), an impossible allocation
-// inside the step's buffer snapshot, and a loss poisoned with NaN for a range of steps. Read
+// inside the step's buffer snapshot, a loss poisoned with NaN for a range of steps, and a worker
+// that freezes itself at a step boundary (so a test can kill one rank at a known point). Read
 // once from the environment; all off in normal runs.
 #pragma once
 
@@ -17,6 +18,10 @@ struct FaultHooks {
     /// steps completed before them; no COUNT: all from FROM on) get a loss whose gains are NaN.
     std::int64_t nonfinite_from = -1;
     std::int64_t nonfinite_count = 0;
+    /// SMARTCASH_TEST_FREEZE_AT_STEP: at the step boundary after this many completed steps
+    /// (before the ranks' agreement on it), the worker logs "test hook: frozen at step N" and
+    /// stops itself (SIGSTOP) until it is continued or killed.
+    std::int64_t freeze_at_step = -1;
 
     /// Reads the variables. With an address-space limit asked for, glibc's mmap threshold is
     /// fixed first: glibc raises it as large blocks are freed and then serves a step from memory
@@ -31,6 +36,18 @@ struct FaultHooks {
     /// At the step asked for, caps the address space at what is mapped now plus the headroom
     /// (once). Returns a line for the log when it did.
     std::string limit_address_space_at(std::int64_t step);
+
+    /// At the step asked for, logs through `log` and stops this process (once).
+    template <typename Log>
+    void freeze_at(std::int64_t step, Log&& log) {
+        if (freeze_at_step < 0 || step != freeze_at_step) return;
+        freeze_at_step = -1;
+        log("test hook: frozen at step " + std::to_string(step));
+        freeze();
+    }
+
+  private:
+    static void freeze();
 };
 
 }  // namespace smartcash::train

@@ -322,6 +322,7 @@ void Trainer::train_epoch() {
     m_epoch_started = Clock::now();
     const auto& tc = m_config.training;
     while (m_progress.step_in_epoch < m_steps_per_epoch) {
+        m_hooks.freeze_at(m_progress.step, [this](const std::string& line) { log(line); });
         if (!agree_at_step_boundary()) stop_now();
         if (auto line = m_hooks.limit_address_space_at(m_progress.step); !line.empty()) log(line);
         run_one_step();
@@ -359,6 +360,10 @@ int Trainer::run() {
             // An allocation outside the forward/backward pass (a checkpoint's serialisation, the
             // next batch's images, a metrics line) failed: the completed steps are still saved.
             handle_oom(e.what(), false);
+        } catch (const dist::DistributedError& e) {
+            // A collective of the loop (the step boundary's flags, the gradients, the loss
+            // figures, the normalisation statistics) lost another rank.
+            handle_peer_lost(e.what());
         } catch (const std::exception& e) {
             if (!is_out_of_memory(e)) throw;
             handle_oom(e.what(), false);

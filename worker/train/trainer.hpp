@@ -96,6 +96,8 @@ class Trainer {
     void checkpoint(const std::string& kind, bool mid_step);
     [[noreturn]] void stop_now();
     [[noreturn]] void handle_oom(const std::string& message, bool in_optimizer_step);
+    /// A collective failed in the loop (dist::DistributedError): another rank is gone.
+    [[noreturn]] void handle_peer_lost(const std::string& message);
 
     Config m_config;
     TierConfig m_tier;

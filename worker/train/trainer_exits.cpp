@@ -1,7 +1,8 @@
-// Checkpoints, and the two ends of a launch that the fault contract defines (docs/exit-codes.md):
-// a requested stop (finish the micro-batch, checkpoint the last completed step, exit) and an
+// Checkpoints, and the ends of a launch that the fault contract defines (docs/exit-codes.md): a
+// requested stop (finish the micro-batch, checkpoint the last completed step, exit), an
 // allocation failure (drop the half-accumulated gradients, write an emergency checkpoint of the
-// last completed step unless the failure came inside the optimizer update, exit with oom).
+// last completed step unless the failure came inside the optimizer update, exit with oom), and,
+// with ranks, a collective that lost another rank (the same checkpoint, exit with peer_lost).
 #include <fmt/core.h>
 
 #include "common/exit_codes.hpp"
@@ -82,6 +83,40 @@ void Trainer::handle_oom(const std::string& message, bool in_optimizer_step) {
     }
     report(protocol::Oom{first_line, m_progress.step, path, m_peak_device, m_peak_device_reserved});
     throw RunEnd{exit_code::oom};
+}
+
+void Trainer::handle_peer_lost(const std::string& message) {
+    m_bar.finish();
+    const std::string first_line = message.substr(0, message.find('\n'));
+    log("another rank is gone: " + first_line);
+    // The step's gradients (this rank's share, perhaps not reduced) are dropped, as on an OOM.
+    m_optimizer->zero_grad();
+    const bool inside_step = !m_step_start_buffers.empty();
+    std::int64_t step = m_progress.step;
+    std::string path;
+    if (inside_step && optimizer_updates(*m_optimizer) != m_updates_at_step_start) {
+        // The normalisation statistics' all-reduce comes after the update: the parameters moved
+        // on while the statistics were not averaged. The last checkpoint on disk is kept.
+        log("the failure came after this step's optimizer update: keeping the previous "
+            "checkpoint");
+        step = m_last_saved_step;
+        path = m_last_saved_path;
+    } else if (m_last_saved_step == m_progress.step) {
+        path = m_last_saved_path;
+    } else {
+        try {
+            checkpoint("emergency", /*mid_step=*/inside_step);
+            path = m_last_saved_path;
+            log(fmt::format("emergency checkpoint at step {} written", m_progress.step));
+        } catch (const std::exception& e) {
+            log(std::string("emergency checkpoint failed: ") + e.what());
+            step = m_last_saved_step;
+            path = m_last_saved_path;
+        }
+    }
+    report(protocol::Stopping{"another rank is gone: " + first_line, step, path,
+                              exit_code::peer_lost});
+    throw RunEnd{exit_code::peer_lost};
 }
 
 }  // namespace smartcash::train
