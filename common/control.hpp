@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/protocol.hpp"
+#include "common/world_messages.hpp"
 
 namespace smartcash::protocol {
 
@@ -125,6 +126,23 @@ struct JobRecord {
 
 /// The answer to `status`: from the running supervisor, or (supervisor_running false) from the
 /// state.json of a run whose supervisor is gone.
+/// A job with several ranks (docs/distributed.md): this rank, and every rank's figures as its
+/// world agent last saw them.
+struct WorldStatus {
+    int rank = 0;
+    int world_size = 1;
+    std::string store;  ///< HOST:PORT of the agents' store (rank 0's)
+    std::int64_t round = -1;
+    std::vector<int> waiting_for;  ///< ranks not joined yet, while this rank waits for a round
+    std::vector<world::RankView> ranks;
+
+    template <typename S, typename V>
+    static void fields(S& s, V&& v) {
+        v("rank", s.rank), v("world_size", s.world_size), v("store", s.store);
+        v("round", s.round), v("waiting_for", s.waiting_for), v("ranks", s.ranks);
+    }
+};
+
 struct StatusView : JobRecord {
     std::string state;  ///< the job: running, paused, stopped, done, failed
     std::string phase = "idle";
@@ -150,7 +168,8 @@ struct StatusView : JobRecord {
     std::optional<std::int64_t> step_in_epoch;
     std::optional<std::int64_t> steps_per_epoch;
     std::optional<double> images_per_s;
-    std::optional<double> eta_s;  ///< remaining steps at the recent step rate
+    std::optional<double> eta_s;       ///< remaining steps at the recent step rate
+    std::optional<WorldStatus> world;  ///< several ranks only
 
     template <typename S, typename V>
     static void fields(S& s, V&& v) {
@@ -164,7 +183,7 @@ struct StatusView : JobRecord {
         v("epochs", s.epochs), v("phase_epochs", s.phase_epochs);
         v("training_phase", s.training_phase), v("phases", s.phases);
         v("step_in_epoch", s.step_in_epoch), v("steps_per_epoch", s.steps_per_epoch);
-        v("images_per_s", s.images_per_s), v("eta_s", s.eta_s);
+        v("images_per_s", s.images_per_s), v("eta_s", s.eta_s), v("world", s.world);
     }
 };
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -27,6 +28,7 @@ using namespace smartcash::daemon;
 const char* const usage_text =
     "usage: smartcashd run   --config FILE [--run-dir DIR] [--worker PATH] [--follow] [-v]\n"
     "       smartcashd start --config FILE [--run-dir DIR] [--worker PATH]\n"
+    "       (both also take [--nnodes N --node-rank R --master HOST:PORT [--lost-after S]])\n"
     "\n"
     "  run     supervise the job in the foreground (terminal, systemd, launchd); logs to stderr\n"
     "  start   the same, detached; prints the pid and the control socket once it is up\n"
@@ -41,6 +43,13 @@ const char* const usage_text =
     "  -v, --verbose   also show step checkpoints and epoch ends (and, with the live block,\n"
     "                  the worker's log lines)\n"
     "\n"
+    "  several machines, data-parallel (docs/distributed.md); one smartcashd per machine:\n"
+    "  --nnodes N          number of ranks (default: $WORLD_SIZE, else 1)\n"
+    "  --node-rank R       this machine's rank, 0..N-1 (default: $RANK, else 0)\n"
+    "  --master HOST:PORT  where rank 0 serves the store the ranks agree through\n"
+    "                      (default: $MASTER_ADDR:$MASTER_PORT)\n"
+    "  --lost-after S      seconds without news of a rank before the others stop (default 30)\n"
+    "\n"
     "exit status: 0 job done, 1 job failed or could not start, 2 usage, 3 stopped before done\n";
 
 struct Options {
@@ -50,11 +59,36 @@ struct Options {
     std::string worker;
     bool follow = false;
     bool verbose = false;
+    WorldOptions world;
 };
+
+bool whole(const std::string& text, int* out) {
+    try {
+        std::size_t used = 0;
+        const int v = std::stoi(text, &used);
+        if (used != text.size()) return false;
+        *out = v;
+        return true;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+bool parse_master(const std::string& text, WorldOptions* w) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) return false;
+    w->master_addr = text.substr(0, colon);
+    return whole(text.substr(colon + 1), &w->master_port);
+}
 
 std::optional<Options> parse(int argc, char** argv, std::string* error) {
     std::vector<std::string> args(argv + 1, argv + argc);
     Options o;
+    if (auto bad =
+            world_from_environment(o.world, [](const char* name) { return std::getenv(name); })) {
+        *error = *bad;
+        return std::nullopt;
+    }
     if (args.empty()) {
         *error = "missing command";
         return std::nullopt;
@@ -84,6 +118,29 @@ std::optional<Options> parse(int argc, char** argv, std::string* error) {
             if (!value(&o.run_dir)) return std::nullopt;
         } else if (a == "--worker") {
             if (!value(&o.worker)) return std::nullopt;
+        } else if (a == "--nnodes" || a == "--node-rank") {
+            std::string text;
+            if (!value(&text)) return std::nullopt;
+            if (!whole(text, a == "--nnodes" ? &o.world.world_size : &o.world.rank)) {
+                *error = a + " needs a whole number, not \"" + text + "\"";
+                return std::nullopt;
+            }
+        } else if (a == "--master") {
+            std::string text;
+            if (!value(&text)) return std::nullopt;
+            if (!parse_master(text, &o.world)) {
+                *error = "--master needs HOST:PORT, not \"" + text + "\"";
+                return std::nullopt;
+            }
+        } else if (a == "--lost-after") {
+            std::string text;
+            if (!value(&text)) return std::nullopt;
+            try {
+                o.world.lost_after_s = std::stod(text);
+            } catch (const std::exception&) {
+                *error = "--lost-after needs seconds, not \"" + text + "\"";
+                return std::nullopt;
+            }
         } else if (a == "--follow") {
             o.follow = true;
         } else if (a == "-v" || a == "--verbose") {
@@ -98,6 +155,10 @@ std::optional<Options> parse(int argc, char** argv, std::string* error) {
     }
     if (o.config.empty() && o.run_dir.empty()) {
         *error = "--config is required (or --run-dir of a run that already has one)";
+        return std::nullopt;
+    }
+    if (auto bad = check_world(o.world)) {
+        *error = *bad;
         return std::nullopt;
     }
     if (o.run_dir.empty()) o.run_dir = run_dir::default_for(o.config);
@@ -138,6 +199,7 @@ int supervise(const Options& o, std::function<void()> on_ready,
     so.worker_path = resolve_worker_path(o.worker);
     so.follow_worker_log = o.follow;
     so.verbose = o.verbose;
+    so.world = o.world;
     so.on_ready = std::move(on_ready);
     so.on_startup_error = std::move(on_error);
     Supervisor supervisor(std::move(prepared.config), so);

@@ -24,6 +24,8 @@ const char* to_string(ExitClass c) {
             return "crash";
         case ExitClass::hang:
             return "hang";
+        case ExitClass::peer_lost:
+            return "peer-lost";
     }
     return "unknown";
 }
@@ -67,6 +69,8 @@ const char* to_string(StopReason r) {
             return "tier";
         case StopReason::shutdown:
             return "shutdown";
+        case StopReason::peer:
+            return "peer";
     }
     return "unknown";
 }
@@ -87,6 +91,8 @@ const char* to_string(WorkerPhase p) {
             return "killing";
         case WorkerPhase::backoff:
             return "backoff";
+        case WorkerPhase::joining:
+            return "joining";
     }
     return "unknown";
 }
@@ -202,6 +208,12 @@ ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
         // A requested stop only counts as one when the supervisor asked for it; a worker that
         // stopped by itself (someone signalled it directly) is restarted like a crash.
         if (code == exit_code::requested_stop && asked_to_stop) return ExitClass::requested;
+        if (context.world_size > 1) {
+            // Several ranks: a worker also stops when another rank's worker stopped (they agree
+            // at step boundaries), or when a collective lost another rank.
+            if (code == exit_code::peer_lost) return ExitClass::peer_lost;
+            if (code == exit_code::requested_stop) return ExitClass::requested;
+        }
         return state.hang ? ExitClass::hang : ExitClass::crash;
     }
     switch (state.kill_reason) {

@@ -19,6 +19,12 @@ void Machine::on(const ControlRequest& e) {
         case ControlCommand::pause: {
             const StopReason reason =
                 e.command == ControlCommand::stop ? StopReason::stop : StopReason::pause;
+            if (reason == StopReason::pause && world()) {
+                // A paused rank would hold every other rank in the next round, with no way
+                // for their supervisors to resume it.
+                reject("pause is not available with several ranks; stop the job instead");
+                return;
+            }
             if (reason == StopReason::pause && m_s.status == JobStatus::paused) return;
             journal(ev::ControlEvent{to_string(reason), std::nullopt});
             if (phase == WorkerPhase::backoff || phase == WorkerPhase::idle) {
@@ -69,6 +75,12 @@ void Machine::on(const ControlRequest& e) {
                 return;
             }
             if (target == m_s.tier && m_s.stop_reason != StopReason::tier) return;
+            if (world() && target < m_s.tier) {
+                reject(
+                    "with several ranks the job runs at the lowest tier any rank asks for: "
+                    "a tier above the current one cannot be chosen on one rank");
+                return;
+            }
             journal(ev::ControlEvent{protocol::control_cmd::tier, e.tier});
             m_s.promoted_from = -1;
             if (phase == WorkerPhase::running) {
@@ -79,6 +91,8 @@ void Machine::on(const ControlRequest& e) {
                 move_to(target, "requested", /*relaunch=*/true);
             } else if (phase == WorkerPhase::idle) {
                 move_to(target, "requested", /*relaunch=*/false);
+            } else if (phase == WorkerPhase::joining) {
+                reject("waiting for the other ranks; try again when the round has formed");
             } else {
                 reject("the worker is busy stopping; try again when it has stopped");
             }

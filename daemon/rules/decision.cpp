@@ -35,6 +35,13 @@ int Machine::next_present_above(int from) const {
 }
 
 void Machine::launch() {
+    if (world())
+        join_world();
+    else
+        start_worker();
+}
+
+void Machine::start_worker() {
     m_s.status = JobStatus::running;
     m_s.phase = WorkerPhase::spawning;
     m_s.launches += 1;
@@ -227,6 +234,8 @@ void Machine::on(const WorkerStarted& e) {
     if (m_s.hold != StopReason::none)
         request_stop(m_s.hold, m_s.hold == StopReason::shutdown ? sc().stop_grace_seconds
                                                                 : sc().heartbeat_timeout_seconds);
+    else if (m_s.stop_reason == StopReason::peer)
+        request_stop(StopReason::peer, sc().heartbeat_timeout_seconds);
 }
 
 void Machine::on(const SpawnFailed& e) {
@@ -250,7 +259,7 @@ void Machine::on(const WorkerExited& e) {
     act(CancelTimer{TimerKind::heartbeat});
     act(CancelTimer{TimerKind::stop});
     act(CancelTimer{TimerKind::grace});
-    const ExitClass cls = classify(e, m_s, DecideContext{&m_config, m_devices});
+    const ExitClass cls = classify(e, m_s, context());
     const std::string what = describe_exit(e);
     m_s.tier_records[tier_name()].last_outcome = to_string(cls);
     ev::ExitEvent j;
@@ -273,6 +282,12 @@ void Machine::on(const WorkerExited& e) {
     m_s.shown.rss = 0;
 
     const bool hold = m_s.hold != StopReason::none;
+    // The other ranks hear of it before this rank joins the next round.
+    if (world()) publish_end(cls, m_s.hold, what);
+    if (!m_s.peer_failure.empty() && cls != ExitClass::done) {
+        fail(m_s.peer_failure);
+        return;
+    }
     switch (cls) {
         case ExitClass::done:
             finish_job(JobStatus::done, "training finished at step " + std::to_string(m_s.step));
@@ -288,10 +303,17 @@ void Machine::on(const WorkerExited& e) {
         case ExitClass::oom_killed:
             memory_move(to_string(cls), !hold);
             break;
+        case ExitClass::peer_lost:
+            // Another rank is gone: no fault of this tier, and no retry spent; the next round
+            // forms when that rank is back.
+            if (!hold) launch();
+            break;
         case ExitClass::requested:
         case ExitClass::crash:
         case ExitClass::hang:
-            if (m_s.stop_reason == StopReason::memory) {
+            if (m_s.stop_reason == StopReason::peer) {
+                if (!hold) launch();
+            } else if (m_s.stop_reason == StopReason::memory) {
                 memory_move("soft-limit", !hold);
             } else if (m_s.stop_reason == StopReason::promotion && cls == ExitClass::requested) {
                 if (!hold) promoted_stop_done();
@@ -343,7 +365,8 @@ void Machine::on(const TimerExpired& e) {
 
 void Machine::on(const Shutdown& e) {
     journal(ev::ShutdownEvent{e.force, to_string(m_s.phase)});
-    if (m_s.phase == WorkerPhase::idle || m_s.phase == WorkerPhase::backoff) {
+    if (m_s.phase == WorkerPhase::idle || m_s.phase == WorkerPhase::backoff ||
+        m_s.phase == WorkerPhase::joining) {
         act(CancelTimer{TimerKind::backoff});
         m_s.hold = StopReason::shutdown;
         hold_now();
@@ -369,21 +392,22 @@ namespace {
 // see the events of this table. Columns: the event, with the timers by kind.
 // clang-format off
 enum Column { start, started, spawn_failed, exited, report, memory, heartbeat, stop, grace,
-              backoff, control, shutdown, columns };
+              backoff, control, shutdown, formed, peer, agent_lost, columns };
 
 constexpr bool Y = true, n = false;
 constexpr bool takes[][columns] = {
-    //               start started spawn_f exited report memory heartb stop  grace backoff ctl  shutdown
-    /* idle      */ {Y,    n,      n,      n,     Y,     n,     n,     n,    n,    n,      Y,   Y},
-    /* spawning  */ {Y,    Y,      Y,      Y,     Y,     n,     n,     n,    n,    n,      Y,   Y},
-    /* running   */ {Y,    n,      n,      Y,     Y,     Y,     Y,     n,    n,    n,      Y,   Y},
-    /* stopping  */ {Y,    n,      n,      Y,     Y,     Y,     Y,     Y,    n,    n,      Y,   Y},
-    /* terminat. */ {Y,    n,      n,      Y,     Y,     Y,     n,     n,    Y,    n,      Y,   Y},
-    /* killing   */ {Y,    n,      n,      Y,     Y,     Y,     n,     n,    n,    n,      Y,   Y},
-    /* backoff   */ {Y,    n,      n,      n,     Y,     n,     n,     n,    n,    Y,      Y,   Y},
+    //               start started spawn_f exited report memory heartb stop  grace backoff ctl  shutdown formed peer agent
+    /* idle      */ {Y,    n,      n,      n,     Y,     n,     n,     n,    n,    n,      Y,   Y,       n,     Y,   Y},
+    /* spawning  */ {Y,    Y,      Y,      Y,     Y,     n,     n,     n,    n,    n,      Y,   Y,       n,     Y,   Y},
+    /* running   */ {Y,    n,      n,      Y,     Y,     Y,     Y,     n,    n,    n,      Y,   Y,       n,     Y,   Y},
+    /* stopping  */ {Y,    n,      n,      Y,     Y,     Y,     Y,     Y,    n,    n,      Y,   Y,       n,     Y,   Y},
+    /* terminat. */ {Y,    n,      n,      Y,     Y,     Y,     n,     n,    Y,    n,      Y,   Y,       n,     Y,   Y},
+    /* killing   */ {Y,    n,      n,      Y,     Y,     Y,     n,     n,    n,    n,      Y,   Y,       n,     Y,   Y},
+    /* backoff   */ {Y,    n,      n,      n,     Y,     n,     n,     n,    n,    Y,      Y,   Y,       n,     Y,   Y},
+    /* joining   */ {Y,    n,      n,      n,     Y,     n,     n,     n,    n,    n,      Y,   Y,       Y,     Y,   Y},
 };
 // clang-format on
-static_assert(std::size(takes) == static_cast<std::size_t>(WorkerPhase::backoff) + 1);
+static_assert(std::size(takes) == static_cast<std::size_t>(WorkerPhase::joining) + 1);
 
 Column column_of(const EventBody& body) {
     if (const auto* timer = std::get_if<TimerExpired>(&body)) {
@@ -399,8 +423,8 @@ Column column_of(const EventBody& body) {
         }
     }
     constexpr Column by_index[] = {
-        start,   started, spawn_failed, exited, report, memory, heartbeat /* timers: above */,
-        control, shutdown};
+        start,   started,  spawn_failed, exited, report,    memory, heartbeat /* timers: above */,
+        control, shutdown, formed,       peer,   agent_lost};
     static_assert(std::variant_size_v<EventBody> == std::size(by_index));
     return by_index[body.index()];
 }

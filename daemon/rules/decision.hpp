@@ -49,13 +49,16 @@ enum class WorkerPhase {
     terminating,  ///< SIGTERM sent; waiting out the grace period
     killing,      ///< SIGKILL sent; waiting for the exit
     backoff,      ///< between a crash and the next launch
+    joining,      ///< several ranks: waiting for every rank to join the next round (JoinWorld)
 };
 
 /// The class of one worker end (DESIGN.md, worker exit contract).
-enum class ExitClass { done, oom, oom_killed, requested, fatal, crash, hang };
+/// peer_lost: a collective failed because another rank is gone (several ranks only).
+enum class ExitClass { done, oom, oom_killed, requested, fatal, crash, hang, peer_lost };
 
 /// Why the supervisor asked the worker to checkpoint and stop.
-enum class StopReason { none, memory, promotion, pause, stop, tier, shutdown };
+/// peer: another rank's worker ended, so every rank's worker stops and all launch again together.
+enum class StopReason { none, memory, promotion, pause, stop, tier, shutdown, peer };
 
 enum class TimerKind { heartbeat, stop, grace, backoff };
 
@@ -140,6 +143,10 @@ struct SupervisorState {
     std::int64_t total_steps = 0;
     int epoch = 0;
 
+    /// Several ranks: another rank failed the job; it fails here once the worker is gone.
+    std::string peer_failure;
+    std::int64_t world_round = -1;  ///< the round this rank's worker was launched in
+
     /// Figures kept for people only (status, the summary, state.json); no rule reads them.
     ShownFigures shown;
 };
@@ -183,8 +190,30 @@ struct Shutdown {
     bool force = false;
 };
 
-using EventBody = std::variant<StartJob, WorkerStarted, SpawnFailed, WorkerExited, Report,
-                               MemorySample, TimerExpired, ControlRequest, Shutdown>;
+/// Several ranks: every rank joined the round; launch at `tier` (the lowest any rank asked for).
+struct WorldFormed {
+    std::int64_t round = 0;
+    int tier = 0;
+    std::vector<int> tiers;  ///< each rank's proposal, by rank
+};
+/// Several ranks: another rank's part of the round ended (protocol::world::PeerEnded).
+struct PeerEnded {
+    std::int64_t round = 0;
+    int rank = 0;
+    std::string kind;  ///< relaunch, stop, failed
+    std::string exit_class;
+    int tier = 0;
+    std::int64_t step = -1;
+    std::string detail;
+};
+/// Several ranks: the world agent is gone; the shell starts another one.
+struct WorldAgentLost {
+    std::string message;
+};
+
+using EventBody =
+    std::variant<StartJob, WorkerStarted, SpawnFailed, WorkerExited, Report, MemorySample,
+                 TimerExpired, ControlRequest, Shutdown, WorldFormed, PeerEnded, WorldAgentLost>;
 
 struct Event {
     double now = 0;  ///< monotonic seconds
@@ -221,8 +250,22 @@ struct Finish {
     std::string message;
 };
 
+/// Several ranks: ask the world agent to join the next round with this tier (index).
+struct JoinWorld {
+    int tier = 0;
+};
+/// Several ranks: tell the others how this rank's part of the round ended
+/// (protocol::world::Publish; kind relaunch, stop or failed).
+struct PublishEnd {
+    std::string kind;
+    std::string exit_class;
+    int tier = 0;
+    std::int64_t step = -1;
+    std::string detail;
+};
+
 using Action = std::variant<Launch, SendCommand, SignalWorker, StartTimer, CancelTimer,
-                            JournalEntry, SaveState, Finish>;
+                            JournalEntry, SaveState, Finish, JoinWorld, PublishEnd>;
 
 struct Decision {
     SupervisorState state;
@@ -234,6 +277,11 @@ struct Decision {
 struct DecideContext {
     const Config* config = nullptr;
     DevicePresence devices;
+    /// Data-parallel ranks (docs/distributed.md): with more than one, every launch waits for the
+    /// round to form, every worker end is published to the other ranks, and there is no pause
+    /// and no promotion.
+    int world_size = 1;
+    int rank = 0;
 };
 
 /// The state machine. Pure: the same inputs always give the same decision.

@@ -16,7 +16,12 @@ namespace ev = protocol;  // the journal's event structs
 class Machine {
   public:
     Machine(const SupervisorState& state, const Event& event, const DecideContext& context)
-        : m_s(state), m_now(event.now), m_config(*context.config), m_devices(context.devices) {}
+        : m_s(state),
+          m_now(event.now),
+          m_config(*context.config),
+          m_devices(context.devices),
+          m_world_size(context.world_size),
+          m_rank(context.rank) {}
 
     Decision finish() { return Decision{std::move(m_s), std::move(m_actions), m_ok, m_error}; }
 
@@ -29,6 +34,9 @@ class Machine {
     void on(const Report& e);          // reports.cpp
     void on(const MemorySample& e);    // memory.cpp
     void on(const ControlRequest& e);  // control.cpp
+    void on(const WorldFormed& e);     // world.cpp
+    void on(const PeerEnded& e);       // world.cpp
+    void on(const WorldAgentLost& e);  // world.cpp
 
   private:
     // The report handlers (reports.cpp).
@@ -49,6 +57,10 @@ class Machine {
     const std::string& tier_name() const { return tier(m_s.tier).name; }
     std::string device_of(int i) const { return to_string(tier(i).device); }
     bool present(int i) const { return tier_present(tier(i), m_devices); }
+    bool world() const { return m_world_size > 1; }
+    DecideContext context() const {
+        return DecideContext{&m_config, m_devices, m_world_size, m_rank};
+    }
     bool worker_alive() const {
         return m_s.phase == WorkerPhase::running || m_s.phase == WorkerPhase::stopping ||
                m_s.phase == WorkerPhase::terminating || m_s.phase == WorkerPhase::killing;
@@ -68,7 +80,8 @@ class Machine {
     void skip_tier(int i);
     int next_present_below(int from, bool journal_skips);
     int next_present_above(int from) const;
-    void launch();
+    void launch();  // with several ranks: join_world(), the worker starts once the round forms
+    void start_worker();
     void move_to(int target, const std::string& reason, bool relaunch);
     void fail(const std::string& message);
     void fail_exhausted(const std::string& last);
@@ -79,6 +92,10 @@ class Machine {
     // memory.cpp
     void check_soft_limit(const MemorySample& e);
     void remember_recent(const MemorySample& e);
+    // world.cpp
+    void join_world();
+    void publish_end(ExitClass cls, StopReason hold, const std::string& what);
+    void stop_for_peer();
     // promotion.cpp
     void memory_move(const std::string& reason, bool relaunch);
     void promoted_stop_done();
@@ -88,6 +105,8 @@ class Machine {
     double m_now;
     const Config& m_config;
     DevicePresence m_devices;
+    int m_world_size = 1;
+    int m_rank = 0;
     std::vector<Action> m_actions;
     bool m_ok = true;
     std::string m_error;

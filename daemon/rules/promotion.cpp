@@ -51,8 +51,10 @@ void Machine::maybe_promote() {
         m_s.promoted_from = -1;
         m_s.promotion_wait = 0;
     }
-    if (!p.enabled || m_s.phase != WorkerPhase::running || m_s.stop_reason != StopReason::none ||
-        m_s.hold != StopReason::none)
+    // With several ranks a move up on one rank would be undone at the next join (the lowest
+    // tier any rank asks for wins), so ranks are not promoted.
+    if (!p.enabled || world() || m_s.phase != WorkerPhase::running ||
+        m_s.stop_reason != StopReason::none || m_s.hold != StopReason::none)
         return;
     const int up = next_present_above(m_s.tier);
     if (up < 0) return;

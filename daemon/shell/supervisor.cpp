@@ -31,6 +31,7 @@
 #include "daemon/shell/startup_checks.hpp"
 #include "daemon/shell/status.hpp"
 #include "daemon/shell/worker_process.hpp"
+#include "daemon/shell/world_link.hpp"
 
 namespace smartcash::daemon {
 
@@ -52,6 +53,8 @@ struct Supervisor::Impl {
           probe(make_memory_probe()),
           started(Clock::now()) {
         context.config = &config;
+        context.world_size = options.world.world_size;
+        context.rank = options.world.rank;
         for (auto& t : timers) t = std::make_unique<TimerSlot>(io);
     }
 
@@ -78,6 +81,8 @@ struct Supervisor::Impl {
     SupervisorState state;
     std::array<std::unique_ptr<TimerSlot>, 4> timers;
     std::shared_ptr<WorkerProcess> worker;
+    std::unique_ptr<WorldLink> world_link;                 // several ranks only
+    std::optional<protocol::world::WorldView> world_view;  // the agent's latest
     std::uint64_t launch_generation = 0;
     std::optional<std::uint64_t> oom_kills_at_launch;
     // Persistence that failed (full disk, I/O error): the state in memory stays authoritative,
@@ -142,6 +147,9 @@ struct Supervisor::Impl {
                      "--run-dir", options.run_dir, "--tier",
                      tier.name};
         spec.env = tier.env;
+        if (world_link) {
+            for (auto& [name, value] : world_link->worker_env()) spec.env[name] = value;
+        }
         spec.log_path =
             run_dir::logs(options.run_dir) + "/worker-" + std::to_string(state.launches) + ".log";
         oom_kills_at_launch = probe->oom_kill_count();
@@ -172,6 +180,16 @@ struct Supervisor::Impl {
         last_progress_line = now();  // the first progress line after an interval of training
         log("worker log: " + spec.log_path);
         asio::post(io, [this, pid = process->pid()] { dispatch(WorkerStarted{pid}); });
+    }
+
+    void perform(const JoinWorld& a) {
+        if (world_link) world_link->join(a.tier);
+    }
+
+    void perform(const PublishEnd& a) {
+        if (world_link)
+            world_link->publish(
+                protocol::world::Publish{a.kind, a.exit_class, a.tier, a.step, a.detail});
     }
 
     void perform(const SendCommand& a) {
@@ -341,6 +359,7 @@ struct Supervisor::Impl {
         protocol::StatusView v = status_view(state, config, options.run_dir, progress);
         v.persistence = persistence();
         v.supervisor_pid = static_cast<int>(::getpid());
+        if (world_link) v.world = world_status(options.world, world_view);
         return v;
     }
 
@@ -397,7 +416,39 @@ struct Supervisor::Impl {
         return std::nullopt;
     }
 
+    // Several ranks: the agent's news become events; this rank's figures go to the others.
+    std::optional<std::string> link_world() {
+        if (!options.world.several()) return std::nullopt;
+        namespace world = protocol::world;
+        WorldLink::Handlers h;
+        h.connected = [this](const world::Connected& m) {
+            perform(JournalEntry{protocol::WorldAgentEvent{"connected", m.store, ""}});
+        };
+        h.formed = [this](const world::Formed& m) {
+            dispatch(WorldFormed{m.round, m.tier, m.tiers});
+        };
+        h.peer_ended = [this](const world::PeerEnded& m) {
+            dispatch(PeerEnded{m.round, m.rank, m.kind, m.exit_class, m.tier, m.step, m.detail});
+        };
+        h.view = [this](const world::WorldView& m) { world_view = m; };
+        h.lost = [this](const std::string& why) { dispatch(WorldAgentLost{why}); };
+        h.figures = [this] {
+            const std::size_t t = static_cast<std::size_t>(state.tier);
+            return world::Figures{to_string(state.phase),
+                                  t < config.tiers.size() ? config.tiers[t].name : "", state.step,
+                                  state.shown.rss, state.shown.device};
+        };
+        world_link = std::make_unique<WorldLink>(
+            io, options.world, options.worker_path,
+            run_dir::logs(options.run_dir) + "/world-agent.log", std::move(h));
+        if (auto error = world_link->start()) return error;
+        log("rank " + std::to_string(options.world.rank) + " of " +
+            std::to_string(options.world.world_size) + ", store at " + options.world.master());
+        return std::nullopt;
+    }
+
     void shut_down_loop() {
+        if (world_link) world_link->close();
         control.close();
         metrics_http.close();
         signals.cancel();
@@ -430,7 +481,7 @@ struct Supervisor::Impl {
             log(*error);
             return supervisor_exit::failed;
         }
-        if (auto error = serve_metrics()) {
+        if (auto error = serve_metrics(); error || (error = link_world())) {
             if (options.on_startup_error) options.on_startup_error(*error);
             log(*error);
             return supervisor_exit::failed;

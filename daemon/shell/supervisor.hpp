@@ -9,6 +9,7 @@
 
 #include "common/config.hpp"
 #include "daemon/rules/decision.hpp"
+#include "daemon/shell/world_options.hpp"
 
 namespace smartcash::daemon {
 
@@ -31,6 +32,8 @@ struct SupervisorOptions {
     bool verbose = false;
     /// Seconds between progress lines on stderr (0: none). Not used while following the log.
     double progress_interval = 30;
+    /// The ranks of a data-parallel job (docs/distributed.md); one rank by default.
+    WorldOptions world;
     /// Called once the control socket is listening (smartcashd start reports readiness here).
     std::function<void()> on_ready;
     /// Called when startup fails before the loop runs, with the message.
