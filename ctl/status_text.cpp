@@ -49,6 +49,30 @@ std::string progress_text(const protocol::StatusView& s) {
     return line;
 }
 
+// Several ranks: one line for the world, one per rank as this rank's agent last saw it.
+void world_lines(std::ostringstream& out, const protocol::WorldStatus& w) {
+    out << "world:      rank " << w.rank << " of " << w.world_size << ", store "
+        << or_dash(w.store);
+    if (w.round >= 0) out << ", round " << w.round;
+    if (!w.waiting_for.empty()) {
+        out << ", waiting for rank";
+        for (int r : w.waiting_for) out << " " << r;
+    }
+    out << "\n";
+    for (const auto& r : w.ranks) {
+        out << "  rank " << r.rank << ": ";
+        if (r.age_s < 0) {
+            out << "not seen yet\n";
+            continue;
+        }
+        out << or_dash(r.state) << ", tier " << or_dash(r.tier) << " (" << or_dash(r.device)
+            << "), step " << (r.step >= 0 ? std::to_string(r.step) : std::string("-")) << ", RSS "
+            << format_size(r.rss);
+        if (r.age_s >= 5) out << ", last news " << fixed(r.age_s, 0) << " s ago";
+        out << "\n";
+    }
+}
+
 }  // namespace
 
 std::string status_text(const protocol::StatusView& s) {
@@ -94,6 +118,7 @@ std::string status_text(const protocol::StatusView& s) {
     }
     out << "\n";
     out << "checkpoint: " << or_dash(s.last_checkpoint) << "\n";
+    if (s.world) world_lines(out, *s.world);
     if (!s.message.empty()) out << "message:    " << s.message << "\n";
     return out.str();
 }

@@ -57,6 +57,32 @@ TEST(CtlText, AStatusFromStateJsonSaysTheSupervisorIsNotRunning) {
     EXPECT_NE(text.find("worker:     not running"), std::string::npos) << text;
 }
 
+TEST(CtlText, StatusOfARankShowsEveryRank) {
+    protocol::StatusView s;
+    s.state = "running";
+    protocol::WorldStatus w;
+    w.rank = 1;
+    w.world_size = 3;
+    w.store = "10.0.0.1:29500";
+    w.round = 4;
+    w.waiting_for = {2};
+    protocol::world::RankView r0{0, "running", "cpu", 12, 512ull << 20, "cpu", 0.4};
+    protocol::world::RankView r1{1, "joining", "minimal", 12, 0, "", 9};
+    protocol::world::RankView r2{2, "", "", -1, 0, "", -1};
+    w.ranks = {r0, r1, r2};
+    s.world = w;
+    const std::string text = status_text(s);
+    for (const char* want :
+         {"world:      rank 1 of 3, store 10.0.0.1:29500, round 4, waiting for rank 2",
+          "  rank 0: running, tier cpu (cpu), step 12, RSS 512.00 MiB\n",
+          "  rank 1: joining, tier minimal (-), step 12, RSS 0 B, last news 9 s ago",
+          "  rank 2: not seen yet"})
+        EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+    // One rank: no world lines.
+    s.world.reset();
+    EXPECT_EQ(status_text(s).find("world:"), std::string::npos);
+}
+
 TEST(CtlText, HistoryIsATableWithAColumnPerQuestion) {
     const std::vector<Json> events = {
         Json{{"t", "2026-01-02T03:04:05.678Z"},

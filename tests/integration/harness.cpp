@@ -75,7 +75,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file,
 }  // namespace
 
 Daemon::Daemon(const Scratch& scratch, const std::string& config, const std::string& worker,
-               const std::string& tag)
+               const std::string& tag, const std::vector<std::string>& extra)
     : m_scratch(scratch), m_err(scratch.file("smartcashd" + tag + ".err")) {
     std::vector<std::string> argv{SMARTCASHD_PATH, "run",       "--config",
                                   config,          "--run-dir", scratch.run()};
@@ -83,6 +83,7 @@ Daemon::Daemon(const Scratch& scratch, const std::string& config, const std::str
         argv.push_back("--worker");
         argv.push_back(worker);
     }
+    argv.insert(argv.end(), extra.begin(), extra.end());
     m_pid = spawn(argv, scratch.file("smartcashd" + tag + ".out"), m_err);
 }
 

@@ -1,0 +1,255 @@
+// Two ranks of a data-parallel job on one machine: two smartcashd over loopback, each with its own
+// run directory and the real worker (docs/distributed.md). A rank's worker killed, and a memory
+// fault on one rank, caused for real; what both supervisors did is read from their journals,
+// and the training itself from the workers' metrics and checkpoints.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "common/run_dir.hpp"
+#include "tests/integration/harness.hpp"
+
+namespace smartcash::integration {
+namespace {
+
+// A TCP port free on loopback right now, for rank 0's store.
+int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    socklen_t len = sizeof a;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        if (fd >= 0) ::close(fd);
+        return 0;
+    }
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// The two supervisors of one job, started together.
+struct TwoRanks {
+    TwoRanks(const std::string& name, const std::string& config0, const std::string& config1,
+             const std::string& worker1 = SMARTCASH_WORKER_PATH)
+        : s0(name + "-rank0"), s1(name + "-rank1"), port(free_port()) {
+        d0 = std::make_unique<Daemon>(s0, config0, SMARTCASH_WORKER_PATH, "", args(0));
+        d1 = std::make_unique<Daemon>(s1, config1, worker1, "", args(1));
+    }
+    std::vector<std::string> args(int rank) const {
+        return {"--nnodes",           "2",        "--node-rank",
+                std::to_string(rank), "--master", "127.0.0.1:" + std::to_string(port),
+                "--lost-after",       "20"};
+    }
+    // Both exit 0; the failure message has both stderr texts.
+    void expect_both_done() {
+        const int a = d0->wait(job_timeout);
+        const int b = d1->wait(job_timeout);
+        EXPECT_EQ(a, 0) << "rank 0:\n" << d0->stderr_text() << "\nrank 1:\n" << d1->stderr_text();
+        EXPECT_EQ(b, 0) << "rank 1:\n" << d1->stderr_text() << "\nrank 0:\n" << d0->stderr_text();
+    }
+    Scratch s0, s1;
+    int port;
+    std::unique_ptr<Daemon> d0, d1;
+};
+
+// The loss of each step as the worker last recorded it (a step trained again after a resume
+// replaces the earlier record).
+std::map<std::int64_t, double> step_losses(const Scratch& s) {
+    std::map<std::int64_t, double> out;
+    std::ifstream in(run_dir::metrics(s.run()));
+    std::string line;
+    while (std::getline(in, line)) {
+        const Json j = Json::parse(line, nullptr, false);
+        if (j.is_object() && j.value("type", "") == "step")
+            out[j.value("step", std::int64_t{-1})] = j.value("loss", -1.0);
+    }
+    return out;
+}
+
+void expect_finished(const Scratch& s, const std::string& tier) {
+    const Json st = state_json(s);
+    EXPECT_EQ(st.value("status", ""), "done") << st.dump(2);
+    const Json info = checkpoint_info(newest_checkpoint(s));
+    EXPECT_TRUE(info.value("valid", false)) << info.dump(2);
+    EXPECT_TRUE(info.value("finished", false)) << info.dump(2);
+    EXPECT_EQ(info.value("world_size", 0), 2) << info.dump(2);
+    EXPECT_EQ(info.value("tier", ""), tier) << info.dump(2);
+}
+
+// rank 1's worker stand-in: the first `train` launch gets SMARTCASH_TEST_FREEZE_AT_STEP, so
+// that rank stops itself (SIGSTOP) at a known step boundary; later launches train normally.
+std::string freeze_once_wrapper(const Scratch& s, int step) {
+    const std::string path = s.file("freeze-once.sh");
+    std::ofstream(path) << "#!/bin/sh\n"
+                        << "if [ \"$1\" = train ] && [ ! -e '" << s.file("froze") << "' ]; then\n"
+                        << "  : > '" << s.file("froze") << "'\n"
+                        << "  SMARTCASH_TEST_FREEZE_AT_STEP=" << step << "; export "
+                        << "SMARTCASH_TEST_FREEZE_AT_STEP\n"
+                        << "fi\n"
+                        << "exec '" << SMARTCASH_WORKER_PATH << "' \"$@\"\n";
+    ::chmod(path.c_str(), 0755);
+    return path;
+}
+
+TEST(IntegrationWorld, AKilledRankMakesBothRelaunchFromOneCheckpointAndTheWeightsEndTheSame) {
+    std::map<std::int64_t, double> reference;
+    {
+        TwoRanks ref("world-reference", fixture("world.yaml"), fixture("world.yaml"));
+        ref.expect_both_done();
+        reference = step_losses(ref.s0);
+        ASSERT_EQ(reference.size(), 16u) << "8 steps in each of 2 epochs";
+        const auto other = step_losses(ref.s1);
+        for (const auto& [step, loss] : reference)
+            EXPECT_DOUBLE_EQ(other.at(step), loss) << "both ranks report the global loss";
+        EXPECT_EQ(events_named(ref.s0, "launch").size(), 1u) << dump(events(ref.s0));
+        expect_finished(ref.s0, "big");
+    }
+
+    constexpr int frozen_at = 4;  // a checkpoint step (checkpoint_every_steps: 2)
+    Scratch wrapper_dir("world-kill-wrapper");
+    TwoRanks w("world-kill", fixture("world.yaml"), fixture("world.yaml"),
+               freeze_once_wrapper(wrapper_dir, frozen_at));
+    int pid = 0;
+    ASSERT_TRUE(w.d1->wait_for_event(
+        [&](const Json& e) {
+            if (e.value("event", "") == "worker-started") pid = e.value("pid", 0);
+            return e.value("event", "") == "checkpoint" && step_of(e) == frozen_at;
+        },
+        job_timeout))
+        << w.d1->stderr_text();
+    ASSERT_GT(pid, 0);
+
+    // Rank 0's smartcashctl shows both ranks, as its world agent sees them.
+    Json world;
+    for (int i = 0; i < 150; ++i) {
+        std::string out;
+        run_program({SMARTCASHCTL_PATH, "--run-dir", w.s0.run(), "status", "--json"}, &out);
+        const Json status = Json::parse(out, nullptr, false);
+        if (status.is_object() && status.contains("world") && status["world"].is_object()) {
+            world = status["world"];
+            const auto& ranks = world["ranks"];
+            if (ranks.is_array() && ranks.size() == 2 &&
+                ranks[1].value("step", std::int64_t{-1}) >= frozen_at &&
+                ranks[0].value("age_s", -1.0) >= 0)
+                break;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_TRUE(world.is_object()) << "no world in rank 0's status";
+    EXPECT_EQ(world.value("rank", -1), 0) << world.dump(2);
+    EXPECT_EQ(world.value("world_size", 0), 2) << world.dump(2);
+    ASSERT_EQ(world["ranks"].size(), 2u) << world.dump(2);
+    EXPECT_EQ(world["ranks"][1].value("state", ""), "running") << world.dump(2);
+    EXPECT_EQ(world["ranks"][1].value("tier", ""), "big") << world.dump(2);
+    EXPECT_EQ(world["ranks"][1].value("step", std::int64_t{-1}), frozen_at) << world.dump(2);
+    EXPECT_GT(world["ranks"][1].value("rss", std::uint64_t{0}), 0u) << world.dump(2);
+    std::string text;
+    run_program({SMARTCASHCTL_PATH, "--run-dir", w.s0.run(), "status"}, &text);
+    EXPECT_NE(text.find("world:      rank 0 of 2"), std::string::npos) << text;
+    EXPECT_NE(text.find("  rank 1: running, tier big"), std::string::npos) << text;
+
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    w.expect_both_done();
+    const auto all0 = events(w.s0);
+    const auto all1 = events(w.s1);
+
+    // Rank 1 saw its worker die; rank 0 heard of it and its worker lost the collective.
+    const auto exits1 = events_named(w.s1, "exit");
+    ASSERT_EQ(exits1.size(), 2u) << dump(all1);
+    EXPECT_EQ(exits1[0].value("class", ""), "crash");
+    EXPECT_EQ(exits1[0].value("signal", 0), SIGKILL);
+    const auto exits0 = events_named(w.s0, "exit");
+    ASSERT_EQ(exits0.size(), 2u) << dump(all0);
+    const std::string class0 = exits0[0].value("class", "");
+    EXPECT_TRUE(class0 == "peer-lost" || class0 == "requested") << dump(all0);
+    const auto heard = events_named(w.s0, "peer-ended");
+    ASSERT_FALSE(heard.empty()) << dump(all0);
+    EXPECT_EQ(heard[0].value("rank", -1), 1) << dump(heard);
+    EXPECT_EQ(events_named(w.s0, "world-formed").size(), 2u) << dump(all0);
+    EXPECT_EQ(events_named(w.s1, "world-formed").size(), 2u) << dump(all1);
+    EXPECT_TRUE(events_named(w.s0, "tier-move").empty()) << dump(all0);
+
+    // Both resumed from the same checkpoint: the step rank 1 froze at, nothing lost.
+    const auto hello0 = events_named(w.s0, "hello");
+    const auto hello1 = events_named(w.s1, "hello");
+    ASSERT_EQ(hello0.size(), 2u) << dump(all0);
+    ASSERT_EQ(hello1.size(), 2u) << dump(all1);
+    EXPECT_EQ(step_of(hello0[1], "resumed_step"), frozen_at) << dump(all0);
+    EXPECT_EQ(step_of(hello1[1], "resumed_step"), frozen_at) << dump(all1);
+
+    // The same training as the uninterrupted job: every step's global loss, to float rounding.
+    const auto losses = step_losses(w.s0);
+    ASSERT_EQ(losses.size(), reference.size());
+    for (const auto& [step, loss] : reference)
+        EXPECT_NEAR(losses.at(step), loss, 1e-5 * std::abs(loss)) << "step " << step;
+    expect_finished(w.s0, "big");
+    expect_finished(w.s1, "big");
+}
+
+TEST(IntegrationWorld, AMemoryFaultOnOneRankMovesBothDownTogetherWithNoStepLost) {
+    // Rank 1's config: its worker's address space is capped as step 3 begins at big.
+    Scratch config_dir("world-oom-config");
+    const std::string config1 = config_dir.file("world-rank1.yaml");
+    {
+        std::string text = slurp(fixture("world.yaml"));
+        const std::string big =
+            "{name: big, device: cpu, micro_batch: 2, threads: 1, "
+            "memory_limit: 4GiB}";
+        const auto at = text.find(big);
+        ASSERT_NE(at, std::string::npos);
+        text.replace(
+            at, big.size(),
+            big.substr(0, big.size() - 1) + ", env: {SMARTCASH_TEST_RLIMIT_AS_AT_STEP: \"3\"}}");
+        std::ofstream(config1) << text;
+    }
+    TwoRanks w("world-oom", fixture("world.yaml"), config1);
+    w.expect_both_done();
+    const auto all0 = events(w.s0);
+    const auto all1 = events(w.s1);
+
+    const auto ooms = events_named(w.s1, "worker-oom");
+    ASSERT_EQ(ooms.size(), 1u) << dump(all1);
+    const std::int64_t oom_step = step_of(ooms[0]);
+    EXPECT_EQ(oom_step, 3);
+    const auto exits1 = events_named(w.s1, "exit");
+    ASSERT_EQ(exits1.size(), 2u) << dump(all1);
+    EXPECT_EQ(exits1[0].value("class", ""), "oom");
+    const auto exits0 = events_named(w.s0, "exit");
+    ASSERT_EQ(exits0.size(), 2u) << dump(all0);
+    EXPECT_NE(exits0[0].value("class", ""), "oom") << "rank 0 had no fault of its own";
+
+    // Both moved down one tier, together, and both say why.
+    for (const Scratch* s : {&w.s0, &w.s1}) {
+        const auto all = events(*s);
+        const auto moves = events_named(*s, "tier-move");
+        ASSERT_EQ(moves.size(), 1u) << dump(all);
+        EXPECT_EQ(moves[0].value("from", ""), "big");
+        EXPECT_EQ(moves[0].value("to", ""), "small");
+        const auto hellos = events_named(*s, "hello");
+        ASSERT_EQ(hellos.size(), 2u) << dump(all);
+        EXPECT_EQ(hellos[1].value("tier", ""), "small");
+        // No step that both ranks finished is lost: both resume at the step of the fault.
+        EXPECT_EQ(step_of(hellos[1], "resumed_step"), oom_step) << dump(all);
+        EXPECT_EQ(last_step_at_tier(*s, "big"), oom_step) << dump(all);
+        expect_finished(*s, "small");
+    }
+    EXPECT_EQ(events_named(w.s0, "tier-move")[0].value("reason", ""), "another rank");
+    EXPECT_EQ(events_named(w.s1, "tier-move")[0].value("reason", ""), "oom");
+    const auto formed = events_named(w.s0, "world-formed");
+    ASSERT_EQ(formed.size(), 2u) << dump(all0);
+    EXPECT_EQ(formed[1].value("tier", ""), "small") << dump(formed);
+}
+
+}  // namespace
+}  // namespace smartcash::integration
