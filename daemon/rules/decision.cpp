@@ -281,9 +281,16 @@ void Machine::on(const WorkerExited& e) {
     m_s.phase = WorkerPhase::idle;
     m_s.shown.rss = 0;
 
+    const StopReason held = m_s.hold;
+    const std::size_t decided_from = m_actions.size();
+    after_exit(cls, what);
+    // With several ranks the others hear how this end was decided; the message goes before
+    // this rank's join of the next round (publish_end puts it there).
+    if (world()) publish_end(cls, held, decided_from);
+}
+
+void Machine::after_exit(ExitClass cls, const std::string& what) {
     const bool hold = m_s.hold != StopReason::none;
-    // The other ranks hear of it before this rank joins the next round.
-    if (world()) publish_end(cls, m_s.hold, what);
     if (!m_s.peer_failure.empty() && cls != ExitClass::done) {
         fail(m_s.peer_failure);
         return;

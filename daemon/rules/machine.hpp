@@ -82,6 +82,7 @@ class Machine {
     int next_present_above(int from) const;
     void launch();  // with several ranks: join_world(), the worker starts once the round forms
     void start_worker();
+    void after_exit(ExitClass cls, const std::string& what);  // the decision on a worker's end
     void move_to(int target, const std::string& reason, bool relaunch);
     void fail(const std::string& message);
     void fail_exhausted(const std::string& last);
@@ -94,7 +95,7 @@ class Machine {
     void remember_recent(const MemorySample& e);
     // world.cpp
     void join_world();
-    void publish_end(ExitClass cls, StopReason hold, const std::string& what);
+    void publish_end(ExitClass cls, StopReason hold, std::size_t at);
     void stop_for_peer();
     // promotion.cpp
     void memory_move(const std::string& reason, bool relaunch);

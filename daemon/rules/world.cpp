@@ -100,30 +100,26 @@ void Machine::on(const WorldAgentLost& e) {
     stop_for_peer();
 }
 
-void Machine::publish_end(ExitClass cls, StopReason hold, const std::string& what) {
+void Machine::publish_end(ExitClass cls, StopReason hold, std::size_t at) {
+    if (cls == ExitClass::done) return;  // every rank finishes at the same step
     PublishEnd p;
     p.exit_class = to_string(cls);
     p.step = m_s.last_checkpoint_step;
-    p.tier = m_s.tier;
-    if (cls == ExitClass::done) return;  // every rank finishes at the same step
-    if (cls == ExitClass::fatal) {
+    p.tier = m_s.tier;  // the tier this rank goes on at, after any move just decided
+    if (m_s.status == JobStatus::failed) {
         p.kind = world::failed;
-        p.detail = what + (m_s.last_error.empty() ? "" : ": " + m_s.last_error);
+        p.detail = m_s.message;
     } else if (hold == StopReason::stop) {
         p.kind = world::stop;
     } else {
-        // Shutdown included: the others wait in the next round until this rank is back.
+        // A shutdown included: the others wait in the next round until this rank is back.
         p.kind = world::relaunch;
-        if (cls == ExitClass::oom || cls == ExitClass::oom_killed ||
-            m_s.stop_reason == StopReason::memory) {
-            const int next = next_present_below(m_s.tier, /*journal_skips=*/false);
-            if (next >= 0) p.tier = next;
-        } else if (m_s.stop_reason == StopReason::tier && m_s.stop_target >= 0) {
-            p.tier = m_s.stop_target;  // `smartcashctl tier` to a lower tier on this rank
-        }
     }
-    journal(ev::WorldPublishEvent{m_rank, p.kind, p.exit_class, tier(p.tier).name});
-    act(std::move(p));
+    // Before this rank's join of the next round, if the decision joined it.
+    const std::vector<Action> told{
+        JournalEntry{ev::WorldPublishEvent{m_rank, p.kind, p.exit_class, tier(p.tier).name}},
+        std::move(p)};
+    m_actions.insert(m_actions.begin() + static_cast<std::ptrdiff_t>(at), told.begin(), told.end());
 }
 
 }  // namespace smartcash::daemon::rules

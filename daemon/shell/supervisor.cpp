@@ -307,7 +307,10 @@ struct Supervisor::Impl {
                 break;
         }
         // Leave the loop once the current handler returns; no worker is alive at this point.
-        asio::post(io, [this] { shut_down_loop(); });
+        if (world_link)
+            world_link->finish([this] { shut_down_loop(); });
+        else
+            asio::post(io, [this] { shut_down_loop(); });
     }
 
     // ---- events from the outside ----

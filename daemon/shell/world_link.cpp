@@ -38,7 +38,8 @@ WorldLink::WorldLink(boost::asio::io_context& io, WorldOptions options, std::str
       m_log_path(std::move(log_path)),
       m_handlers(std::move(handlers)),
       m_restart(io),
-      m_figures(io) {}
+      m_figures(io),
+      m_linger(io) {}
 
 WorldLink::~WorldLink() { close(); }
 
@@ -90,11 +91,13 @@ void WorldLink::send(const world::AgentCommand& command) {
 void WorldLink::join(int tier) {
     m_pending_join = tier;
     send(world::Join{tier});
+    if (m_agent) m_join_generation = m_generation;
 }
 
 void WorldLink::publish(const world::Publish& end) { send(end); }
 
 void WorldLink::on_message(const protocol::Json& message) {
+    if (m_finishing) return;
     std::string error;
     auto decoded = world::agent_message_from_json(message, &error);
     if (!decoded) return;
@@ -103,7 +106,12 @@ void WorldLink::on_message(const protocol::Json& message) {
             using M = std::decay_t<decltype(m)>;
             if constexpr (std::is_same_v<M, world::Connected>) {
                 if (m_handlers.connected) m_handlers.connected(m);
-                if (m_pending_join) send(world::Join{*m_pending_join});
+                // A join sent to an agent that has died since goes to this one; one this agent
+                // has read already is not sent twice (a second join enters the next round).
+                if (m_pending_join && m_join_generation != m_generation) {
+                    send(world::Join{*m_pending_join});
+                    m_join_generation = m_generation;
+                }
             } else if constexpr (std::is_same_v<M, world::Formed>) {
                 m_pending_join.reset();
                 m_prefix = m.prefix;
@@ -120,6 +128,7 @@ void WorldLink::on_message(const protocol::Json& message) {
 }
 
 void WorldLink::on_exit(const std::string& why) {
+    if (m_finishing) return;
     m_agent.reset();
     const std::string what =
         m_last_error.empty() ? "the world agent ended (" + why + ")" : m_last_error;
@@ -132,11 +141,22 @@ void WorldLink::on_exit(const std::string& why) {
     });
 }
 
+void WorldLink::finish(std::function<void()> then) {
+    m_finishing = true;
+    m_pending_join.reset();
+    m_linger.expires_after(std::chrono::seconds(3));
+    m_linger.async_wait([this, then = std::move(then)](const boost::system::error_code&) {
+        close();
+        then();
+    });
+}
+
 void WorldLink::close() {
     if (m_closed) return;
     m_closed = true;
     m_restart.cancel();
     m_figures.cancel();
+    m_linger.cancel();
     if (m_agent) m_agent->signal(SIGTERM);
     m_agent.reset();
 }

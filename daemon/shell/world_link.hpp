@@ -50,6 +50,10 @@ class WorldLink {
     void publish(const protocol::world::Publish& end);
     /// Ends the agent (on shutdown); no handler runs afterwards.
     void close();
+    /// The job has ended on this rank: keeps the agent a few seconds more, so that the other
+    /// ranks read this rank's last message from the store (which rank 0's agent serves), then
+    /// closes it and calls `then`. No handler runs meanwhile.
+    void finish(std::function<void()> then);
 
     const WorldOptions& options() const { return m_options; }
     /// What a worker of the round formed last needs: WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT
@@ -72,11 +76,14 @@ class WorldLink {
     std::shared_ptr<WorkerProcess> m_agent;
     boost::asio::steady_timer m_restart;
     boost::asio::steady_timer m_figures;
+    boost::asio::steady_timer m_linger;
     std::optional<int> m_pending_join;  ///< sent, no Formed yet: sent again to a new agent
     std::string m_prefix;
     std::string m_last_error;
     bool m_closed = false;
+    bool m_finishing = false;  ///< finish() was called: messages and a dead agent are ignored
     std::uint64_t m_generation = 0;
+    std::uint64_t m_join_generation = 0;  ///< the agent the pending join was sent to
 };
 
 }  // namespace smartcash::daemon

@@ -3,6 +3,8 @@
 // rank tells ends this rank's part of the round. Events alone: no agent, no processes.
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include "common/exit_codes.hpp"
 #include "common/world_messages.hpp"
 #include "daemon/rules/decision.hpp"
@@ -96,9 +98,20 @@ TEST(WorldRules, AnotherRanksMemoryFaultStopsThisWorkerAndEveryRankJoinsOneTierD
     EXPECT_EQ(launch->tier, 1);
 }
 
+// Where in a decision's actions the first of a kind is (-1: none).
+template <class T>
+int index_of(const Decision& d) {
+    for (std::size_t i = 0; i < d.actions.size(); ++i)
+        if (std::holds_alternative<T>(d.actions[i])) return static_cast<int>(i);
+    return -1;
+}
+
 TEST(WorldRules, ThisRanksOomIsPublishedWithTheTierBelow) {
     Harness h = running_rank(0);
     Decision out = h.exit_code(exit_code::oom);
+    // The agent applies a publish to the round it joined last: it must come first.
+    EXPECT_LT(index_of<PublishEnd>(out), index_of<JoinWorld>(out));
+    EXPECT_GE(index_of<PublishEnd>(out), 0);
     auto p = first_of<PublishEnd>(out);
     ASSERT_TRUE(p);
     EXPECT_EQ(p->kind, world::relaunch);
@@ -174,6 +187,24 @@ TEST(WorldRules, AFinishedJobIsNotPublishedAndAFatalOneIsPublishedAsFailed) {
     auto p = first_of<PublishEnd>(f);
     ASSERT_TRUE(p);
     EXPECT_EQ(p->kind, world::failed);
+}
+
+TEST(WorldRules, ARankOutOfRetriesTellsTheOthersTheJobFailed) {
+    Harness h = running_rank(0);
+    Decision last;
+    for (int i = 0; i < 3; ++i) {  // retry_budget: 3 crashes without progress
+        last = h.killed(SIGSEGV);
+        if (h.state.status == JobStatus::failed) break;
+        EXPECT_EQ(first_of<PublishEnd>(last)->kind, world::relaunch);
+        h.feed(TimerExpired{TimerKind::backoff});
+        h.feed(WorldFormed{i + 1, 0, {0, 0}});
+        h.started();
+    }
+    ASSERT_EQ(h.state.status, JobStatus::failed);
+    auto p = first_of<PublishEnd>(last);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->kind, world::failed);
+    EXPECT_FALSE(p->detail.empty());
 }
 
 TEST(WorldRules, PauseAndATierAboveAreRefusedWithSeveralRanks) {
