@@ -36,6 +36,7 @@ void Machine::on_report(const protocol::Progress& r) {
 void Machine::on_report(const protocol::CheckpointWritten& r) {
     m_s.last_checkpoint = r.path;
     m_s.last_checkpoint_step = r.step;
+    m_s.step = std::max(m_s.step, r.step);  // a checkpoint of step N: N steps are done
     // A stop checkpoint at the step the launch resumed from is no progress: a worker that
     // hangs but answers SIGTERM must not reset the retry budget forever.
     if (m_s.last_checkpoint_step > m_s.launch_resume_step) m_s.progress_since_launch = true;

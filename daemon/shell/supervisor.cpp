@@ -436,10 +436,9 @@ struct Supervisor::Impl {
         h.view = [this](const world::WorldView& m) { world_view = m; };
         h.lost = [this](const std::string& why) { dispatch(WorldAgentLost{why}); };
         h.figures = [this] {
-            const std::size_t t = static_cast<std::size_t>(state.tier);
-            return world::Figures{to_string(state.phase),
-                                  t < config.tiers.size() ? config.tiers[t].name : "", state.step,
-                                  state.shown.rss, state.shown.device};
+            const protocol::StatusView v = status();  // the worker's latest figures
+            return world::Figures{to_string(state.phase), v.tier, v.step, v.rss.value_or(0),
+                                  v.device.value_or(v.tier_device.value_or(""))};
         };
         world_link = std::make_unique<WorldLink>(
             io, options.world, options.worker_path,

@@ -198,38 +198,43 @@ TEST(IntegrationWorld, AKilledRankMakesBothRelaunchFromOneCheckpointAndTheWeight
 }
 
 TEST(IntegrationWorld, AMemoryFaultOnOneRankMovesBothDownTogetherWithNoStepLost) {
-    // Rank 1's config: its worker's address space is capped as step 3 begins at big.
-    Scratch config_dir("world-oom-config");
+    // Rank 1's config: at big, 120 MiB more in its worker's process tree from step 4 (the
+    // ballast helper) crosses the soft limit (0.6 x 420 MiB); rank 0's has no fault at all.
+    Scratch config_dir("world-memory-config");
     const std::string config1 = config_dir.file("world-rank1.yaml");
     {
         std::string text = slurp(fixture("world.yaml"));
-        const std::string big =
-            "{name: big, device: cpu, micro_batch: 2, threads: 1, "
-            "memory_limit: 4GiB}";
-        const auto at = text.find(big);
-        ASSERT_NE(at, std::string::npos);
-        text.replace(
-            at, big.size(),
-            big.substr(0, big.size() - 1) + ", env: {SMARTCASH_TEST_RLIMIT_AS_AT_STEP: \"3\"}}");
+        auto replace = [&](const std::string& from, const std::string& to) {
+            const auto at = text.find(from);
+            ASSERT_NE(at, std::string::npos) << from;
+            text.replace(at, from.size(), to);
+        };
+        replace("micro_batch: 2, threads: 1, memory_limit: 4GiB}",
+                "micro_batch: 2, threads: 1, memory_limit: 420MiB, "
+                "env: {SMARTCASH_TEST_BALLAST: \"4:120\"}}");
+        replace("soft_limit_fraction: 0.85", "soft_limit_fraction: 0.6");
         std::ofstream(config1) << text;
     }
-    TwoRanks w("world-oom", fixture("world.yaml"), config1);
+    TwoRanks w("world-memory", fixture("world.yaml"), config1, config_dir.ballast_wrapper());
     w.expect_both_done();
     const auto all0 = events(w.s0);
     const auto all1 = events(w.s1);
 
-    const auto ooms = events_named(w.s1, "worker-oom");
-    ASSERT_EQ(ooms.size(), 1u) << dump(all1);
-    const std::int64_t oom_step = step_of(ooms[0]);
-    EXPECT_EQ(oom_step, 3);
+    ASSERT_EQ(events_named(w.s1, "soft-limit").size(), 1u) << dump(all1);
+    EXPECT_TRUE(events_named(w.s0, "soft-limit").empty()) << dump(all0);
     const auto exits1 = events_named(w.s1, "exit");
     ASSERT_EQ(exits1.size(), 2u) << dump(all1);
-    EXPECT_EQ(exits1[0].value("class", ""), "oom");
+    EXPECT_EQ(exits1[0].value("stop_reason", ""), "memory") << dump(all1);
     const auto exits0 = events_named(w.s0, "exit");
     ASSERT_EQ(exits0.size(), 2u) << dump(all0);
-    EXPECT_NE(exits0[0].value("class", ""), "oom") << "rank 0 had no fault of its own";
+    EXPECT_EQ(exits0[0].value("class", ""), "requested") << dump(all0);
 
-    // Both moved down one tier, together, and both say why.
+    // Both stopped after the same step, with a checkpoint of it, and moved down one tier
+    // together: both resume there, and no step both ranks finished is lost.
+    std::int64_t stop_step = -1;
+    for (const auto& c : events_named(w.s1, "checkpoint"))
+        if (c.value("kind", "") == "stop") stop_step = step_of(c);
+    ASSERT_GE(stop_step, 4) << dump(all1);
     for (const Scratch* s : {&w.s0, &w.s1}) {
         const auto all = events(*s);
         const auto moves = events_named(*s, "tier-move");
@@ -239,13 +244,12 @@ TEST(IntegrationWorld, AMemoryFaultOnOneRankMovesBothDownTogetherWithNoStepLost)
         const auto hellos = events_named(*s, "hello");
         ASSERT_EQ(hellos.size(), 2u) << dump(all);
         EXPECT_EQ(hellos[1].value("tier", ""), "small");
-        // No step that both ranks finished is lost: both resume at the step of the fault.
-        EXPECT_EQ(step_of(hellos[1], "resumed_step"), oom_step) << dump(all);
-        EXPECT_EQ(last_step_at_tier(*s, "big"), oom_step) << dump(all);
+        EXPECT_EQ(step_of(hellos[1], "resumed_step"), stop_step) << dump(all);
+        EXPECT_EQ(last_step_at_tier(*s, "big"), stop_step) << dump(all);
         expect_finished(*s, "small");
     }
     EXPECT_EQ(events_named(w.s0, "tier-move")[0].value("reason", ""), "another rank");
-    EXPECT_EQ(events_named(w.s1, "tier-move")[0].value("reason", ""), "oom");
+    EXPECT_EQ(events_named(w.s1, "tier-move")[0].value("reason", ""), "soft-limit");
     const auto formed = events_named(w.s0, "world-formed");
     ASSERT_EQ(formed.size(), 2u) << dump(all0);
     EXPECT_EQ(formed[1].value("tier", ""), "small") << dump(formed);
