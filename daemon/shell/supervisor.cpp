@@ -27,6 +27,7 @@
 #include "daemon/shell/event_text.hpp"
 #include "daemon/shell/memory_probe.hpp"
 #include "daemon/shell/metrics_http.hpp"
+#include "daemon/shell/run_dir_writer.hpp"
 #include "daemon/shell/self_path.hpp"
 #include "daemon/shell/startup_checks.hpp"
 #include "daemon/shell/status.hpp"
@@ -42,11 +43,13 @@ struct Supervisor::Impl {
     Impl(Config c, SupervisorOptions o)
         : config(std::move(c)),
           options(std::move(o)),
-          journal(options.run_dir),
           console(options.log_to_stderr, options.follow_worker_log, options.verbose),
+          writer(
+              io, options.run_dir, [this] { save_state_file(options.run_dir, state, config); },
+              [this](const std::string& line, EventWeight weight) { log(line, weight); },
+              [this] { return now(); }),
           signals(io, SIGINT, SIGTERM, SIGQUIT),
           poll_timer(io),
-          persist_timer(io),
           watch_timer(io),
           control(io, [this](const Json& request) { return on_control(request); }),
           metrics_http(io, [this] { return metrics_exposition(status(), counters); }),
@@ -66,13 +69,12 @@ struct Supervisor::Impl {
 
     Config config;
     SupervisorOptions options;
-    Journal journal;
     Console console;
     asio::io_context io;
+    RunDirWriter writer;  // the journal and state.json, retried while the disk refuses them
     asio::signal_set signals;
     asio::steady_timer poll_timer;
-    asio::steady_timer persist_timer;  // retries state.json and journal writes that failed
-    asio::steady_timer watch_timer;    // the next status line for watchers
+    asio::steady_timer watch_timer;  // the next status line for watchers
     ControlServer control;
     MetricsHttp metrics_http;  // supervisor.metrics_listen (off when empty)
     std::unique_ptr<MemoryProbe> probe;
@@ -85,14 +87,6 @@ struct Supervisor::Impl {
     std::optional<protocol::world::WorldView> world_view;  // the agent's latest
     std::uint64_t launch_generation = 0;
     std::optional<std::uint64_t> oom_kills_at_launch;
-    // Persistence that failed (full disk, I/O error): the state in memory stays authoritative,
-    // journal lines wait here in order, and both are retried until they are written.
-    std::deque<std::string> unwritten_journal;
-    std::size_t dropped_journal_lines = 0;
-    bool state_unsaved = false;
-    std::string persist_error;  // the last write error ("" while everything is on disk)
-    double persist_failing_since = 0;
-    bool persist_retry_armed = false;
     int shutdown_signals = 0;
     std::optional<int> exit_code;
     double last_progress_line = -1e9;
@@ -229,70 +223,16 @@ struct Supervisor::Impl {
         const EventText text = describe_event(a.entry);
         if (!text.text.empty() && (options.verbose || !is_detail(a.entry)))
             log(text.text, text.weight);
-        constexpr std::size_t max_unwritten = 100000;
-        if (unwritten_journal.size() >= max_unwritten) {
-            unwritten_journal.pop_front();
-            ++dropped_journal_lines;
-        }
-        unwritten_journal.push_back(line);
-        persist();
+        writer.journal(line);
     }
 
-    void perform(const SaveState&) {
-        state_unsaved = true;
-        persist();
-    }
-
-    // Writes what waits (journal lines first, in order, then state.json). On failure the rest
-    // waits for the retry timer; the state in memory is what the supervisor acts on meanwhile.
-    void persist() {
-        std::string error;
-        try {
-            while (!unwritten_journal.empty()) {
-                journal.write(unwritten_journal.front());
-                unwritten_journal.pop_front();
-            }
-        } catch (const std::exception& e) {
-            error = std::string("cannot write the journal: ") + e.what();
-        }
-        if (error.empty() && state_unsaved) {
-            try {
-                save_state_file(options.run_dir, state, config);
-                state_unsaved = false;
-            } catch (const std::exception& e) {
-                error = std::string("cannot write state.json: ") + e.what();
-            }
-        }
-        if (error.empty()) {
-            if (!persist_error.empty()) {
-                log("the run directory is writable again; state.json and the journal are up to "
-                    "date" +
-                        (dropped_journal_lines ? " (" + std::to_string(dropped_journal_lines) +
-                                                     " journal lines were dropped)"
-                                               : std::string()),
-                    EventWeight::notable);
-                persist_error.clear();
-                dropped_journal_lines = 0;
-            }
-            return;
-        }
-        if (persist_error != error)
-            log(error + "; keeping the state in memory and retrying", EventWeight::alarm);
-        if (persist_error.empty()) persist_failing_since = now();
-        persist_error = error;
-        if (persist_retry_armed) return;
-        persist_retry_armed = true;
-        persist_timer.expires_after(std::chrono::seconds(1));
-        persist_timer.async_wait([this](const boost::system::error_code& ec) {
-            persist_retry_armed = false;
-            if (!ec) persist();
-        });
-    }
+    void perform(const SaveState&) { writer.save_state(); }
 
     void perform(const Finish& a) {
-        persist();
-        if (!persist_error.empty())
-            log("exiting with the run directory out of date: " + persist_error, EventWeight::alarm);
+        writer.flush();
+        if (!writer.error().empty())
+            log("exiting with the run directory out of date: " + writer.error(),
+                EventWeight::alarm);
         console.end_follow();
         console.summary(a, state, config, options.run_dir);
         switch (a.status) {
@@ -360,7 +300,7 @@ struct Supervisor::Impl {
 
     protocol::StatusView status() const {
         protocol::StatusView v = status_view(state, config, options.run_dir, progress);
-        v.persistence = persistence();
+        v.persistence = writer.view();
         v.supervisor_pid = static_cast<int>(::getpid());
         if (world_link) v.world = world_status(options.world, world_view);
         return v;
@@ -383,19 +323,6 @@ struct Supervisor::Impl {
             watch_status_armed = false;
             if (!ec) publish_status();
         });
-    }
-
-    // Whether state.json and the journal are on disk; status shows it so that a full disk is
-    // seen before a restart would resume from an old state.
-    protocol::Persistence persistence() const {
-        protocol::Persistence p;
-        if (persist_error.empty()) return p;
-        p.ok = false;
-        p.error = persist_error;
-        p.failing_for_s = now() - persist_failing_since;
-        p.unwritten_journal_lines = unwritten_journal.size();
-        p.state_unsaved = state_unsaved;
-        return p;
     }
 
     Json on_control(const Json& message) {
@@ -455,7 +382,7 @@ struct Supervisor::Impl {
         metrics_http.close();
         signals.cancel();
         poll_timer.cancel();
-        persist_timer.cancel();
+        writer.close();
         watch_timer.cancel();
         for (auto& t : timers) t->timer.cancel();
         io.stop();

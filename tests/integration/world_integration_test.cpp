@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -120,14 +121,18 @@ TEST(IntegrationWorld, AKilledRankMakesBothRelaunchFromOneCheckpointAndTheWeight
     Scratch wrapper_dir("world-kill-wrapper");
     TwoRanks w("world-kill", fixture("world.yaml"), fixture("world.yaml"),
                freeze_once_wrapper(wrapper_dir, frozen_at));
+    // Rank 1's worker stops itself at the boundary after step 4, whose checkpoint it has
+    // written (its report may still wait in the stopped worker's queue); rank 0's waits for it
+    // in the boundary's collective.
+    const std::string log1 = run_dir::logs(w.s1.run()) + "/worker-1.log";
+    const std::string frozen_line = "test hook: frozen at step " + std::to_string(frozen_at);
+    const auto deadline = std::chrono::steady_clock::now() + job_timeout;
+    while (slurp(log1).find(frozen_line) == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    ASSERT_NE(slurp(log1).find(frozen_line), std::string::npos) << w.d1->stderr_text();
     int pid = 0;
-    ASSERT_TRUE(w.d1->wait_for_event(
-        [&](const Json& e) {
-            if (e.value("event", "") == "worker-started") pid = e.value("pid", 0);
-            return e.value("event", "") == "checkpoint" && step_of(e) == frozen_at;
-        },
-        job_timeout))
-        << w.d1->stderr_text();
+    for (const auto& e : events_named(w.s1, "worker-started")) pid = e.value("pid", 0);
     ASSERT_GT(pid, 0);
 
     // Rank 0's smartcashctl shows both ranks, as its world agent sees them.
@@ -140,8 +145,7 @@ TEST(IntegrationWorld, AKilledRankMakesBothRelaunchFromOneCheckpointAndTheWeight
             world = status["world"];
             const auto& ranks = world["ranks"];
             if (ranks.is_array() && ranks.size() == 2 &&
-                ranks[1].value("step", std::int64_t{-1}) >= frozen_at &&
-                ranks[0].value("age_s", -1.0) >= 0)
+                ranks[1].value("step", std::int64_t{-1}) >= 2 && ranks[0].value("age_s", -1.0) >= 0)
                 break;
         }
         std::this_thread::sleep_for(100ms);
@@ -152,7 +156,9 @@ TEST(IntegrationWorld, AKilledRankMakesBothRelaunchFromOneCheckpointAndTheWeight
     ASSERT_EQ(world["ranks"].size(), 2u) << world.dump(2);
     EXPECT_EQ(world["ranks"][1].value("state", ""), "running") << world.dump(2);
     EXPECT_EQ(world["ranks"][1].value("tier", ""), "big") << world.dump(2);
-    EXPECT_EQ(world["ranks"][1].value("step", std::int64_t{-1}), frozen_at) << world.dump(2);
+    // The step its supervisor last heard of: a checkpoint (every 2 steps) up to the frozen one.
+    EXPECT_GE(world["ranks"][1].value("step", std::int64_t{-1}), 2) << world.dump(2);
+    EXPECT_LE(world["ranks"][1].value("step", std::int64_t{-1}), frozen_at) << world.dump(2);
     EXPECT_GT(world["ranks"][1].value("rss", std::uint64_t{0}), 0u) << world.dump(2);
     std::string text;
     run_program({SMARTCASHCTL_PATH, "--run-dir", w.s0.run(), "status"}, &text);
