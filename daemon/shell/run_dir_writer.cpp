@@ -50,11 +50,12 @@ void RunDirWriter::flush() {
     }
     if (error.empty()) {
         if (!m_error.empty()) {
-            m_log("the run directory is writable again; state.json and the journal are up to "
-                  "date" +
-                      (m_dropped ? " (" + std::to_string(m_dropped) + " journal lines were dropped)"
-                                 : std::string()),
-                  EventWeight::notable);
+            m_log(
+                "the run directory is writable again; state.json and the journal are up to "
+                "date" +
+                    (m_dropped ? " (" + std::to_string(m_dropped) + " journal lines were dropped)"
+                               : std::string()),
+                EventWeight::notable);
             m_error.clear();
             m_dropped = 0;
         }
