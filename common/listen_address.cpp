@@ -35,4 +35,14 @@ std::optional<ListenAddress> parse_listen_address(const std::string& text, std::
     return a;
 }
 
+bool parse_host_port(const std::string& text, std::string* host, int* port) {
+    if (text.find(':') == std::string::npos) return false;  // a bare port is not one here
+    std::string error;
+    const auto address = parse_listen_address(text, &error);
+    if (!address) return false;
+    *host = address->host;
+    *port = address->port;
+    return true;
+}
+
 }  // namespace smartcash

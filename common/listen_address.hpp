@@ -17,4 +17,8 @@ struct ListenAddress {
 /// off).
 std::optional<ListenAddress> parse_listen_address(const std::string& text, std::string* error);
 
+/// Splits "HOST:PORT" ("[V6ADDR]:PORT" for an IPv6 address), the host required; false when it
+/// is not one (no host, a port outside 1..65535). The address of rank 0 in a job of several.
+bool parse_host_port(const std::string& text, std::string* host, int* port);
+
 }  // namespace smartcash

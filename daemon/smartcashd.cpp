@@ -15,6 +15,7 @@
 
 #include "common/atomic_file.hpp"
 #include "common/config.hpp"
+#include "common/listen_address.hpp"
 #include "common/run_dir.hpp"
 #include "daemon/rundir/run_files.hpp"
 #include "daemon/shell/self_path.hpp"
@@ -75,10 +76,7 @@ bool whole(const std::string& text, int* out) {
 }
 
 bool parse_master(const std::string& text, WorldOptions* w) {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos || colon == 0) return false;
-    w->master_addr = text.substr(0, colon);
-    return whole(text.substr(colon + 1), &w->master_port);
+    return parse_host_port(text, &w->master_addr, &w->master_port);
 }
 
 std::optional<Options> parse(int argc, char** argv, std::string* error) {

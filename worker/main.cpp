@@ -9,6 +9,7 @@
 #include "common/atomic_file.hpp"
 #include "common/config.hpp"
 #include "common/exit_codes.hpp"
+#include "common/listen_address.hpp"
 #include "worker/commands/bench.hpp"
 #include "worker/commands/error_exit.hpp"
 #include "worker/commands/inspect.hpp"
@@ -170,7 +171,7 @@ int dispatch(int argc, char** argv) {
             throw UsageError("--world-size must be 1 to 4096");
         if (o.rank < 0 || o.rank >= o.world_size)
             throw UsageError("--rank must be 0 to " + std::to_string(o.world_size - 1));
-        if (!dist::parse_host_port(a.get("master"), &o.master_host, &o.master_port))
+        if (!parse_host_port(a.get("master"), &o.master_host, &o.master_port))
             throw UsageError("--master expects HOST:PORT (port 1 to 65535), got '" +
                              a.get("master") + "'");
         if (a.has("lost-after")) o.lost_after_s = to_seconds(a.get("lost-after"), "lost-after");

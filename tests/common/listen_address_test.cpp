@@ -29,6 +29,19 @@ TEST(ListenAddress, OtherFormsAreRefused) {
         EXPECT_FALSE(parse_listen_address(bad, &error)) << bad;
 }
 
+TEST(ListenAddress, TheAddressOfRankZeroNeedsItsHost) {
+    std::string host;
+    int port = 0;
+    ASSERT_TRUE(parse_host_port("10.0.0.1:29500", &host, &port));
+    EXPECT_EQ(host, "10.0.0.1");
+    EXPECT_EQ(port, 29500);
+    ASSERT_TRUE(parse_host_port("[fe80::1]:1", &host, &port));
+    EXPECT_EQ(host, "fe80::1");
+    EXPECT_EQ(port, 1);
+    for (const char* bad : {"29500", "fe80::1:29500", "h:0", "h:65536", ":29500", "[]:80", "h:"})
+        EXPECT_FALSE(parse_host_port(bad, &host, &port)) << bad;
+}
+
 TEST(ListenAddress, TheConfigKeyIsOffByDefaultAndCheckedWhenSet) {
     EXPECT_EQ(parse_config("", "d.yaml").supervisor.metrics_listen, "");
     EXPECT_EQ(parse_config("supervisor: {metrics_listen: \"9464\"}\n", "d.yaml")

@@ -540,6 +540,30 @@ TEST(SupervisorShell, UsageErrorsExitTwo) {
     EXPECT_EQ(exit_code_of(wait_child(q, 10s)), 2);
 }
 
+TEST(SupervisorShell, SeveralRanksWithoutAMasterOrWithARankOutOfRangeAreUsageErrors) {
+    Dir d("world-usage");
+    struct Case {
+        std::vector<std::string> args;
+        const char* says;
+    };
+    const std::vector<Case> cases = {
+        {{"--nnodes", "2", "--node-rank", "1"}, "the address of rank 0"},
+        {{"--nnodes", "2", "--node-rank", "2", "--master", "127.0.0.1:29500"}, "out of range"},
+        {{"--nnodes", "2", "--master", "no-port-here"}, "--master needs HOST:PORT"},
+        {{"--nnodes", "two"}, "--nnodes needs a whole number"},
+        {{"--nnodes", "2", "--master", "127.0.0.1:70000"}, "--master needs HOST:PORT"},
+    };
+    int n = 0;
+    for (const Case& c : cases) {
+        std::vector<std::string> argv{SMARTCASHD_PATH, "run", "--config", d.file("job.yaml")};
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
+        const std::string err = d.file("w" + std::to_string(++n) + ".err");
+        const pid_t p = spawn(argv, d.file("w.out"), err);
+        EXPECT_EQ(exit_code_of(wait_child(p, 10s)), 2) << c.says;
+        EXPECT_NE(slurp(err).find(c.says), std::string::npos) << slurp(err);
+    }
+}
+
 // A worker's helpers die with it (its process group), even when the worker itself crashed.
 TEST(SupervisorShell, HelpersOfAWorkerThatDiedAreKilled) {
     Dir d("helpers");

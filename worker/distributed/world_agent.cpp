@@ -1,12 +1,9 @@
 #include "worker/distributed/world_agent.hpp"
 
-#include <fcntl.h>
 #include <fmt/core.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -22,6 +19,7 @@
 #include "common/protocol.hpp"
 #include "common/wire_fields.hpp"
 #include "common/world_messages.hpp"
+#include "worker/distributed/agent_channel.hpp"
 
 #ifdef SMARTCASH_WITH_C10D
 #include <ATen/Parallel.h>
@@ -31,41 +29,6 @@
 
 namespace smartcash::dist {
 
-bool parse_host_port(const std::string& text, std::string* host, int* port) {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 >= text.size()) return false;
-    std::string h = text.substr(0, colon);
-    if (h.front() == '[') {
-        if (h.size() < 3 || h.back() != ']') return false;
-        h = h.substr(1, h.size() - 2);
-    } else if (h.find(':') != std::string::npos) {
-        return false;  // an IPv6 address needs its brackets
-    }
-    const std::string p = text.substr(colon + 1);
-    if (p.find_first_not_of("0123456789") != std::string::npos || p.size() > 5) return false;
-    const int value = std::atoi(p.c_str());
-    if (value < 1 || value > 65535) return false;
-    *host = h;
-    *port = value;
-    return true;
-}
-
-namespace world_keys {
-namespace {
-std::string round_key(std::int64_t round) { return "smartcash/r/" + std::to_string(round) + "/"; }
-}  // namespace
-std::string current_round() { return "smartcash/current_round"; }
-std::string join(std::int64_t round, int rank) {
-    return round_key(round) + "join/" + std::to_string(rank);
-}
-std::string ended(std::int64_t round, int rank) {
-    return round_key(round) + "ended/" + std::to_string(rank);
-}
-std::string ends(std::int64_t round) { return round_key(round) + "ends"; }
-std::string figures(int rank) { return "smartcash/figures/" + std::to_string(rank); }
-std::string group_prefix(std::int64_t round) { return round_key(round) + "pg/"; }
-}  // namespace world_keys
-
 #ifdef SMARTCASH_WITH_C10D
 
 namespace {
@@ -73,15 +36,6 @@ namespace {
 namespace world = protocol::world;
 using Clock = std::chrono::steady_clock;
 using Json = protocol::Json;
-
-int env_fd(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) return -1;
-    char* end = nullptr;
-    const long fd = std::strtol(v, &end, 10);
-    if (*end != '\0' || fd < 0) return -1;
-    return static_cast<int>(fd);
-}
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
@@ -103,7 +57,7 @@ struct Seen {
 class Agent {
   public:
     Agent(const AgentOptions& options, int report_fd, int command_fd)
-        : m_o(options), m_report_fd(report_fd), m_command_fd(command_fd) {
+        : m_o(options), m_channel(report_fd, command_fd) {
         m_seen.resize(static_cast<std::size_t>(m_o.world_size));
     }
 
@@ -119,7 +73,7 @@ class Agent {
                     log("the supervisor closed the command channel: exiting");
                     return exit_code::done;
                 }
-                if (m_gone) {
+                if (m_channel.gone()) {
                     log("the supervisor stopped reading: exiting");
                     return exit_code::done;
                 }
@@ -132,31 +86,10 @@ class Agent {
     }
 
   private:
-    // ---- the channel ----
-
     void log(const std::string& line) const {
         std::cerr << "world agent (rank " << m_o.rank << "): " << line << std::endl;
     }
-
-    void send(const world::AgentMessage& message) {
-        if (m_gone) return;
-        const std::string line = protocol::encode(world::to_json(message));
-        std::size_t off = 0;
-        while (off < line.size()) {
-            const ssize_t n = ::write(m_report_fd, line.data() + off, line.size() - off);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    pollfd p{m_report_fd, POLLOUT, 0};
-                    ::poll(&p, 1, 100);
-                    continue;
-                }
-                m_gone = true;  // EPIPE: the supervisor is gone
-                return;
-            }
-            off += static_cast<std::size_t>(n);
-        }
-    }
+    void send(const world::AgentMessage& message) { m_channel.send(message); }
 
     int fail(const std::string& message) {
         log(message);
@@ -167,43 +100,12 @@ class Agent {
     /// Reads what the supervisor sent, waiting at most one poll interval; false once the command
     /// fd is closed.
     bool read_commands() {
-        pollfd p{m_command_fd, POLLIN, 0};
-        const int ready = ::poll(&p, 1, poll_interval_ms);
-        if (ready < 0 && errno != EINTR) return false;
-        if (ready <= 0) return true;
-        char buf[4096];
-        while (true) {
-            const ssize_t n = ::read(m_command_fd, buf, sizeof buf);
-            if (n > 0) {
-                m_lines.feed(buf, static_cast<std::size_t>(n));
-                if (static_cast<std::size_t>(n) < sizeof buf) break;
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-            handle_lines();
-            return false;  // end of file (or an error): the supervisor left
-        }
-        handle_lines();
-        return true;
-    }
-
-    void handle_lines() {
-        if (m_lines.take_overflow())
-            log(fmt::format("ignoring a command line longer than {} bytes",
-                            protocol::max_line_bytes));
-        while (auto line = m_lines.next()) {
-            if (line->empty()) continue;
-            std::string error;
-            auto message = protocol::decode(*line, &error, protocol::command_key);
-            auto command = message ? world::agent_command_from_json(*message, &error)
-                                   : std::optional<world::AgentCommand>();
-            if (!command) {
-                log("ignoring a command from the supervisor: " + error);
-                continue;
-            }
-            std::visit([this](const auto& c) { on(c); }, *command);
-        }
+        return m_channel.read(
+            poll_interval_ms,
+            [this](const world::AgentCommand& c) {
+                std::visit([this](const auto& x) { on(x); }, c);
+            },
+            [this](const std::string& line) { log(line); });
     }
 
     // ---- the store ----
@@ -501,10 +403,7 @@ class Agent {
     static constexpr int poll_interval_ms = 50;
 
     AgentOptions m_o;
-    int m_report_fd;
-    int m_command_fd;
-    bool m_gone = false;
-    protocol::LineSplitter m_lines;
+    AgentChannel m_channel;
     c10::intrusive_ptr<c10d::TCPStore> m_store;
 
     Phase m_phase = Phase::idle;
@@ -526,14 +425,7 @@ int run_world_agent(const AgentOptions& options) {
     // A supervisor that goes away must not kill the agent with SIGPIPE: a failed write says so.
     std::signal(SIGPIPE, SIG_IGN);
     at::set_num_threads(1);
-    int report_fd = options.report_fd >= 0 ? options.report_fd : env_fd(protocol::report_fd_env);
-    int command_fd =
-        options.command_fd >= 0 ? options.command_fd : env_fd(protocol::command_fd_env);
-    if (report_fd < 0) report_fd = STDOUT_FILENO;
-    if (command_fd < 0) command_fd = STDIN_FILENO;
-    for (int fd : {report_fd, command_fd}) ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
-    ::fcntl(command_fd, F_SETFL, ::fcntl(command_fd, F_GETFL) | O_NONBLOCK);
-    Agent agent(options, report_fd, command_fd);
+    Agent agent(options, options.report_fd, options.command_fd);
     return agent.run();
 }
 

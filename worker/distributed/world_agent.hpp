@@ -27,10 +27,6 @@ struct AgentOptions {
     int command_fd = -1;
 };
 
-/// Splits "HOST:PORT" ("[V6ADDR]:PORT" for an IPv6 address); false when it is not one (no
-/// host, a port outside 1..65535).
-bool parse_host_port(const std::string& text, std::string* host, int* port);
-
 /// The store keys of the agents (all under "smartcash/"); docs/distributed.md lists them.
 namespace world_keys {
 std::string current_round();
