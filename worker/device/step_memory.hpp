@@ -18,7 +18,7 @@ void release_gradients(torch::optim::Optimizer& optimizer);
 /// LibTorch's CPU allocations of 256 KiB and more come from the host block cache
 /// (host_block_cache.hpp): mapped from the system (2 MiB-aligned, huge pages requested), and kept
 /// in a cache of free blocks when freed, for the next tensor of the same size class. At
-/// `Cleanup::extreme` (the minimal tier) the cache holds at most 256 MiB and returns the rest to
+/// `Cleanup::extreme` (the minimal tier) the cache holds at most 576 MiB and returns the rest to
 /// the system at once, so the resident set follows the live tensors; at the other levels it keeps
 /// every freed block, so a step's activations reuse the previous step's pages instead of faulting
 /// in fresh ones. $SMARTCASH_HOST_CACHE_MIB overrides the cap (a tuning knob for scripts/bench).
