@@ -42,6 +42,9 @@ StateRecord state_record(const SupervisorState& s, const Config& config) {
     r.message = s.message;
     r.promotion_wait_s = s.promotion_wait;
     r.worker_pid = s.pid;
+    r.device = !s.shown.device.empty() ? s.shown.device
+               : tier_ok ? to_string(config.tiers[static_cast<std::size_t>(s.tier)].device)
+                         : std::string();
     r.tiers = s.tier_records;
     return r;
 }

@@ -22,6 +22,9 @@ struct StateRecord : protocol::JobRecord {
     int tier_index = 0;
     double promotion_wait_s = 0;
     int worker_pid = 0;
+    /// The device the worker last trained on, as it named it ("cpu", "cuda:0", "mps"), else the
+    /// tier's: what `status` shows once the supervisor has exited.
+    std::string device;
     std::map<std::string, protocol::TierSummary> tiers;
 
     template <typename S, typename V>
@@ -29,7 +32,7 @@ struct StateRecord : protocol::JobRecord {
         JobRecord::fields(s, v);
         v("version", s.version), v("status", s.status), v("tier_index", s.tier_index);
         v("promotion_wait_s", s.promotion_wait_s), v("worker_pid", s.worker_pid);
-        v("tiers", s.tiers);
+        v("device", s.device), v("tiers", s.tiers);
     }
 };
 

@@ -63,6 +63,7 @@ protocol::StatusView status_view(const StateRecord& r, const std::string& run_di
     v.pid = 0;
     v.run_dir = run_dir;
     v.supervisor_running = false;
+    if (!r.device.empty()) v.device = r.device;
     v.tiers = r.tiers;
     return v;
 }

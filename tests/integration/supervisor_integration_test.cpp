@@ -259,6 +259,7 @@ TEST(IntegrationFaults, DataErrorSeenByTheWorkerIsFatalAfterOneLaunch) {
     const Json status = Json::parse(out, nullptr, false);
     EXPECT_EQ(status.value("state", ""), "failed") << out;
     EXPECT_FALSE(status.value("supervisor_running", true));
+    EXPECT_EQ(status.value("device", ""), "cpu") << out;  // the tier's, kept in state.json
     EXPECT_NE(status.value("message", "").find("data error"), std::string::npos) << out;
     EXPECT_NE(status.value("message", "").find("no-such-dataset"), std::string::npos) << out;
     EXPECT_NE(status.value("message", "").find("not retrying"), std::string::npos) << out;
