@@ -216,7 +216,9 @@ std::string describe_progress(const protocol::Progress& r, const std::string& ti
 }
 
 bool is_detail(const protocol::JournalEvent& entry) {
-    if (const auto* c = std::get_if<ev::CheckpointEvent>(&entry)) return c->kind == "step";
+    // The periodic checkpoints; a stop, emergency or final one is news.
+    if (const auto* c = std::get_if<ev::CheckpointEvent>(&entry))
+        return c->kind == "step" || c->kind == "epoch";
     return std::holds_alternative<ev::EpochEndEvent>(entry);
 }
 

@@ -23,7 +23,8 @@ struct EventText {
 EventText describe_event(const protocol::JournalEvent& entry);
 
 /// Whether an entry is detail a person watching the job sees only when asking for it (-v): the
-/// step checkpoints, and the epoch ends (each evaluated epoch has its own line).
+/// periodic checkpoints (every N steps and at each epoch's end), and the epoch ends (each evaluated
+/// epoch has its own line).
 bool is_detail(const protocol::JournalEvent& entry);
 
 /// A periodic progress line from the worker's `progress` report.

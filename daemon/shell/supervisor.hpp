@@ -28,7 +28,8 @@ struct SupervisorOptions {
     /// --follow: on a terminal, a live progress block under the log lines; elsewhere, the
     /// worker's own log lines (logs/worker-N.log) copied to stderr as they are written.
     bool follow_worker_log = false;
-    /// Also show the step checkpoints and epoch ends (and, with a live block, the worker's log).
+    /// Also show the periodic checkpoints and epoch ends (and, with a live block, the worker's
+    /// log).
     bool verbose = false;
     /// Seconds between progress lines on stderr (0: none). Not used while following the log.
     double progress_interval = 30;
