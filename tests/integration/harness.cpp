@@ -75,10 +75,14 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& out_file,
 }  // namespace
 
 Daemon::Daemon(const Scratch& scratch, const std::string& config, const std::string& worker,
-               const std::string& tag, const std::vector<std::string>& extra)
+               const std::string& tag, const std::vector<std::string>& extra,
+               const std::vector<std::string>& launcher)
     : m_scratch(scratch), m_err(scratch.file("smartcashd" + tag + ".err")) {
-    std::vector<std::string> argv{SMARTCASHD_PATH, "run",       "--config",
-                                  config,          "--run-dir", scratch.run()};
+    std::vector<std::string> argv = launcher;
+    for (const std::string& a :
+         {std::string(SMARTCASHD_PATH), std::string("run"), std::string("--config"), config,
+          std::string("--run-dir"), scratch.run()})
+        argv.push_back(a);
     if (!worker.empty()) {
         argv.push_back("--worker");
         argv.push_back(worker);

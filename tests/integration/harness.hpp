@@ -54,9 +54,12 @@ class Daemon {
   public:
     /// An empty `worker` runs smartcashd without --worker (and without SMARTCASH_WORKER), as the
     /// README does: the worker next to smartcashd.
-    /// `extra` goes after the usual arguments (--nnodes ... for a rank of a job of several).
+    /// `extra` goes after the usual arguments (--nnodes ... for a rank of a job of several);
+    /// `launcher` before smartcashd (`ip netns exec NS`: a program that execs the rest, so the
+    /// pid is smartcashd's).
     Daemon(const Scratch& scratch, const std::string& config, const std::string& worker,
-           const std::string& tag = "", const std::vector<std::string>& extra = {});
+           const std::string& tag = "", const std::vector<std::string>& extra = {},
+           const std::vector<std::string>& launcher = {});
     ~Daemon();
     pid_t pid() const { return m_pid; }
     /// Waits for the exit (polling the journal meanwhile, see Scratch::kept); returns the exit

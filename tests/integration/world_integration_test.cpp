@@ -12,9 +12,11 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "common/run_dir.hpp"
 #include "tests/integration/harness.hpp"
@@ -41,15 +43,20 @@ int free_port() {
 
 // The two supervisors of one job, started together.
 struct TwoRanks {
+    // `launchers` (one per rank) go before smartcashd, as Daemon takes them; `master` is the
+    // address of rank 0 as the others reach it.
     TwoRanks(const std::string& name, const std::string& config0, const std::string& config1,
-             const std::string& worker1 = SMARTCASH_WORKER_PATH)
-        : s0(name + "-rank0"), s1(name + "-rank1"), port(free_port()) {
-        d0 = std::make_unique<Daemon>(s0, config0, SMARTCASH_WORKER_PATH, "", args(0));
-        d1 = std::make_unique<Daemon>(s1, config1, worker1, "", args(1));
+             const std::string& worker1 = SMARTCASH_WORKER_PATH,
+             const std::string& master = "127.0.0.1",
+             const std::vector<std::vector<std::string>>& launchers = {{}, {}})
+        : s0(name + "-rank0"), s1(name + "-rank1"), port(free_port()), master(master) {
+        d0 =
+            std::make_unique<Daemon>(s0, config0, SMARTCASH_WORKER_PATH, "", args(0), launchers[0]);
+        d1 = std::make_unique<Daemon>(s1, config1, worker1, "", args(1), launchers[1]);
     }
     std::vector<std::string> args(int rank) const {
         return {"--nnodes",           "2",        "--node-rank",
-                std::to_string(rank), "--master", "127.0.0.1:" + std::to_string(port),
+                std::to_string(rank), "--master", master + ":" + std::to_string(port),
                 "--lost-after",       "20"};
     }
     // Both exit 0; the failure message has both stderr texts.
@@ -61,6 +68,7 @@ struct TwoRanks {
     }
     Scratch s0, s1;
     int port;
+    std::string master;
     std::unique_ptr<Daemon> d0, d1;
 };
 
@@ -259,6 +267,84 @@ TEST(IntegrationWorld, AMemoryFaultOnOneRankMovesBothDownTogetherWithNoStepLost)
     const auto formed = events_named(w.s0, "world-formed");
     ASSERT_EQ(formed.size(), 2u) << dump(all0);
     EXPECT_EQ(formed[1].value("tier", ""), "small") << dump(formed);
+}
+
+// Two network namespaces joined by a veth pair, made by the test and removed after it: each rank
+// has its own network stack, so the store, the rendezvous and every all-reduce cross a network
+// interface. Needs root (CAP_NET_ADMIN) and `ip`; skipped without them.
+class NetworkPair {
+  public:
+    NetworkPair() {
+        for (const char* candidate : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
+            if (::access(candidate, X_OK) == 0) {
+                m_ip = candidate;
+                break;
+            }
+        if (m_ip.empty() || ::geteuid() != 0) return;
+        const std::string tag = std::to_string(::getpid() % 100000);
+        m_ns = {"scw0-" + tag, "scw1-" + tag};
+        m_if = {"scv0-" + tag, "scv1-" + tag};
+        m_ready = ip({"netns", "add", m_ns[0]}) && ip({"netns", "add", m_ns[1]}) &&
+                  ip({"link", "add", m_if[0], "type", "veth", "peer", "name", m_if[1]});
+        for (std::size_t r = 0; m_ready && r < 2; ++r)
+            m_ready = ip({"link", "set", m_if[r], "netns", m_ns[r]}) &&
+                      ip({"-n", m_ns[r], "addr", "add", address(static_cast<int>(r)) + "/24", "dev",
+                          m_if[r]}) &&
+                      ip({"-n", m_ns[r], "link", "set", m_if[r], "up"}) &&
+                      ip({"-n", m_ns[r], "link", "set", "lo", "up"});
+    }
+    ~NetworkPair() {
+        for (const std::string& ns : m_ns) ip({"netns", "del", ns});  // takes the veth with it
+    }
+    bool ready() const { return m_ready; }
+    static std::string address(int rank) { return "10.231.77." + std::to_string(rank + 1); }
+    // Runs the rest in rank's namespace, with Gloo on its end of the pair.
+    std::vector<std::string> launcher(int rank) const {
+        const auto r = static_cast<std::size_t>(rank);
+        return {m_ip, "netns", "exec", m_ns[r], "/usr/bin/env", "GLOO_SOCKET_IFNAME=" + m_if[r]};
+    }
+    // Bytes sent out of rank's end of the pair.
+    std::uint64_t sent(int rank) const {
+        const auto r = static_cast<std::size_t>(rank);
+        std::string out;
+        run_program({m_ip, "-n", m_ns[r], "-j", "-s", "link", "show", m_if[r]}, &out);
+        const Json j = Json::parse(out, nullptr, false);
+        if (!j.is_array() || j.empty() || !j[0].contains("stats64")) return 0;
+        return j[0]["stats64"].value("tx", Json::object()).value("bytes", std::uint64_t{0});
+    }
+
+  private:
+    bool ip(const std::vector<std::string>& args) const {
+        std::vector<std::string> argv{m_ip};
+        argv.insert(argv.end(), args.begin(), args.end());
+        std::string out;
+        return run_program(argv, &out) == 0;
+    }
+    std::string m_ip;
+    std::vector<std::string> m_ns, m_if;
+    bool m_ready = false;
+};
+
+TEST(IntegrationWorld, TwoRanksInTwoNetworkNamespacesTrainOverAVethPair) {
+    NetworkPair net;
+    if (!net.ready()) GTEST_SKIP() << "cannot make network namespaces here (needs root and ip)";
+    TwoRanks w("world-netns", fixture("world.yaml"), fixture("world.yaml"), SMARTCASH_WORKER_PATH,
+               NetworkPair::address(0), {net.launcher(0), net.launcher(1)});
+    w.expect_both_done();
+    expect_finished(w.s0, "big");
+    expect_finished(w.s1, "big");
+    const auto losses0 = step_losses(w.s0);
+    const auto losses1 = step_losses(w.s1);
+    ASSERT_EQ(losses0.size(), 16u);
+    for (const auto& [step, loss] : losses0)
+        EXPECT_DOUBLE_EQ(losses1.at(step), loss) << "both ranks report the global loss";
+    // The gradients of 16 steps went over the pair, both ways.
+    for (int r = 0; r < 2; ++r) {
+        const std::uint64_t sent = net.sent(r);
+        EXPECT_GT(sent, 1u << 20) << "rank " << r << " sent little over its interface";
+        std::cout << "[ figures  ] rank " << r << " sent " << (sent >> 10)
+                  << " KiB over its end of the veth pair\n";
+    }
 }
 
 }  // namespace
