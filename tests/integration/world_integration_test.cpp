@@ -48,8 +48,13 @@ struct TwoRanks {
     TwoRanks(const std::string& name, const std::string& config0, const std::string& config1,
              const std::string& worker1 = SMARTCASH_WORKER_PATH,
              const std::string& master = "127.0.0.1",
-             const std::vector<std::vector<std::string>>& launchers = {{}, {}})
-        : s0(name + "-rank0"), s1(name + "-rank1"), port(free_port()), master(master) {
+             const std::vector<std::vector<std::string>>& launchers = {{}, {}},
+             const std::string& lost_after = "20")
+        : s0(name + "-rank0"),
+          s1(name + "-rank1"),
+          port(free_port()),
+          master(master),
+          lost_after(lost_after) {
         d0 =
             std::make_unique<Daemon>(s0, config0, SMARTCASH_WORKER_PATH, "", args(0), launchers[0]);
         d1 = std::make_unique<Daemon>(s1, config1, worker1, "", args(1), launchers[1]);
@@ -57,7 +62,7 @@ struct TwoRanks {
     std::vector<std::string> args(int rank) const {
         return {"--nnodes",           "2",        "--node-rank",
                 std::to_string(rank), "--master", master + ":" + std::to_string(port),
-                "--lost-after",       "20"};
+                "--lost-after",       lost_after};
     }
     // Both exit 0; the failure message has both stderr texts.
     void expect_both_done() {
@@ -69,6 +74,7 @@ struct TwoRanks {
     Scratch s0, s1;
     int port;
     std::string master;
+    std::string lost_after;
     std::unique_ptr<Daemon> d0, d1;
 };
 
@@ -267,6 +273,73 @@ TEST(IntegrationWorld, AMemoryFaultOnOneRankMovesBothDownTogetherWithNoStepLost)
     const auto formed = events_named(w.s0, "world-formed");
     ASSERT_EQ(formed.size(), 2u) << dump(all0);
     EXPECT_EQ(formed[1].value("tier", ""), "small") << dump(formed);
+}
+
+// A whole machine that stops answering: rank 1's supervisor, world agent and worker are all
+// stopped (SIGSTOP), as a machine that hangs or leaves the network. Rank 0 hears nothing of it
+// for --lost-after seconds, stops its own worker (stuck in a collective, so killed after its
+// stop timeout) and waits for rank 1 in the next round; once rank 1 is continued the job goes on
+// from the newest checkpoint both ranks have and finishes.
+TEST(IntegrationWorld, ARankThatStopsAnsweringIsLostAndTheJobGoesOnWhenItIsBack) {
+    // Both ranks give up on a worker stuck in a collective sooner than the fixture would.
+    Scratch config_dir("world-lost-config");
+    const std::string config = config_dir.file("world-lost.yaml");
+    {
+        std::string text = slurp(fixture("world.yaml"));
+        for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+                 {"heartbeat_timeout: 60s", "heartbeat_timeout: 10s"},
+                 {"stop_grace: 10s", "stop_grace: 2s"}}) {
+            const auto at = text.find(from);
+            ASSERT_NE(at, std::string::npos) << from;
+            text.replace(at, from.size(), to);
+        }
+        std::ofstream(config) << text;
+    }
+    TwoRanks w("world-lost", config, config, SMARTCASH_WORKER_PATH, "127.0.0.1", {{}, {}},
+               /*lost_after=*/"3");
+    ASSERT_TRUE(w.d1->wait_for_event(
+        [](const Json& e) { return e.value("event", "") == "checkpoint" && step_of(e) >= 4; },
+        job_timeout))
+        << w.d1->stderr_text();
+    int worker1 = 0;
+    for (const auto& e : events_named(w.s1, "worker-started")) worker1 = e.value("pid", 0);
+    const auto agents = processes_mentioning(
+        "world-agent --rank 1 --world-size 2 --master 127.0.0.1:" + std::to_string(w.port));
+    ASSERT_EQ(agents.size(), 1u);
+    const std::vector<int> machine{w.d1->pid(), agents[0], worker1};
+    for (int pid : machine) ASSERT_EQ(::kill(pid, SIGSTOP), 0) << pid;
+    const auto stopped = std::chrono::steady_clock::now();
+
+    // Rank 0 notices, ends its worker and waits in the next round.
+    bool heard = false;
+    bool ended = false;
+    const bool rejoined = w.d0->wait_for_event(
+        [&](const Json& e) {
+            const std::string name = e.value("event", "");
+            if (name == "peer-ended" && e.value("rank", -1) == 1 &&
+                e.value("exit_class", "") == "lost")
+                heard = true;
+            if (name == "exit") ended = true;
+            return ended && name == "world-join";
+        },
+        60s);
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
+    for (int pid : machine) ::kill(pid, SIGCONT);
+    ASSERT_TRUE(rejoined) << dump(events(w.s0));
+    EXPECT_TRUE(heard) << dump(events(w.s0));
+    std::cout << "[ figures  ] rank 0 waited for the lost rank in the next round " << took
+              << " s after it stopped answering\n";
+
+    w.expect_both_done();
+    const auto hello0 = events_named(w.s0, "hello");
+    const auto hello1 = events_named(w.s1, "hello");
+    ASSERT_GE(hello0.size(), 2u) << dump(events(w.s0));
+    ASSERT_GE(hello1.size(), 2u) << dump(events(w.s1));
+    EXPECT_EQ(step_of(hello0.back(), "resumed_step"), step_of(hello1.back(), "resumed_step"));
+    EXPECT_GE(step_of(hello0.back(), "resumed_step"), 4);
+    expect_finished(w.s0, "big");
+    expect_finished(w.s1, "big");
 }
 
 // Two network namespaces joined by a veth pair, made by the test and removed after it: each rank
