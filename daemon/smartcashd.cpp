@@ -63,18 +63,6 @@ struct Options {
     WorldOptions world;
 };
 
-bool whole(const std::string& text, int* out) {
-    try {
-        std::size_t used = 0;
-        const int v = std::stoi(text, &used);
-        if (used != text.size()) return false;
-        *out = v;
-        return true;
-    } catch (const std::exception&) {
-        return false;
-    }
-}
-
 bool parse_master(const std::string& text, WorldOptions* w) {
     return parse_host_port(text, &w->master_addr, &w->master_port);
 }
@@ -119,10 +107,12 @@ std::optional<Options> parse(int argc, char** argv, std::string* error) {
         } else if (a == "--nnodes" || a == "--node-rank") {
             std::string text;
             if (!value(&text)) return std::nullopt;
-            if (!whole(text, a == "--nnodes" ? &o.world.world_size : &o.world.rank)) {
+            const auto n = whole_number(text.c_str());
+            if (!n) {
                 *error = a + " needs a whole number, not \"" + text + "\"";
                 return std::nullopt;
             }
+            (a == "--nnodes" ? o.world.world_size : o.world.rank) = *n;
         } else if (a == "--master") {
             std::string text;
             if (!value(&text)) return std::nullopt;

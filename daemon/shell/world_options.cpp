@@ -4,8 +4,6 @@
 
 namespace smartcash::daemon {
 
-namespace {
-
 std::optional<int> whole_number(const char* text) {
     if (!text || !*text) return std::nullopt;
     char* end = nullptr;
@@ -13,8 +11,6 @@ std::optional<int> whole_number(const char* text) {
     if (*end != '\0' || v < 0 || v > 1000000) return std::nullopt;
     return static_cast<int>(v);
 }
-
-}  // namespace
 
 std::optional<std::string> check_world(const WorldOptions& o) {
     if (o.world_size < 1) return "the world size (--nnodes, WORLD_SIZE) must be at least 1";

@@ -20,6 +20,10 @@ struct WorldOptions {
     std::string master() const { return master_addr + ":" + std::to_string(master_port); }
 };
 
+/// A whole number 0..1000000 written in full ("12"; not "", "1x" or "-1"), from a flag or a
+/// variable.
+std::optional<int> whole_number(const char* text);
+
 /// Reads WORLD_SIZE, RANK, MASTER_ADDR and MASTER_PORT through `get` into `o` where set. Returns
 /// an error message for a value that is not a whole number; check_world() checks the rest.
 std::optional<std::string> world_from_environment(
