@@ -53,6 +53,25 @@ class WorkerDistributed : public WorkerTest {
         return out;
     }
 
+    /// Starts both ranks again on their run directories and runs them to the end: both finish,
+    /// and both resume at `agreed`. Returns rank 0's stderr.
+    std::string resume_both_to_the_end(const std::string& run0, const std::string& run1,
+                                       std::int64_t agreed) {
+        const int port = free_port();
+        auto w0 = rank(0, port, run0);
+        auto w1 = rank(1, port, run1);
+        const auto s0 = w0->wait(240), s1 = w1->wait(240);
+        EXPECT_TRUE(s0.exited && s0.code == exit_code::done) << s0.describe() << "\n" << w0->err();
+        EXPECT_TRUE(s1.exited && s1.code == exit_code::done) << s1.describe() << "\n" << w1->err();
+        for (auto* w : {w0.get(), w1.get()}) {
+            const auto hello = w->reports_of("hello");
+            EXPECT_EQ(hello.size(), 1u) << w->err();
+            if (!hello.empty())
+                EXPECT_EQ(hello[0].value("resumed_step", std::int64_t{-1}), agreed) << w->err();
+        }
+        return w0->err();
+    }
+
     /// The newest step checkpoint of a run, read back.
     smartcash::train::LoadedCheckpoint newest(const std::string& run_dir) {
         auto files = step_checkpoints(run_dir);
@@ -178,19 +197,8 @@ TEST_F(WorkerDistributed, StopOnOneRankStopsBothAtTheSameStepAndResumesExactly) 
     fs::remove(fs::path(lost_path).replace_extension(".json"));
     const std::int64_t agreed = step_checkpoints(run1).rbegin()->first;
     ASSERT_LT(agreed, lost_step);
-    const int port = free_port();
-    auto w0 = rank(0, port, run0);
-    auto w1 = rank(1, port, run1);
-    const auto s0 = w0->wait(240), s1 = w1->wait(240);
-    ASSERT_TRUE(s0.exited && s0.code == exit_code::done) << s0.describe() << "\n" << w0->err();
-    ASSERT_TRUE(s1.exited && s1.code == exit_code::done) << s1.describe() << "\n" << w1->err();
-    for (auto* w : {w0.get(), w1.get()}) {
-        const auto hello = w->reports_of("hello");
-        ASSERT_EQ(hello.size(), 1u);
-        EXPECT_EQ(hello[0].value("resumed_step", std::int64_t{-1}), agreed) << w->err();
-    }
-    EXPECT_NE(w0->err().find("the newest checkpoint every rank has"), std::string::npos)
-        << w0->err();
+    const std::string err0 = resume_both_to_the_end(run0, run1, agreed);
+    EXPECT_NE(err0.find("the newest checkpoint every rank has"), std::string::npos) << err0;
     EXPECT_EQ(final_hash(run0), reference);
     EXPECT_EQ(final_hash(run1), reference);
 }
@@ -281,17 +289,7 @@ TEST_F(WorkerDistributed, ARankThatDiesMakesTheOtherCheckpointAndExitPeerLost) {
     // Rank 1's newest checkpoint is older (step 2): both resume there and finish.
     const std::int64_t agreed = step_checkpoints(run1).rbegin()->first;
     EXPECT_EQ(agreed, 2);
-    const int port = free_port();
-    auto w0 = rank(0, port, run0);
-    auto w1 = rank(1, port, run1);
-    const auto s0 = w0->wait(240), s1 = w1->wait(240);
-    ASSERT_TRUE(s0.exited && s0.code == exit_code::done) << s0.describe() << "\n" << w0->err();
-    ASSERT_TRUE(s1.exited && s1.code == exit_code::done) << s1.describe() << "\n" << w1->err();
-    for (auto* w : {w0.get(), w1.get()}) {
-        const auto hello = w->reports_of("hello");
-        ASSERT_EQ(hello.size(), 1u);
-        EXPECT_EQ(hello[0].value("resumed_step", std::int64_t{-1}), agreed) << w->err();
-    }
+    resume_both_to_the_end(run0, run1, agreed);
     EXPECT_EQ(final_hash(run0), reference);
     EXPECT_EQ(final_hash(run1), reference);
 }
