@@ -3,18 +3,11 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <boost/process/args.hpp>
-#include <boost/process/child.hpp>
-#include <boost/process/error.hpp>
-#include <boost/process/exe.hpp>
-#include <boost/process/io.hpp>
-#include <boost/process/pipe.hpp>
 #include <iterator>
 #include <thread>
 
 #include "common/devices_report.hpp"
-
-namespace bp = boost::process;
+#include "daemon/shell/boost_process.hpp"
 
 namespace smartcash::daemon {
 

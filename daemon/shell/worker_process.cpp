@@ -13,18 +13,10 @@
 #include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/process/args.hpp>
-#include <boost/process/child.hpp>
-#include <boost/process/env.hpp>
-#include <boost/process/environment.hpp>
-#include <boost/process/error.hpp>
-#include <boost/process/exe.hpp>
-#include <boost/process/extend.hpp>
-#include <boost/process/io.hpp>
 #include <cerrno>
 #include <cstring>
 
-namespace bp = boost::process;
+#include "daemon/shell/boost_process.hpp"
 
 namespace smartcash::daemon {
 

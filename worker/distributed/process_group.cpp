@@ -10,6 +10,8 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "worker/distributed/tcp_store.hpp"
 #endif
 
 namespace smartcash::dist {
@@ -157,7 +159,7 @@ std::unique_ptr<ProcessGroupContext> ProcessGroupContext::connect(const DistEnv&
         options.numWorkers = static_cast<std::size_t>(env.world_size);
         options.waitWorkers = !shared_store;
         options.timeout = rendezvous;
-        impl.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+        impl.store = open_tcp_store(env.master_addr, options).store;
         if (shared_store) {
             // PrefixStore puts its own '/' between the prefix and each key.
             std::string prefix = env.store_prefix;

@@ -25,6 +25,8 @@
 #include <ATen/Parallel.h>
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "worker/distributed/tcp_store.hpp"
 #endif
 
 namespace smartcash::dist {
@@ -146,7 +148,7 @@ class Agent {
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
             options.timeout = std::max(left, std::chrono::milliseconds(1000));
             try {
-                m_store = c10::make_intrusive<c10d::TCPStore>(m_o.master_host, options);
+                m_store = open_tcp_store(m_o.master_host, options).store;
                 break;
             } catch (const std::exception& e) {
                 last_error = first_line(e.what());
