@@ -33,7 +33,10 @@ bool status_from_json(const protocol::Json& json, const char* name, DeviceStatus
 protocol::Json to_json(const DevicesReport& report) {
     return protocol::Json{{devices_field::cuda, status_json(report.cuda)},
                           {devices_field::mps, status_json(report.mps)},
-                          {devices_field::torch_version, report.torch_version}};
+                          {devices_field::torch_version, report.torch_version},
+                          {devices_field::blas, report.blas},
+                          {devices_field::blas_library, report.blas_library},
+                          {devices_field::blas_reference, report.blas_reference}};
 }
 
 std::optional<DevicesReport> devices_report_from_json(const protocol::Json& json,
@@ -47,6 +50,9 @@ std::optional<DevicesReport> devices_report_from_json(const protocol::Json& json
         !status_from_json(json, devices_field::mps, &r.mps, error))
         return std::nullopt;
     r.torch_version = json.value(devices_field::torch_version, "");
+    r.blas = json.value(devices_field::blas, "");
+    r.blas_library = json.value(devices_field::blas_library, "");
+    r.blas_reference = json.value(devices_field::blas_reference, false);
     return r;
 }
 

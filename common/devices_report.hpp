@@ -18,7 +18,10 @@ struct DeviceStatus {
 struct DevicesReport {
     DeviceStatus cuda;
     DeviceStatus mps;
-    std::string torch_version;  ///< "2.11.0", "1.13.1"
+    std::string torch_version;    ///< "2.11.0", "1.13.1"
+    std::string blas;             ///< the BLAS the CPU math runs on: "OpenBLAS", "MKL", ...
+    std::string blas_library;     ///< the file that provides it, "" when unknown
+    bool blas_reference = false;  ///< netlib's unoptimised reference BLAS
 };
 
 namespace devices_field {
@@ -27,6 +30,9 @@ inline constexpr const char* mps = "mps";
 inline constexpr const char* usable = "usable";
 inline constexpr const char* why = "why";
 inline constexpr const char* torch_version = "torch_version";
+inline constexpr const char* blas = "blas";
+inline constexpr const char* blas_library = "blas_library";
+inline constexpr const char* blas_reference = "blas_reference";
 }  // namespace devices_field
 
 protocol::Json to_json(const DevicesReport& report);

@@ -1,6 +1,7 @@
 #include "worker/commands/bench.hpp"
 
 #include <fmt/core.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "common/exit_codes.hpp"
 #include "common/units.hpp"
 #include "worker/checkpoint/checkpoint.hpp"
+#include "worker/device/blas.hpp"
 #include "worker/device/device.hpp"
 #include "worker/device/process_memory.hpp"
 #include "worker/device/step_memory.hpp"
@@ -229,6 +231,8 @@ int run_bench(BenchOptions o) {
                             {"depth_multiple", o.depth_multiple},
                             {"img_size", o.img_size},
                             {"device", device_name(device)},
+                            {"blas", blas_in_use().name},
+                            {"blas_library", blas_in_use().library},
                             {"micro_batch", o.micro_batch},
                             {"accumulate", o.accumulate},
                             {"threads", o.threads},

@@ -35,6 +35,9 @@ int run_devices(bool json) {
         return {name, s.usable ? "yes" : "no", s.usable ? "" : s.why};
     };
     std::cout << "LibTorch " << report.torch_version << "\n"
+              << "BLAS " << report.blas
+              << (report.blas_library.empty() ? "" : " (" + report.blas_library + ")")
+              << (report.blas_reference ? ": the unoptimised reference BLAS" : "") << "\n"
               << ui::render_table(
                      {"device", "usable", "why not"},
                      {{"cpu", "yes", ""}, row("cuda", report.cuda), row("mps", report.mps)},

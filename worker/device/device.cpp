@@ -13,6 +13,7 @@
 #include <typeinfo>
 
 #include "common/units.hpp"
+#include "worker/device/blas.hpp"
 #include "worker/device/host_block_cache.hpp"
 #include "worker/device/torch_version.hpp"
 
@@ -123,6 +124,10 @@ const DevicesReport& devices() {
         r.torch_version = torch_version_text();
         r.cuda = probe_safely(probe_cuda);
         r.mps = probe_safely(probe_mps);
+        const BlasInfo& blas = blas_in_use();
+        r.blas = blas.name;
+        r.blas_library = blas.library;
+        r.blas_reference = blas.reference;
         return r;
     }();
     return report;

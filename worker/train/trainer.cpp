@@ -14,6 +14,7 @@
 #include "common/run_dir.hpp"
 #include "worker/channel/stop_request.hpp"
 #include "worker/data/dataset_source.hpp"
+#include "worker/device/blas.hpp"
 #include "worker/device/process_memory.hpp"
 #include "worker/device/step_memory.hpp"
 #include "worker/model/pretrained.hpp"
@@ -70,6 +71,9 @@ void Trainer::setup() {
     const auto& tc = m_config.training;
     dist::check_world_fits(m_config, m_tier, m_dist.world_size);
     apply_threads(m_tier.threads);
+    if (m_device.is_cpu()) {
+        if (auto warning = reference_blas_warning(blas_in_use()); !warning.empty()) log(warning);
+    }
     apply_allocator_policy(m_tier.cleanup);
     data::set_image_threads(m_tier.threads);
     if (auto line = limit_device_memory(m_device, m_tier.device_memory_limit); !line.empty())
