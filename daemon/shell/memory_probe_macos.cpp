@@ -1,16 +1,27 @@
 #ifdef __APPLE__
 
 #include <libproc.h>
-#include <mach/mach.h>
 #include <sys/resource.h>
 #include <sys/sysctl.h>
 
+#include <optional>
 #include <vector>
 
+#include "common/macos_memory.hpp"
 #include "daemon/shell/memory_probe.hpp"
 
 namespace smartcash::daemon {
 namespace {
+
+// An int sysctl (kern.memorystatus_vm_pressure_level, kern.memorystatus_level: both
+// CTLTYPE_INT in XNU's bsd/kern/kern_memorystatus*.c, readable without privileges on macOS).
+std::optional<long long> sysctl_int(const char* name) {
+    int value = 0;
+    size_t size = sizeof(value);
+    if (sysctlbyname(name, &value, &size, nullptr, 0) != 0 || size != sizeof(value))
+        return std::nullopt;
+    return value;
+}
 
 std::uint64_t footprint(int pid) {
     rusage_info_v2 info{};
@@ -40,22 +51,16 @@ class MacMemoryProbe : public MemoryProbe {
                 for (int i = 0; i < listed; ++i) todo.push_back(kids[static_cast<std::size_t>(i)]);
             }
         }
-        int level = 0;
-        size_t size = sizeof(level);
-        if (sysctlbyname("kern.memorystatus_vm_pressure_level", &level, &size, nullptr, 0) == 0) {
-            // 1 normal, 2 warning, 4 critical: mapped onto the percent scale the config uses.
-            r.pressure = level >= 4 ? 100.0 : level >= 2 ? 50.0 : 0.0;
-        }
-        vm_statistics64_data_t vm{};
-        mach_msg_type_number_t count = HOST_VM_INFO64_COUNT;
-        if (host_statistics64(mach_host_self(), HOST_VM_INFO64,
-                              reinterpret_cast<host_info64_t>(&vm), &count) == KERN_SUCCESS) {
-            vm_size_t page = 0;
-            host_page_size(mach_host_self(), &page);
-            r.available = (static_cast<std::uint64_t>(vm.free_count) + vm.inactive_count +
-                           vm.purgeable_count) *
-                          page;
-        }
+        // The readings only: what they mean is decided in common/macos_memory.cpp, tested
+        // everywhere.
+        if (auto level = sysctl_int("kern.memorystatus_vm_pressure_level"))
+            r.pressure = macos::pressure_percent(*level);
+        std::optional<std::uint64_t> memsize;
+        std::uint64_t bytes = 0;
+        size_t size = sizeof(bytes);
+        if (sysctlbyname("hw.memsize", &bytes, &size, nullptr, 0) == 0 && size == sizeof(bytes))
+            memsize = bytes;
+        r.available = macos::available_bytes(sysctl_int("kern.memorystatus_level"), memsize);
         return r;
     }
 
