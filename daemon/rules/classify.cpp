@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/exit_codes.hpp"
+#include "common/macos_memory.hpp"
 #include "daemon/rules/decision.hpp"
 
 namespace smartcash::daemon {
@@ -180,6 +181,14 @@ bool pressure_high(const std::optional<double>& pressure, const SupervisorConfig
     return pressure && *pressure >= sc.pressure_threshold;
 }
 
+bool critical_pressure(const std::optional<double>& pressure) {
+    return pressure && *pressure >= macos::critical_pressure_percent;
+}
+
+bool critical_pressure_in_launch(const SupervisorState& state, const WorkerExited& exited) {
+    return state.critical_pressure_seen || critical_pressure(exited.pressure_after);
+}
+
 bool memory_short_near_end(const SupervisorState& state, const DecideContext& context) {
     const Config& config = *context.config;
     const bool tier_ok = state.tier >= 0 && state.tier < static_cast<int>(config.tiers.size());
@@ -227,7 +236,8 @@ ExitClass classify(const WorkerExited& exited, const SupervisorState& state,
             break;
     }
     if (exited.signal && *exited.signal == SIGKILL &&
-        (exited.cgroup_oom_kill || memory_short_near_end(state, context)))
+        (exited.cgroup_oom_kill || critical_pressure_in_launch(state, exited) ||
+         memory_short_near_end(state, context)))
         return ExitClass::oom_killed;
     return state.hang ? ExitClass::hang : ExitClass::crash;
 }

@@ -53,6 +53,7 @@ void Machine::start_worker() {
     m_s.recent.clear();
     m_s.kill_reason = KillReason::none;
     m_s.hang = false;
+    m_s.critical_pressure_seen = false;
     m_s.stop_reason = StopReason::none;
     m_s.stop_target = -1;
     m_s.hold = StopReason::none;

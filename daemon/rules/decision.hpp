@@ -127,6 +127,10 @@ struct SupervisorState {
     /// timeout, or the end of a requested stop's grace (and a forced shutdown).
     KillReason kill_reason = KillReason::none;
     bool hang = false;  ///< the heartbeat ran out for this launch
+    /// A reading during this launch had memory pressure at critical (macOS's level 4): the
+    /// system was killing for memory, so a SIGKILL from outside is blamed on memory however
+    /// long ago the reading was (see critical_pressure()).
+    bool critical_pressure_seen = false;
     std::optional<double> pressure_since;
     bool soft_limit_noted = false;  ///< "soft limit at the last tier" journaled for this launch
     int promoted_from = -1;         ///< tier we came up from, while a promotion is on trial
@@ -168,6 +172,10 @@ struct WorkerExited {
     std::optional<int> exit_code;  ///< set when it exited
     std::optional<int> signal;     ///< set when a signal ended it
     bool cgroup_oom_kill = false;  ///< the kernel's cgroup oom killer fired during the launch
+    /// The system's memory pressure read once more right after the end was noticed (SIGCHLD),
+    /// before it is classified: a spike shorter than one poll that made jetsam kill the worker
+    /// is still at critical then.
+    std::optional<double> pressure_after;
 };
 /// One report from the worker's report channel.
 struct Report {
@@ -298,6 +306,17 @@ bool near_tier_limit(std::uint64_t rss, const TierConfig& tier, const Supervisor
 bool system_memory_short(const std::optional<std::uint64_t>& available, const SupervisorConfig& sc);
 /// Whether memory pressure is at or above its threshold (unknown: no).
 bool pressure_high(const std::optional<double>& pressure, const SupervisorConfig& sc);
+
+/// Whether a pressure reading is at the critical level: 100 on the percent scale, where the
+/// macOS probe puts kern.memorystatus_vm_pressure_level 4 (common/macos_memory.hpp). Linux's PSI
+/// "some avg10" reaches it only when tasks stalled on memory for the whole last 10 s. Fixed,
+/// whatever pressure_threshold says.
+bool critical_pressure(const std::optional<double>& pressure);
+
+/// Whether this launch met critical pressure: any reading during it (latched in the state) or
+/// the one taken right after its end. A SIGKILL from outside is then the system's memory killer
+/// (jetsam on macOS), however short the spike or long ago the reading.
+bool critical_pressure_in_launch(const SupervisorState& state, const WorkerExited& exited);
 
 /// Whether the readings just before the end show memory at its end: the worker's RSS at the
 /// soft fraction of its tier's limit, the system below min_available, or pressure at its

@@ -1,5 +1,6 @@
 // What the memory readings decide: the hard limit (the watchdog's SIGKILL), the soft limit (a
-// checkpoint-and-stop before a move down) and the readings kept for judging a later SIGKILL.
+// checkpoint-and-stop before a move down) and the readings kept for judging a later SIGKILL (the
+// last seconds, and whether pressure was ever critical during the launch).
 #include <algorithm>
 #include <csignal>
 
@@ -56,6 +57,7 @@ void Machine::on(const MemorySample& e) {
     m_s.shown.available = e.available;
     m_s.peak_rss_launch = std::max(m_s.peak_rss_launch, e.rss);
     remember_recent(e);
+    if (critical_pressure(e.pressure)) m_s.critical_pressure_seen = true;
     m_s.peak_rss_at_tier = std::max(m_s.peak_rss_at_tier, e.rss);
     TierRecord& record = m_s.tier_records[tier_name()];
     record.peak_rss = std::max(record.peak_rss, e.rss);

@@ -263,6 +263,9 @@ struct Supervisor::Impl {
             auto after = probe->oom_kill_count();
             e.cgroup_oom_kill = after && *after > *oom_kills_at_launch;
         }
+        // One more reading of the system (never of the reaped pid): a pressure spike shorter
+        // than one poll that got the worker killed is still at its level now.
+        e.pressure_after = probe->read(0).pressure;
         worker.reset();
         console.end_follow();
         dispatch(e);

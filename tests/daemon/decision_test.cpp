@@ -128,6 +128,34 @@ const Row kRows[] = {
     {"sigkill under memory pressure",
      [](Harness& h) { h.memory(1 * GiB, std::nullopt, /*pressure=*/95.0); },
      [] { return sig(SIGKILL); }, ExitClass::oom_killed, Expect::next_tier},
+    // Jetsam (macOS) kills with SIGKILL when the system's memory is critical; its pressure
+    // level is 4 (critical, 100% on the pressure scale) while it does. A spike shorter than one
+    // poll is seen by no reading during the launch, only by the one taken right after the end.
+    {"sigkill after critical pressure earlier in the launch",
+     [](Harness& h) {
+         h.memory(1 * GiB, std::nullopt, /*pressure=*/100.0);
+         for (int i = 0; i < 20; ++i) {  // long past the readings kept for a kill
+             h.now += 1;
+             h.memory(1 * GiB, std::nullopt, /*pressure=*/0.0);
+         }
+     },
+     [] { return sig(SIGKILL); }, ExitClass::oom_killed, Expect::next_tier},
+    {"sigkill after a critical spike shorter than one poll",
+     [](Harness& h) { h.memory(1 * GiB, std::nullopt, /*pressure=*/0.0); },
+     [] {
+         WorkerExited e = sig(SIGKILL);
+         e.pressure_after = 100.0;  // read right after SIGCHLD
+         return e;
+     },
+     ExitClass::oom_killed, Expect::next_tier},
+    {"sigkill with only warning pressure after the end",
+     [](Harness& h) { h.memory(1 * GiB, std::nullopt, /*pressure=*/0.0); },
+     [] {
+         WorkerExited e = sig(SIGKILL);
+         e.pressure_after = 50.0;  // macOS's warning level: not the killer's
+         return e;
+     },
+     ExitClass::crash, Expect::same_tier_backoff},
     {"sigkill with memory exactly at the soft fraction",
      [](Harness& h) {
          h.config.supervisor.soft_limit_fraction = 0.5;
@@ -357,6 +385,31 @@ TEST(DaemonDecision, ACheckpointPastTheResumeStepIsProgress) {
     EXPECT_FALSE(first_of<Finish>(d));
     EXPECT_EQ(h.state.failures_without_progress, 0);
     EXPECT_EQ(h.state.phase, WorkerPhase::backoff);
+}
+
+TEST(DaemonDecision, CriticalPressureIsLatchedForOneLaunchOnly) {
+    Harness h;
+    h.start();
+    h.memory(1 * GiB, std::nullopt, /*pressure=*/100.0);
+    EXPECT_TRUE(h.state.critical_pressure_seen);
+    Decision crash = h.killed(SIGSEGV);  // a crash: the same tier again after the backoff
+    EXPECT_EQ(journal_entry(crash, "exit").value("class", ""), "crash");
+    h.feed(TimerExpired{TimerKind::backoff});
+    h.started();
+    EXPECT_FALSE(h.state.critical_pressure_seen);
+    h.memory(1 * GiB, std::nullopt, /*pressure=*/0.0);
+    Decision d = h.killed(SIGKILL);  // nothing critical in this launch: a crash
+    EXPECT_EQ(journal_entry(d, "exit").value("class", ""), "crash");
+}
+
+TEST(DaemonDecision, CriticalPressureCountsAtItsFixedLevelWhateverTheThreshold) {
+    Harness h;
+    h.config.supervisor.pressure_threshold = 100;  // only critical counts as pressure
+    h.start();
+    h.memory(1 * GiB, std::nullopt, /*pressure=*/99.9);
+    EXPECT_FALSE(h.state.critical_pressure_seen);
+    h.memory(1 * GiB, std::nullopt, /*pressure=*/100.0);
+    EXPECT_TRUE(h.state.critical_pressure_seen);
 }
 
 TEST(DaemonDecision, AForcedShutdownKillNearTheLimitKeepsTheTier) {
