@@ -132,6 +132,9 @@ std::optional<protocol::WorkerCommand> ReportChannel::poll_command() {
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
+        // End of file: every copy of the write end is closed, so the supervisor is gone (on
+        // macOS, which has no parent-death signal, this is how the worker learns it).
+        if (n == 0) m_command_eof = true;
         break;  // EAGAIN, EOF or error: nothing more now
     }
     while (auto line = m_commands.next()) {
@@ -141,6 +144,9 @@ std::optional<protocol::WorkerCommand> ReportChannel::poll_command() {
             return command;
         std::cerr << "ignoring a command from the supervisor: " << error << std::endl;
     }
+    // The supervisor's last commands come first (a checkpoint_and_stop keeps its reason); then
+    // the same stop as a failed report write: a checkpoint, rather than training unobserved.
+    if (m_command_eof) request_stop("supervisor gone", exit_code::requested_stop);
     return std::nullopt;
 }
 

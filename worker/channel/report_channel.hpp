@@ -36,7 +36,8 @@ class ReportChannel {
     void flush(std::chrono::milliseconds timeout);
 
     /// The next command from the supervisor, if any (lines it cannot read are logged and
-    /// skipped). Never blocks.
+    /// skipped). Never blocks. Once the command pipe is at end of file (the supervisor is gone)
+    /// and its last commands are returned, asks for a checkpoint and stop ("supervisor gone").
     std::optional<protocol::WorkerCommand> poll_command();
 
   private:
@@ -51,6 +52,7 @@ class ReportChannel {
     bool m_writing = false;
     bool m_closing = false;
     bool m_broken = false;
+    bool m_command_eof = false;  ///< the command pipe read end of file: the supervisor is gone
     protocol::LineSplitter m_commands;
     std::thread m_writer;
 };
