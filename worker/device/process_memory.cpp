@@ -5,7 +5,10 @@
 
 #if defined(__APPLE__)
 #include <mach/mach.h>
-#include <sys/resource.h>
+
+#include <atomic>
+
+#include "common/macos_memory.hpp"
 #endif
 
 namespace smartcash::train {
@@ -37,16 +40,39 @@ ProcessMemory read_process_memory() {
 std::uint64_t read_address_space() { return status_field_kib("VmSize"); }
 
 #elif defined(__APPLE__)
+#if defined(TASK_VM_INFO_REV1_COUNT)
+static_assert(TASK_VM_INFO_REV1_COUNT == macos::task_vm_info_rev1_count,
+              "common/macos_memory.hpp's TASK_VM_INFO revisions differ from this SDK's");
+#endif
+#if defined(TASK_VM_INFO_REV3_COUNT)
+static_assert(TASK_VM_INFO_REV3_COUNT == macos::task_vm_info_rev3_count,
+              "common/macos_memory.hpp's TASK_VM_INFO revisions differ from this SDK's");
+#endif
+
+// phys_footprint, the measure the supervisor watches (proc_pid_rusage's ri_phys_footprint),
+// MPS buffers included; common/macos_memory.cpp decides from the revision task_info() filled.
 ProcessMemory read_process_memory() {
-    ProcessMemory m;
-    mach_task_basic_info info{};
-    mach_msg_type_number_t count = MACH_TASK_BASIC_INFO_COUNT;
-    if (task_info(mach_task_self(), MACH_TASK_BASIC_INFO, reinterpret_cast<task_info_t>(&info),
-                  &count) == KERN_SUCCESS) {
-        m.rss = info.resident_size;
-        m.peak = info.resident_size_max;
+    static std::atomic<std::uint64_t> peak_seen{0};
+    task_vm_info_data_t info{};
+    mach_msg_type_number_t count = TASK_VM_INFO_COUNT;
+    if (task_info(mach_task_self(), TASK_VM_INFO, reinterpret_cast<task_info_t>(&info), &count) !=
+        KERN_SUCCESS)
+        return {};
+    macos::TaskVmInfo v;
+    v.count = count;
+    v.resident_size = info.resident_size;
+    v.resident_size_peak = info.resident_size_peak;
+#if defined(TASK_VM_INFO_REV1_COUNT)
+    v.phys_footprint = info.phys_footprint;
+#endif
+#if defined(TASK_VM_INFO_REV3_COUNT)
+    v.ledger_phys_footprint_peak = info.ledger_phys_footprint_peak;
+#endif
+    const macos::ProcessFootprint f = macos::process_footprint(v, peak_seen.load());
+    std::uint64_t seen = peak_seen.load();
+    while (f.peak > seen && !peak_seen.compare_exchange_weak(seen, f.peak)) {
     }
-    return m;
+    return {f.now, f.peak};
 }
 
 std::uint64_t read_address_space() { return 0; }
