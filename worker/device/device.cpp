@@ -19,6 +19,8 @@
 
 #if defined(__GLIBC__)
 #include <malloc.h>
+#elif defined(__APPLE__)
+#include <malloc/malloc.h>
 #endif
 
 // The MPS hooks (emptyCache, setMemoryFraction, getCurrentAllocatedMemory,
@@ -285,8 +287,13 @@ void release_memory(const torch::Device& device, Cleanup level) {
     (void)device;
     (void)level;
     release_host_block_cache();
+    // Freed heap back to the system, so that the memory the supervisor reads falls too.
 #if defined(__GLIBC__)
     malloc_trim(0);
+#elif defined(__APPLE__)
+    // libmalloc's malloc/malloc.h: a NULL zone examines every zone, a goal of 0 asks for as
+    // much relief as it can give (macOS 10.7 on).
+    malloc_zone_pressure_relief(nullptr, 0);
 #endif
 }
 
