@@ -94,6 +94,12 @@ TEST_F(MetricsHttpServed, OtherPathsAndMethodsAreRefused) {
                   .rfind("HTTP/1.1 405", 0),
               0u);
     EXPECT_EQ(exchange(port, "garbage\r\n\r\n").find("smartcash_up"), std::string::npos);
+    // A refusal cost only that connection: the server still answers, so the empty answer above
+    // was the garbage's own, not a server that had died.
+    const std::string after = exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(after.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << after;
+    EXPECT_NE(after.find("\r\n\r\n# HELP smartcash_up x\nsmartcash_up 1\n"), std::string::npos)
+        << after;
 }
 
 TEST(MetricsHttp, AnAddressInUseIsAnError) {
