@@ -421,6 +421,48 @@ TEST(OutOfMemory, RecognisesTheAllocatorsMessages) {
     EXPECT_FALSE(train::is_out_of_memory("shape '[2, 3]' is invalid for input of size 7"));
 }
 
+// Real texts, each from a report of it on GitHub: all are out of memory on the device, so the
+// job moves down a tier instead of retrying where the memory is not.
+TEST(OutOfMemory, RecognisesTheLibrariesAllocationFailures) {
+    // cuBLAS cannot allocate its workspace (QwenLM/Qwen3 issue 873, and many others).
+    EXPECT_TRUE(train::is_out_of_memory(
+        "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"));
+    // cuDNN (KupynOrest/DeblurGAN issue 128); lower case as pytorch/pytorch issue 20123 wrote it.
+    EXPECT_TRUE(train::is_out_of_memory("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"));
+    EXPECT_TRUE(train::is_out_of_memory("RuntimeError cudnn error cudnn_status_alloc_failed"));
+    // Their other failures are not memory.
+    EXPECT_FALSE(train::is_out_of_memory("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED"));
+    EXPECT_FALSE(
+        train::is_out_of_memory("CUDA error: CUBLAS_STATUS_NOT_INITIALIZED when calling "
+                                "`cublasCreate(handle)`"));
+}
+
+TEST(OutOfMemory, RecognisesMetalCommandBufferOutOfMemory) {
+    // MTLCommandBufferErrorOutOfMemory (code 8 of MTLCommandBufferErrorDomain, MTLCommandBuffer.h)
+    // as Metal words it on Apple silicon: ggml-org/llama.cpp issue 9701, and with
+    // MTL_DEBUG_LAYER=1 on an M5 Pro (gfx-rs/wgpu issue 9545).
+    EXPECT_TRUE(train::is_out_of_memory(
+        "error: Insufficient Memory (00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)"));
+    EXPECT_TRUE(train::is_out_of_memory(
+        "Execution of the command buffer was aborted due to an error during execution. "
+        "Insufficient Memory (00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)"));
+    // Older macOS (safx/waifu2x-metal issue 3).
+    EXPECT_TRUE(train::is_out_of_memory(
+        "MetalExecutionError: Error Domain=MTLCommandBufferErrorDomain Code=8 \"Insufficient "
+        "Memory (IOAF code 8)\" UserInfo={NSLocalizedDescription=Insufficient Memory (IOAF code "
+        "8)}"));
+    EXPECT_TRUE(train::is_out_of_memory("MTLCommandBufferErrorOutOfMemory"));
+    // A page fault or an internal error of a command buffer is no memory shortage
+    // (nzcv/note issue 24; pytorch/pytorch issue 123171 on an M2 Max).
+    EXPECT_FALSE(train::is_out_of_memory(
+        "Error Domain=MTLCommandBufferErrorDomain Code=3 \"Caused GPU Address Fault Error "
+        "(0000000b:kIOGPUCommandBufferCallbackErrorPageFault)\""));
+    EXPECT_FALSE(train::is_out_of_memory(
+        "Error: command buffer exited with error status.\n\tThe Metal Performance Shaders "
+        "operations encoded on it may not have completed.\n\tError: \n\t(null)\n\tInternal "
+        "Error (0000000e:Internal Error)"));
+}
+
 TEST(OutOfMemory, ClassifiesTheAllocatorsExceptions) {
     const c10::SourceLocation here{__func__, __FILE__, static_cast<std::uint32_t>(__LINE__)};
     const std::string cuda =

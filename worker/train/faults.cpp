@@ -2,18 +2,34 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <cctype>
 #include <new>
 
 namespace smartcash::train {
 
-bool is_out_of_memory(const std::string& m) {
-    return m.find("out of memory") != std::string::npos ||           // CUDA, MPS
-           m.find("can't allocate memory") != std::string::npos ||   // CPU allocator
-           m.find("not enough memory") != std::string::npos ||       // CPU allocator (older text)
-           m.find("Cannot allocate memory") != std::string::npos ||  // errno 12 in a message
-           m.find("Insufficient memory") != std::string::npos ||     // OpenCV
-           m.find("Failed to allocate") != std::string::npos ||      // OpenCV
-           m.find("std::bad_alloc") != std::string::npos;
+bool is_out_of_memory(const std::string& message) {
+    // Compared in lower case: the same failure is spelled "Out of memory", "out of memory",
+    // "Insufficient Memory" or "cudnn_status_alloc_failed" by different libraries and versions.
+    std::string m = message;
+    std::transform(m.begin(), m.end(), m.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    static const char* const texts[] = {
+        "out of memory",               // CUDA, MPS ("MPS backend out of memory")
+        "outofmemory",                 // Metal: MTLCommandBufferErrorOutOfMemory, and its
+                                       // kIOGPUCommandBufferCallbackErrorOutOfMemory
+        "insufficient memory",         // Metal's words for it ("Insufficient Memory"); OpenCV
+        "cublas_status_alloc_failed",  // cuBLAS could not allocate (its handle, its workspace)
+        "cudnn_status_alloc_failed",   // cuDNN likewise
+        "can't allocate memory",       // CPU allocator
+        "not enough memory",           // CPU allocator (older text)
+        "cannot allocate memory",      // errno 12 in a message
+        "failed to allocate",          // OpenCV
+        "std::bad_alloc",
+    };
+    for (const char* text : texts)
+        if (m.find(text) != std::string::npos) return true;
+    return false;
 }
 
 bool is_out_of_memory(const std::exception& e) {

@@ -13,7 +13,10 @@
 
 namespace smartcash::train {
 
-/// True when an exception's text is one of the allocators' out-of-memory messages.
+/// True when an exception's text is one of the out-of-memory messages of the allocators and the
+/// libraries on the device (case-insensitive): CUDA's and MPS's "out of memory", cuBLAS's and
+/// cuDNN's *_STATUS_ALLOC_FAILED, Metal's command buffer out of memory ("Insufficient Memory",
+/// MTLCommandBufferErrorOutOfMemory), the CPU allocator's and OpenCV's.
 bool is_out_of_memory(const std::string& message);
 
 /// True when an exception is an allocation failure: std::bad_alloc, c10::OutOfMemoryError
