@@ -1,6 +1,7 @@
 // GET /metrics over HTTP (daemon/shell/metrics_http.cpp), hosted in the test process on a free
 // loopback port: the exposition with Prometheus' content type, 404 elsewhere, 405 for other
-// methods, and a client that says nothing does not hold up the others.
+// methods, a client that says nothing does not hold up the others, and idle clients holding
+// every slot do not keep a scrape out.
 #include "daemon/shell/metrics_http.hpp"
 
 #include <gtest/gtest.h>
@@ -9,11 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 namespace smartcash::daemon {
 namespace {
@@ -100,6 +103,43 @@ TEST_F(MetricsHttpServed, OtherPathsAndMethodsAreRefused) {
     EXPECT_EQ(after.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << after;
     EXPECT_NE(after.find("\r\n\r\n# HELP smartcash_up x\nsmartcash_up 1\n"), std::string::npos)
         << after;
+}
+
+// Whether the server closed the connection (EOF or reset) before `timeout`.
+bool closed_within(int fd, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(std::max<long long>(0, left.count()))) <= 0)
+            return false;
+        if (::recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0) return true;
+    }
+}
+
+// Every slot held by a client that connected and says nothing (a port scanner, a stuck scraper):
+// a scrape is still answered promptly, not refused until the idle clients' deadline, and the
+// client idle the longest (the first) gave its slot up for it.
+TEST_F(MetricsHttpServed, WhenEverySlotIsHeldByIdleClientsTheIdlestMakesRoom) {
+    std::vector<int> idle;
+    for (std::size_t i = 0; i < MetricsHttp::max_connections; ++i) {
+        idle.push_back(connect_loopback(port));
+        ASSERT_GE(idle.back(), 0) << "client " << i;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const std::string r = exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << "the scrape was not served: " << r;
+    EXPECT_NE(r.find("smartcash_up 1"), std::string::npos) << r;
+    EXPECT_LT(took, MetricsHttp::deadline / 2)
+        << "served only once an idle client's deadline passed";
+    EXPECT_TRUE(closed_within(idle.front(), 5s)) << "the idlest client kept its slot";
+    int still_open = 0;
+    for (std::size_t i = 1; i < idle.size(); ++i) still_open += closed_within(idle[i], 0ms) ? 0 : 1;
+    EXPECT_EQ(still_open, static_cast<int>(idle.size()) - 1) << "more clients lost their slot";
+    for (int fd : idle) ::close(fd);
 }
 
 TEST(MetricsHttp, AnAddressInUseIsAnError) {
