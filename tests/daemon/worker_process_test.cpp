@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -128,14 +130,28 @@ TEST(WorkerProcess, AProgramThatCannotBeExecutedIsSaidSo) {
         << error->message;
 }
 
+constexpr const char* ns_last_pid = "/proc/sys/kernel/ns_last_pid";
+
+// Writes `value` to ns_last_pid: "" when it was taken, else why not (with the system's error).
+std::string write_ns_last_pid(pid_t value) {
+    const int fd = ::open(ns_last_pid, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return std::string("cannot open ") + ns_last_pid + ": " + std::strerror(errno);
+    const std::string text = std::to_string(value);
+    const ssize_t n = ::write(fd, text.data(), text.size());
+    const int error = errno;
+    ::close(fd);
+    if (n != static_cast<ssize_t>(text.size()))
+        return std::string("cannot write ") + ns_last_pid + ": " +
+               (n < 0 ? std::strerror(error) : "short write");
+    return "";
+}
+
 // Makes the next process forked get `pid` (Linux: ns_last_pid, needs CAP_SYS_ADMIN in the pid
-// namespace). Returns the child's pid, which may differ when another process forked first.
-pid_t fork_sleeper_with_pid(pid_t pid) {
-    {
-        std::ofstream last("/proc/sys/kernel/ns_last_pid");
-        last << (pid - 1);
-        if (!last.flush()) return -1;
-    }
+// namespace). Returns the child's pid, which may differ when another process forked first, or
+// -1 with `why` when ns_last_pid did not take the value.
+pid_t fork_sleeper_with_pid(pid_t pid, std::string* why) {
+    *why = write_ns_last_pid(pid - 1);
+    if (!why->empty()) return -1;
     const pid_t child = ::fork();
     if (child == 0) {
         // Never outlive the test by much, and never hold its output open.
@@ -153,11 +169,16 @@ pid_t fork_sleeper_with_pid(pid_t pid) {
 // the supervisor sends then (a watchdog kill decided from a late memory reading, a stop) must
 // not reach that process.
 TEST(WorkerProcess, NoSignalReachesAProcessThatReusedTheReapedPid) {
-    {
-        std::ofstream probe("/proc/sys/kernel/ns_last_pid", std::ios::app);
-        ASSERT_TRUE(probe.good())
-            << "this test needs a writable /proc/sys/kernel/ns_last_pid (Linux, root)";
-    }
+    // Choosing the next pid needs Linux, CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE) in the pid
+    // namespace and a writable /proc/sys. The file opens for everyone (mode 0666): only a write
+    // tells, so the current value is written back; where it is refused the test cannot run here.
+    std::ifstream current_file(ns_last_pid);
+    long current = -1;
+    if (!(current_file >> current) || current < 0)
+        GTEST_SKIP() << "cannot read " << ns_last_pid << " (Linux only): " << std::strerror(errno);
+    if (const std::string why = write_ns_last_pid(static_cast<pid_t>(current)); !why.empty())
+        GTEST_SKIP() << why << "; choosing the next pid needs root (CAP_SYS_ADMIN) and a "
+                     << "writable /proc/sys";
     const std::string dir = scratch("reuse");
     boost::asio::io_context io;
     auto wp = std::make_shared<WorkerProcess>(io);
@@ -182,8 +203,9 @@ TEST(WorkerProcess, NoSignalReachesAProcessThatReusedTheReapedPid) {
             ::kill(victim, SIGKILL);
             ::waitpid(victim, nullptr, 0);
         }
-        victim = fork_sleeper_with_pid(old_pid);
-        ASSERT_GT(victim, 0) << "cannot set ns_last_pid";
+        std::string why;
+        victim = fork_sleeper_with_pid(old_pid, &why);
+        ASSERT_GT(victim, 0) << why;
     }
     if (victim != old_pid) {
         ::kill(victim, SIGKILL);
