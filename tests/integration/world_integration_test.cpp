@@ -7,10 +7,15 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -342,35 +347,84 @@ TEST(IntegrationWorld, ARankThatStopsAnsweringIsLostAndTheJobGoesOnWhenItIsBack)
     expect_finished(w.s1, "big");
 }
 
+// Runs argv; its exit status (-1 when it did not exit) and all it printed, stdout and stderr.
+int run_with_output(const std::vector<std::string>& argv, std::string* output) {
+    int fds[2];
+    if (::pipe(fds) != 0) return -1;
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(fds[1], 1);
+        ::dup2(fds[1], 2);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        output->append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    while (!output->empty() && (output->back() == '\n' || output->back() == ' '))
+        output->pop_back();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 // Two network namespaces joined by a veth pair, made by the test and removed after it: each rank
 // has its own network stack, so the store, the rendezvous and every all-reduce cross a network
-// interface. Needs root (CAP_NET_ADMIN) and `ip`; skipped without them.
+// interface. Needs root (CAP_NET_ADMIN) and `ip`. Where they are missing, or the system refuses
+// (a container without the capability), skip_reason() says so, quoting ip; a set-up that fails
+// for another reason is an error(), naming the command and what ip said. Whatever was made is
+// removed again, also after a set-up that failed half-way.
 class NetworkPair {
   public:
-    NetworkPair() {
+    static std::string default_tag() { return std::to_string(::getpid() % 100000); }
+    static constexpr const char* default_subnet = "10.231.77.";
+    static std::string find_ip() {
         for (const char* candidate : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
-            if (::access(candidate, X_OK) == 0) {
-                m_ip = candidate;
-                break;
-            }
-        if (m_ip.empty() || ::geteuid() != 0) return;
-        const std::string tag = std::to_string(::getpid() % 100000);
+            if (::access(candidate, X_OK) == 0) return candidate;
+        return "";
+    }
+
+    explicit NetworkPair(const std::string& tag = default_tag(),
+                         const std::string& subnet = default_subnet, const std::string& ip = "")
+        : m_ip(ip.empty() ? find_ip() : ip) {
+        if (m_ip.empty()) {
+            m_skip = "needs iproute2's ip (none in /usr/sbin, /sbin, /usr/bin or /bin)";
+            return;
+        }
+        if (::geteuid() != 0) {
+            m_skip = "needs root to make network namespaces (running as uid " +
+                     std::to_string(::geteuid()) + ")";
+            return;
+        }
         m_ns = {"scw0-" + tag, "scw1-" + tag};
         m_if = {"scv0-" + tag, "scv1-" + tag};
-        m_ready = ip({"netns", "add", m_ns[0]}) && ip({"netns", "add", m_ns[1]}) &&
-                  ip({"link", "add", m_if[0], "type", "veth", "peer", "name", m_if[1]});
-        for (std::size_t r = 0; m_ready && r < 2; ++r)
-            m_ready = ip({"link", "set", m_if[r], "netns", m_ns[r]}) &&
-                      ip({"-n", m_ns[r], "addr", "add", address(static_cast<int>(r)) + "/24", "dev",
-                          m_if[r]}) &&
-                      ip({"-n", m_ns[r], "link", "set", m_if[r], "up"}) &&
-                      ip({"-n", m_ns[r], "link", "set", "lo", "up"});
+        m_ready = make(subnet);
+        if (!m_ready) remove();
     }
-    ~NetworkPair() {
-        for (const std::string& ns : m_ns) ip({"netns", "del", ns});  // takes the veth with it
-    }
+    ~NetworkPair() { remove(); }
+    NetworkPair(const NetworkPair&) = delete;
+    NetworkPair& operator=(const NetworkPair&) = delete;
+
     bool ready() const { return m_ready; }
-    static std::string address(int rank) { return "10.231.77." + std::to_string(rank + 1); }
+    /// Why this environment cannot have the pair ("" when it can).
+    const std::string& skip_reason() const { return m_skip; }
+    /// The set-up's failure otherwise: the command and what ip said ("" when none).
+    const std::string& error() const { return m_error; }
+
+    static std::string address(int rank) { return default_subnet + std::to_string(rank + 1); }
     // Runs the rest in rank's namespace, with Gloo on its end of the pair.
     std::vector<std::string> launcher(int rank) const {
         const auto r = static_cast<std::size_t>(rank);
@@ -387,20 +441,178 @@ class NetworkPair {
     }
 
   private:
-    bool ip(const std::vector<std::string>& args) const {
+    bool make(const std::string& subnet) {
+        for (const std::string& ns : m_ns) {
+            if (!ip({"netns", "add", ns})) return false;
+            m_made_ns.push_back(ns);
+        }
+        if (!ip({"link", "add", m_if[0], "type", "veth", "peer", "name", m_if[1]})) return false;
+        m_made_veth = true;
+        for (std::size_t r = 0; r < 2; ++r)
+            if (!ip({"link", "set", m_if[r], "netns", m_ns[r]}) ||
+                !ip({"-n", m_ns[r], "addr", "add", subnet + std::to_string(r + 1) + "/24", "dev",
+                     m_if[r]}) ||
+                !ip({"-n", m_ns[r], "link", "set", m_if[r], "up"}) ||
+                !ip({"-n", m_ns[r], "link", "set", "lo", "up"}))
+                return false;
+        return true;
+    }
+
+    // Removes what make() made. The veth pair goes first, by one of its ends wherever that is
+    // (the root namespace or either of ours): a removed namespace takes its links only later, in
+    // the kernel's own time, and one never moved into a namespace would stay.
+    void remove() {
+        std::string problems;
+        if (m_made_veth) {
+            std::vector<std::string> places{""};
+            places.insert(places.end(), m_made_ns.begin(), m_made_ns.end());
+            bool removed = false;
+            for (std::size_t r = 0; r < 2 && !removed; ++r)
+                for (const std::string& ns : places) {
+                    std::vector<std::string> argv{m_ip};
+                    if (!ns.empty()) argv.insert(argv.end(), {"-n", ns});
+                    argv.insert(argv.end(), {"link", "del", m_if[r]});
+                    std::string out;
+                    if (run_with_output(argv, &out) == 0) {
+                        removed = true;
+                        break;
+                    }
+                }
+            if (!removed)
+                problems += "the veth pair " + m_if[0] + "/" + m_if[1] + " was not found; ";
+            m_made_veth = false;
+        }
+        for (const std::string& ns : m_made_ns) {
+            std::string out;
+            if (run_with_output({m_ip, "netns", "del", ns}, &out) != 0)
+                problems += "`ip netns del " + ns + "`: " + out + "; ";
+        }
+        m_made_ns.clear();
+        if (!problems.empty()) ADD_FAILURE() << "cleaning up the network pair: " << problems;
+    }
+
+    // One ip command of the set-up; on failure, records it as the environment's refusal or as
+    // the set-up's error.
+    bool ip(const std::vector<std::string>& args) {
         std::vector<std::string> argv{m_ip};
         argv.insert(argv.end(), args.begin(), args.end());
         std::string out;
-        return run_program(argv, &out) == 0;
+        const int status = run_with_output(argv, &out);
+        if (status == 0) return true;
+        std::string command = "ip";
+        for (const auto& a : args) command += " " + a;
+        const std::string what =
+            "`" + command + "` failed (exit " + std::to_string(status) + "): " + out;
+        // What a kernel or container that forbids namespaces or veth devices answers.
+        bool forbidden = false;
+        for (const char* refusal :
+             {"Operation not permitted", "Permission denied", "Read-only file system",
+              "Unknown device type", "Operation not supported"})
+            forbidden = forbidden || out.find(refusal) != std::string::npos;
+        if (forbidden)
+            m_skip = "this system does not let the test make a network namespace pair: " + what;
+        else
+            m_error = what;
+        return false;
     }
+
     std::string m_ip;
     std::vector<std::string> m_ns, m_if;
+    std::vector<std::string> m_made_ns;
+    bool m_made_veth = false;
     bool m_ready = false;
+    std::string m_skip, m_error;
 };
+
+// What is left in the root namespace of the namespaces and links named with `tag`.
+std::string leftovers(const std::string& tag) {
+    std::string found;
+    for (const std::string& name : {"scw0-" + tag, "scw1-" + tag})
+        if (std::filesystem::exists("/run/netns/" + name)) found += "netns " + name + "; ";
+    for (const std::string& name : {"scv0-" + tag, "scv1-" + tag})
+        if (std::filesystem::exists("/sys/class/net/" + name)) found += "link " + name + "; ";
+    return found;
+}
+
+// Runs the real `ip`, except that the command containing `fail_on` prints `message` and fails.
+std::string failing_ip(const Scratch& s, const std::string& fail_on, const std::string& message) {
+    const std::string path = s.file("ip");
+    std::ofstream(path) << "#!/bin/sh\n"
+                        << "case \"$*\" in *'" << fail_on << "'*) echo '" << message
+                        << "' >&2; exit 2;; esac\n"
+                        << "exec '" << NetworkPair::find_ip() << "' \"$@\"\n";
+    ::chmod(path.c_str(), 0755);
+    return path;
+}
+
+// Whether a network namespace pair can be made here at all (else why not).
+bool can_make_namespaces_here(std::string* why) {
+    NetworkPair probe("p" + NetworkPair::default_tag());
+    *why = probe.skip_reason();
+    return why->empty();
+}
+
+// A set-up that fails half-way, after the veth pair was made and moved into the namespaces (an
+// address ip refuses): not ready, the failed command and ip's own message named, and nothing
+// left behind.
+TEST(IntegrationWorld, ANetworkPairThatFailsHalfWayNamesTheCommandAndLeavesNothing) {
+    std::string why;
+    if (!can_make_namespaces_here(&why)) GTEST_SKIP() << why;
+    const std::string tag = "h" + NetworkPair::default_tag();
+    {
+        NetworkPair net(tag, "10.231.777.");
+        EXPECT_FALSE(net.ready());
+        EXPECT_EQ(net.skip_reason(), "") << "a failed set-up is not the environment's refusal";
+        EXPECT_NE(net.error().find("addr add 10.231.777.1/24"), std::string::npos) << net.error();
+        EXPECT_NE(net.error().find("10.231.777.1"), std::string::npos) << net.error();
+    }
+    EXPECT_EQ(leftovers(tag), "");
+}
+
+// The veth pair made but not moved into the namespaces: it lives in the root namespace, where
+// removing the namespaces does not take it; it is removed all the same.
+TEST(IntegrationWorld, AVethPairLeftInTheRootNamespaceIsRemoved) {
+    std::string why;
+    if (!can_make_namespaces_here(&why)) GTEST_SKIP() << why;
+    Scratch s("world-veth-left");
+    const std::string tag = "v" + NetworkPair::default_tag();
+    {
+        NetworkPair net(tag, "10.231.77.",
+                        failing_ip(s, "link set scv0-" + tag + " netns",
+                                   "RTNETLINK answers: Invalid argument"));
+        EXPECT_FALSE(net.ready());
+        EXPECT_EQ(net.skip_reason(), "");
+        EXPECT_NE(net.error().find("link set scv0-" + tag + " netns scw0-" + tag),
+                  std::string::npos)
+            << net.error();
+        EXPECT_NE(net.error().find("RTNETLINK answers: Invalid argument"), std::string::npos)
+            << net.error();
+    }
+    EXPECT_EQ(leftovers(tag), "");
+}
+
+// The system refuses namespaces (a container without CAP_SYS_ADMIN): a skip that quotes ip,
+// not a failure, and nothing left behind.
+TEST(IntegrationWorld, ANetworkPairTheSystemForbidsIsASkipWithItsError) {
+    std::string why;
+    if (!can_make_namespaces_here(&why)) GTEST_SKIP() << why;
+    Scratch s("world-netns-forbidden");
+    const std::string tag = "f" + NetworkPair::default_tag();
+    const std::string refusal = "mount --make-shared /run/netns failed: Operation not permitted";
+    {
+        NetworkPair net(tag, "10.231.77.", failing_ip(s, "netns add scw1-" + tag, refusal));
+        EXPECT_FALSE(net.ready());
+        EXPECT_NE(net.skip_reason().find(refusal), std::string::npos) << net.skip_reason();
+        EXPECT_NE(net.skip_reason().find("netns add scw1-" + tag), std::string::npos)
+            << net.skip_reason();
+    }
+    EXPECT_EQ(leftovers(tag), "");
+}
 
 TEST(IntegrationWorld, TwoRanksInTwoNetworkNamespacesTrainOverAVethPair) {
     NetworkPair net;
-    if (!net.ready()) GTEST_SKIP() << "cannot make network namespaces here (needs root and ip)";
+    if (!net.skip_reason().empty()) GTEST_SKIP() << net.skip_reason();
+    ASSERT_TRUE(net.ready()) << net.error();
     TwoRanks w("world-netns", fixture("world.yaml"), fixture("world.yaml"), SMARTCASH_WORKER_PATH,
                NetworkPair::address(0), {net.launcher(0), net.launcher(1)});
     w.expect_both_done();
