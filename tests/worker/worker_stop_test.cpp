@@ -110,6 +110,26 @@ TEST_F(WorkerStop, CheckpointAndStopCommandAndReportLines) {
     EXPECT_LE(completed, first->value("step", 0) + 2);
 }
 
+// The command pipe at end of file means the supervisor is gone (macOS has no parent-death
+// signal): the worker checkpoints the completed steps and stops, as for checkpoint_and_stop.
+TEST_F(WorkerStop, ClosedCommandPipeIsASupervisorGoneStop) {
+    const std::string run = run_dir();
+    auto w = train(run);
+    ASSERT_TRUE(w->wait_report("checkpoint", 120)) << w->err();
+    w->close_commands();
+    const auto status = w->wait(60);
+    const std::string err = w->err();
+    ASSERT_TRUE(status.exited) << status.describe() << "\n" << err;
+    ASSERT_EQ(status.code, exit_code::requested_stop) << err;
+    EXPECT_NE(err.find("stopping (supervisor gone)"), std::string::npos) << err;
+    auto stopping = w->reports_of("stopping");
+    ASSERT_EQ(stopping.size(), 1u) << err;
+    EXPECT_EQ(stopping[0].value("reason", std::string()), "supervisor gone");
+    auto ci = info(stopping[0].value("checkpoint", std::string()));
+    EXPECT_EQ(ci.json.value("step", -1), metric_step_lines(run));
+    EXPECT_EQ(ci.json.value("kind", std::string()), "stop");
+}
+
 // SIGTERMs at random moments on a tier with two micro-batches per step: many land inside a step
 // (between its micro-batches). The stop checkpoint then holds the parameters of the last
 // completed step and the normalisation buffers snapshotted when the abandoned step began, so the
