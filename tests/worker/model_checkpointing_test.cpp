@@ -159,7 +159,9 @@ TEST_P(Checkpointing, ChannelsLastBackboneSameOutputsAndGradients) {
     // Parameters and their gradients keep the default format (checkpoints, optimizer state).
     for (const auto& p : detector->parameters()) {
         EXPECT_TRUE(p.is_contiguous());
-        if (p.grad().defined()) EXPECT_TRUE(p.grad().is_contiguous());
+        if (p.grad().defined()) {
+            EXPECT_TRUE(p.grad().is_contiguous());
+        }
     }
     auto& backbone = dynamic_cast<FeatureExtractor&>(detector->backbone_module());
     for (const auto& f : backbone.forward(images)) EXPECT_TRUE(f.is_contiguous());

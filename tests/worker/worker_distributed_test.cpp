@@ -66,8 +66,9 @@ class WorkerDistributed : public WorkerTest {
         for (auto* w : {w0.get(), w1.get()}) {
             const auto hello = w->reports_of("hello");
             EXPECT_EQ(hello.size(), 1u) << w->err();
-            if (!hello.empty())
+            if (!hello.empty()) {
                 EXPECT_EQ(hello[0].value("resumed_step", std::int64_t{-1}), agreed) << w->err();
+            }
         }
         return w0->err();
     }

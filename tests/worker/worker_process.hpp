@@ -491,8 +491,10 @@ inline bool is_sha256_hex(const std::string& text) {
 }
 
 /// Runs (once per test process and tier) the uninterrupted reference; throws unless it ends with a
-/// valid checkpoint whose weights hash is a real SHA-256.
-inline const Reference& reference(const std::string& tier) {
+/// valid checkpoint whose weights hash is a real SHA-256. The tier is a C string: a std::string
+/// made from a literal at the call would be a temporary that a returned reference outlives.
+inline const Reference& reference(const char* tier_name) {
+    const std::string tier = tier_name;
     static std::mutex mutex;
     static std::map<std::string, Reference> cache;
     std::lock_guard<std::mutex> lock(mutex);

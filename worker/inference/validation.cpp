@@ -1,5 +1,7 @@
 #include "worker/inference/validation.hpp"
 
+#include <memory>
+
 #include "worker/inference/decode.hpp"
 #include "worker/train/batch.hpp"
 
@@ -17,8 +19,10 @@ eval::EvalResult evaluate_split(model::DetectorImpl& model, const data::Split& s
                                 const torch::Device& device, int batch,
                                 const std::function<void(std::size_t, std::size_t)>& on_batch) {
     // Inference mode, not just no-grad: no version counters or view tracking on the way either.
-    // Nothing computed here outlives the evaluation.
-    c10::InferenceMode inference;
+    // Nothing computed here outlives the evaluation. (On the heap: GCC 16 takes the guard's
+    // inlined destructor on the stack for a read of uninitialised memory inside LibTorch 2.14's
+    // headers.)
+    const auto inference = std::make_unique<c10::InferenceMode>();
     model.eval();
     const int size = config.model.img_size;
     DecodeOptions decode;

@@ -163,11 +163,12 @@ void ProgressBar::update(const ProgressState& state) { update_at(state, Clock::n
 
 void ProgressBar::update_at(const ProgressState& state, Clock::time_point now) {
     const bool new_epoch = state.epoch != m_drawn_epoch || state.phase != m_drawn_phase;
-    if (new_epoch && m_last) {
+    if (new_epoch && m_have_last) {
         // The caller skipped finish(): keep the old epoch's last line before starting anew.
         finish();
     }
     m_last = state;
+    m_have_last = true;
     m_last_shown = false;
 
     bool due = !m_last_draw || new_epoch;
@@ -203,15 +204,15 @@ void ProgressBar::draw(const ProgressState& state, Clock::time_point now) {
 }
 
 void ProgressBar::finish() {
-    if (m_last && !m_last_shown) {
-        draw(*m_last, Clock::now());
+    if (m_have_last && !m_last_shown) {
+        draw(m_last, Clock::now());
     }
     if (m_terminal && m_line_open) {
         std::fputs("\n", m_out);
         std::fflush(m_out);
         m_line_open = false;
     }
-    m_last.reset();
+    m_have_last = false;
     m_last_draw.reset();
     m_drawn_epoch = -1;
     m_drawn_phase = -1;

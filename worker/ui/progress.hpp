@@ -83,7 +83,8 @@ class ProgressBar {
     std::FILE* m_out;
     bool m_terminal;
     Clock::duration m_plain_interval;
-    std::optional<ProgressState> m_last;  // last state given, shown or not
+    ProgressState m_last;  // last state given, shown or not (when m_have_last)
+    bool m_have_last = false;
     bool m_last_shown = false;
     bool m_line_open = false;  // terminal: a bar line without its newline yet
     std::optional<Clock::time_point> m_last_draw;
