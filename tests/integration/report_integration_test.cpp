@@ -34,9 +34,6 @@ TEST(IntegrationReport, DrawsTheTierMoveOfARealRun) {
         run_program({SMARTCASHCTL_PATH, "--run-dir", s.run(), "report", "--out", out}, &printed), 0)
         << printed;
     const std::string svg = slurp(out);
-    if (std::system("command -v xmllint >/dev/null 2>&1") == 0) {
-        EXPECT_EQ(std::system(("xmllint --noout '" + out + "'").c_str()), 0);
-    }
     // In the loss panel and in the memory panel.
     EXPECT_EQ(count(svg, "<g class=\"tier-move\" data-step=\"" + std::to_string(resumed) +
                              "\" data-to=\"small\">"),
@@ -53,6 +50,13 @@ TEST(IntegrationReport, DrawsTheTierMoveOfARealRun) {
     const auto end = svg.find("/>", points);
     const std::string loss = svg.substr(points, end - points);
     EXPECT_EQ(count(loss, ","), steps.size()) << "one point per step: " << loss;
+
+    // Last, so that everything above is checked either way: libxml2's parser reads the file, or
+    // the test says it could not (Debian: libxml2-utils).
+    if (std::system("command -v xmllint >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "xmllint is not installed (Debian: libxml2-utils): all was checked but "
+                        "that the SVG is well-formed XML";
+    EXPECT_EQ(std::system(("xmllint --noout '" + out + "'").c_str()), 0) << out;
 }
 
 }  // namespace
