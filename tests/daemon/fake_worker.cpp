@@ -83,9 +83,15 @@ std::string poll_command(std::string* reason, int* exit_code) {
     return field("cmd");
 }
 
+// Descriptors open besides stdio and the two channel fds: /proc/self/fd on Linux, /dev/fd on
+// macOS (fdesc, mounted on /dev there), each listing the caller's own.
 int extra_open_fds() {
     int count = 0;
+#ifdef __linux__
     DIR* d = ::opendir("/proc/self/fd");
+#else
+    DIR* d = ::opendir("/dev/fd");
+#endif
     if (!d) return -1;
     const int own = ::dirfd(d);
     while (dirent* e = ::readdir(d)) {

@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -142,14 +143,27 @@ std::optional<Json> status(const Dir& d) {
     return control_request(run_dir::socket(d.run()), Json{{"cmd", "status"}}, &error, 2s);
 }
 
-// Gone, or a zombie nobody reaped yet: either way no longer running.
+// Gone, or a zombie nobody reaped yet: either way no longer running. Linux says so in
+// /proc/PID/stat; elsewhere (macOS, no /proc) ps(1) prints the state, Z for a zombie.
 bool process_gone(int pid) {
     if (::kill(pid, 0) != 0) return true;
+#ifdef __linux__
     std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
     const auto close = stat.rfind(')');
     return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' ||
            stat[close + 2] == 'X';
+#else
+    FILE* ps = ::popen(("ps -o stat= -p " + std::to_string(pid) + " 2>/dev/null").c_str(), "r");
+    if (!ps) return false;
+    char state[32] = {};
+    const bool listed = std::fgets(state, sizeof state, ps) != nullptr;
+    ::pclose(ps);
+    return !listed || state[0] == 'Z';
+#endif
 }
+
+// false(1): /bin/false on Linux, /usr/bin/false on macOS (which has no /bin/false).
+std::string false_program() { return fs::exists("/bin/false") ? "/bin/false" : "/usr/bin/false"; }
 
 std::string dump(const std::vector<Json>& v) {
     std::string s;
@@ -308,7 +322,7 @@ TEST(SupervisorShell, FiftySupervisorsOnAWorkerThatExitsAtOnceAllExitOne) {
             const std::string run = d.file("run-" + std::to_string(i));
             batch.emplace_back(
                 i, spawn({SMARTCASHD_PATH, "run", "--config", config, "--run-dir", run, "--worker",
-                          "/bin/false"},
+                          false_program()},
                          d.file("out-" + std::to_string(i)), d.file("err-" + std::to_string(i))));
         }
         for (const auto& [i, pid] : batch) {
@@ -587,16 +601,25 @@ TEST(SupervisorShell, HelpersOfAWorkerThatDiedAreKilled) {
 // Lowers another process's soft file size limit (EFBIG on every write past it): a full disk
 // for that process alone.
 void set_file_size_limit(pid_t pid, rlim_t soft) {
+#ifdef __linux__
     struct rlimit current {};
     ASSERT_EQ(::prlimit(pid, RLIMIT_FSIZE, nullptr, &current), 0) << std::strerror(errno);
     struct rlimit wanted = current;
     wanted.rlim_cur = soft;
     ASSERT_EQ(::prlimit(pid, RLIMIT_FSIZE, &wanted, nullptr), 0) << std::strerror(errno);
+#else
+    (void)pid;
+    (void)soft;
+    FAIL() << "prlimit(2) is Linux only";
+#endif
 }
 
 // With state.json and the journal unwritable, the supervisor keeps acting on the state in
 // memory, says so in status, and writes both once it can.
 TEST(SupervisorShell, UnwritableRunDirectoryKeepsTheStateInMemoryAndCatchesUp) {
+#ifndef __linux__
+    GTEST_SKIP() << "lowering another process's file size limit needs prlimit(2), Linux only";
+#endif
     Dir d("unwritable");
     const std::string config =
         d.write_config(tier("a", "0", "FAKE_MODE: done, FAKE_STEPS: \"100000\"") +

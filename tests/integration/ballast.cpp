@@ -7,8 +7,11 @@
 // usage: smartcash_integration_ballast RUN_DIR AFTER_STEP MIB
 #include <dirent.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <unistd.h>
+
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -42,7 +45,10 @@ int main(int argc, char** argv) {
         return 64;
     }
     const pid_t parent = ::getppid();
+#ifdef __linux__
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    // Elsewhere (macOS) the getppid() checks below end it once the worker is gone.
     if (::getppid() != parent) return 0;
     // Keep none of the worker's descriptors (its report pipe above all) open.
     for (int fd = 3; fd < 1024; ++fd) ::close(fd);

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -245,16 +247,54 @@ std::int64_t last_step_at_tier(const Scratch& s, const std::string& tier) {
     return best;
 }
 
+// Linux reads the process table from /proc; elsewhere (macOS, no /proc) ps(1) prints it.
+#ifndef __linux__
+namespace {
+// The lines ps(1) prints for `args`.
+std::vector<std::string> ps_lines(const std::string& args) {
+    std::vector<std::string> lines;
+    FILE* ps = ::popen(("ps " + args + " 2>/dev/null").c_str(), "r");
+    if (!ps) return lines;
+    char buffer[4096];
+    std::string line;
+    while (std::fgets(buffer, sizeof buffer, ps)) {
+        line += buffer;
+        if (!line.empty() && line.back() == '\n') {
+            line.pop_back();
+            lines.push_back(line);
+            line.clear();
+        }
+    }
+    if (!line.empty()) lines.push_back(line);
+    ::pclose(ps);
+    return lines;
+}
+}  // namespace
+#endif
+
 bool process_gone(int pid) {
     if (::kill(pid, 0) != 0) return true;
+#ifdef __linux__
     const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
     const auto close = stat.rfind(')');
     return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' ||
            stat[close + 2] == 'X';
+#else
+    const auto lines = ps_lines("-o stat= -p " + std::to_string(pid));
+    return lines.empty() || lines.front().empty() || lines.front()[0] == 'Z';
+#endif
 }
 
 std::vector<int> processes_mentioning(const std::string& text) {
     std::vector<int> out;
+#ifndef __linux__
+    for (const std::string& line : ps_lines("-ax -ww -o pid= -o command=")) {
+        const int pid = std::atoi(line.c_str());
+        if (pid <= 0 || pid == ::getpid()) continue;
+        if (line.find(text) != std::string::npos && !process_gone(pid)) out.push_back(pid);
+    }
+    return out;
+#else
     DIR* proc = ::opendir("/proc");
     if (!proc) return out;
     while (const dirent* e = ::readdir(proc)) {
@@ -267,6 +307,7 @@ std::vector<int> processes_mentioning(const std::string& text) {
     }
     ::closedir(proc);
     return out;
+#endif
 }
 
 }  // namespace smartcash::integration

@@ -281,7 +281,10 @@ TEST(IntegrationReadme, SmartcashdFindsTheWorkerNextToItself) {
 
 TEST(IntegrationFaults, WorkerThatDiesAtStartEveryTimeStopsAfterTheRetryBudget) {
     Scratch s("dies-at-start");
-    Daemon d(s, fixture("supervisor_base.yaml"), "/bin/false");
+    // false(1): /bin/false on Linux, /usr/bin/false on macOS (which has no /bin/false).
+    const std::string false_program =
+        std::filesystem::exists("/bin/false") ? "/bin/false" : "/usr/bin/false";
+    Daemon d(s, fixture("supervisor_base.yaml"), false_program);
     ASSERT_EQ(d.wait(60s), 1) << d.stderr_text();
     const auto all = events(s);
     const auto exits = events_named(s, "exit");
