@@ -26,6 +26,13 @@ std::optional<std::uint64_t> available_bytes(std::optional<long long> memorystat
     return *memsize / 100 * percent + *memsize % 100 * percent / 100;
 }
 
+std::optional<double> mps_high_watermark_ratio(std::uint64_t limit,
+                                               std::uint64_t recommended_max_working_set) {
+    if (limit == 0 || recommended_max_working_set == 0) return std::nullopt;
+    return std::clamp(static_cast<double>(limit) / static_cast<double>(recommended_max_working_set),
+                      1e-6, mps_high_watermark_upper_bound);
+}
+
 ProcessFootprint process_footprint(const TaskVmInfo& info, std::uint64_t peak_seen) {
     if (info.count < task_vm_info_rev1_count)
         return {info.resident_size, std::max(info.resident_size_peak, info.resident_size)};

@@ -39,6 +39,20 @@ inline constexpr double critical_pressure_percent = 100.0;
 std::optional<std::uint64_t> available_bytes(std::optional<long long> memorystatus_level,
                                              std::optional<std::uint64_t> memsize);
 
+// ---- the MPS allocator (the worker's device_memory_limit) ----
+
+/// PyTorch's bound on the MPS high watermark ratio (MPSAllocator.h,
+/// default_high_watermark_upper_bound): at most twice the recommended working set.
+inline constexpr double mps_high_watermark_upper_bound = 2.0;
+
+/// The MPS high watermark ratio that caps the allocator at `limit` bytes. PyTorch's MPS
+/// allocator multiplies the ratio by the GPU's recommendedMaxWorkingSetSize (Metal's working-set
+/// budget for the device, below the unified memory), and reads 0 as "no limit", so the ratio is
+/// kept in (0, 2]. Unknown (nullopt) without a limit or without a recommended working set
+/// (then nothing can be capped).
+std::optional<double> mps_high_watermark_ratio(std::uint64_t limit,
+                                               std::uint64_t recommended_max_working_set);
+
 // ---- one process (the worker's own report) ----
 
 /// TASK_VM_INFO's size in natural_t words at each revision (mach/task_info.h, packed to 4):

@@ -53,6 +53,29 @@ TEST(MacosMemory, AvailableIsUnknownWithoutBothReadings) {
     EXPECT_EQ(available_bytes(101, 16 * GiB), std::nullopt);
 }
 
+TEST(MacosMemory, MpsWatermarkIsTheLimitOverTheRecommendedWorkingSet) {
+    // ggml_metal_init logs recommendedMaxWorkingSetSize = 11453.25 MB (11453251584 bytes) on
+    // 16 GB Apple silicon Macs (llama.cpp's CI runs); PyTorch's default ratio 1.7 of it is the
+    // "max allowed: 18.13 GB" of its out-of-memory message on a 16 GB M1 (pinokio issue 941).
+    constexpr std::uint64_t recommended = 11453251584ull;
+    EXPECT_NEAR(1.7 * static_cast<double>(recommended) / GiB, 18.13, 0.005);
+    const auto ratio = mps_high_watermark_ratio(8 * GiB, recommended);
+    ASSERT_TRUE(ratio);
+    EXPECT_NEAR(*ratio, 8.0 * GiB / recommended, 1e-12);
+    // Past twice the working set PyTorch refuses the ratio: capped at 2.
+    EXPECT_EQ(mps_high_watermark_ratio(64 * GiB, recommended), 2.0);
+    // A ratio of 0 would mean "no limit": a tiny limit stays a (tiny) limit.
+    const auto tiny = mps_high_watermark_ratio(1, recommended);
+    ASSERT_TRUE(tiny);
+    EXPECT_GT(*tiny, 0.0);
+}
+
+TEST(MacosMemory, MpsWatermarkNeedsALimitAndAWorkingSet) {
+    EXPECT_EQ(mps_high_watermark_ratio(0, 11453251584ull), std::nullopt);
+    // A device that reports no working set cannot be capped by a ratio of it.
+    EXPECT_EQ(mps_high_watermark_ratio(8 * GiB, 0), std::nullopt);
+}
+
 TEST(MacosMemory, TaskVmInfoRevisionsMatchTheHeader) {
     // mach/task_info.h: REV0 is 36 words (no phys_footprint), REV1 + 2 (phys_footprint), REV2 + 4
     // (min/max address), REV3 + 42 (21 ledgers, the first ledger_phys_footprint_peak).

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <typeinfo>
 
+#include "common/macos_memory.hpp"
 #include "common/units.hpp"
 #include "worker/device/blas.hpp"
 #include "worker/device/host_block_cache.hpp"
@@ -248,11 +249,14 @@ std::string limit_device_memory(const torch::Device& device, std::uint64_t limit
 #if SMARTCASH_TORCH_AT_LEAST(2, 5)
         const auto& hooks = at::detail::getMPSHooks();
         const auto recommended = static_cast<std::uint64_t>(hooks.getRecommendedMaxMemory());
-        // MPS accepts (0, 2] times the recommended working set; 0 would mean "no limit".
-        const double ratio =
-            std::clamp(static_cast<double>(limit) /
-                           static_cast<double>(std::max<std::uint64_t>(recommended, 1)),
-                       1e-6, 2.0);
+        // The ratio of the recommended working set, in (0, 2] (common/macos_memory.cpp).
+        const auto high_watermark = macos::mps_high_watermark_ratio(limit, recommended);
+        if (!high_watermark)
+            return fmt::format(
+                "device_memory_limit {} is not applied: Metal reports no recommended working set "
+                "for this GPU, and the MPS limit is a ratio of it",
+                format_size(limit));
+        const double ratio = *high_watermark;
         hooks.setMemoryFraction(ratio);
         return fmt::format(
             "MPS memory limited to {} (high watermark {:.4f} of the recommended working set {})",
