@@ -1,7 +1,8 @@
-// Draws ReportData as SVG: three panels (loss over steps, mAP over epochs, RSS over steps with the
-// tier's limit), each with axes, ticks and labels, and the tier moves as labelled vertical lines.
+// Draws ReportData as SVG: three panels (loss over steps, mAP over epochs, RSS over steps with each
+// tier's limit over the steps it was in force), each with axes, ticks and labels, and the tier
+// moves as labelled vertical lines; labels are placed where no other label or limit line is.
 // Elements a reader (or a test) looks for carry a class: loss, map50, map50-95, rss,
-// memory-limit, tier-move.
+// memory-limit, tier-move, tier-start, panel, x-tick and y-tick (with data-value).
 #include "ctl/report.hpp"
 
 #include <algorithm>
@@ -10,7 +11,10 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <optional>
+#include <set>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include "common/atomic_file.hpp"
@@ -111,14 +115,18 @@ void draw_axes(Svg& svg, const Panel& p, const std::string& title, const std::st
                const std::string& y_title, const std::function<std::string(double)>& y_label,
                bool integer_x) {
     svg.text(p.left(), p.top - 10, title, "class=\"panel-title\" font-weight=\"bold\"");
+    // Each tick mark carries its value (data-value), so that a reader of the SVG can map data
+    // onto the panel as the drawn axis does.
     for (double t : nice_ticks(p.y_lo, p.y_hi, 5)) {
         svg.line(p.left(), p.y(t), p.right(), p.y(t), "stroke=\"#e5e5e5\"");
-        svg.line(p.left() - 5, p.y(t), p.left(), p.y(t), "stroke=\"#333\"");
+        svg.line(p.left() - 5, p.y(t), p.left(), p.y(t),
+                 "class=\"y-tick\" data-value=\"" + tick_label(t) + "\" stroke=\"#333\"");
         svg.text(p.left() - 8, p.y(t) + 4, y_label(t), "text-anchor=\"end\"");
     }
     for (double t : nice_ticks(p.x_lo, p.x_hi, 8)) {
         if (integer_x && t != std::floor(t)) continue;
-        svg.line(p.x(t), p.bottom(), p.x(t), p.bottom() + 5, "stroke=\"#333\"");
+        svg.line(p.x(t), p.bottom(), p.x(t), p.bottom() + 5,
+                 "class=\"x-tick\" data-value=\"" + tick_label(t) + "\" stroke=\"#333\"");
         svg.text(p.x(t), p.bottom() + 18, tick_label(t), "text-anchor=\"middle\"");
     }
     svg.raw("<rect x=\"" + num(p.left()) + "\" y=\"" + num(p.top) + "\" width=\"" +
@@ -135,28 +143,120 @@ void no_data(Svg& svg, const Panel& p, const std::string& what) {
              "text-anchor=\"middle\" fill=\"#888\"");
 }
 
-// The tier moves as vertical lines across a step panel, labelled with the tier moved to.
-void draw_tier_moves(Svg& svg, const Panel& p, const ReportData& d) {
+// A rectangle of the picture.
+struct Box {
+    double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+    bool overlaps(const Box& o) const { return x0 < o.x1 && o.x0 < x1 && y0 < o.y1 && o.y0 < y1; }
+};
+
+// How wide `text` is drawn at `size` px, estimated on the generous side for common sans-serif
+// faces (DejaVu Sans, the widest of them, included): per character class, and never under
+// 0.6 em a character.
+double text_width(const std::string& text, double size) {
+    double em = 0;
+    std::size_t characters = 0;
+    for (unsigned char c : text) {
+        if ((c & 0xC0) == 0x80) continue;  // a UTF-8 continuation byte
+        ++characters;
+        if (std::string_view("iljI.,:;!|' ").find(static_cast<char>(c)) != std::string_view::npos)
+            em += 0.34;
+        else if (std::string_view("ftr()[]-").find(static_cast<char>(c)) != std::string_view::npos)
+            em += 0.45;
+        else if (std::string_view("mwMW@%").find(static_cast<char>(c)) != std::string_view::npos)
+            em += 1.0;
+        else if (std::isupper(c) || std::isdigit(c) || c >= 0x80)
+            em += 0.74;
+        else
+            em += 0.64;
+    }
+    return std::max(em, 0.6 * static_cast<double>(characters)) * size;
+}
+
+// The box of a line of text whose baseline starts at (x, y), with a pixel to spare all round.
+Box text_box(double x, double y, const std::string& text, double size) {
+    return {x - 1, y - 0.8 * size - 1, x + text_width(text, size) + 1, y + 0.25 * size + 1};
+}
+
+// What is already drawn where labels go in one panel: a label is placed only where it fits
+// inside the panel and overlaps nothing taken.
+class Occupied {
+  public:
+    explicit Occupied(const Panel& p) : m_panel(p) {}
+    bool free(const Box& b) const {
+        if (b.x0 < m_panel.left() || b.x1 > m_panel.right() || b.y0 < m_panel.top ||
+            b.y1 > m_panel.bottom())
+            return false;
+        return std::none_of(m_taken.begin(), m_taken.end(),
+                            [&](const Box& t) { return t.overlaps(b); });
+    }
+    void take(const Box& b) { m_taken.push_back(b); }
+
+  private:
+    Panel m_panel;
+    std::vector<Box> m_taken;
+};
+
+constexpr double label_size = 12;
+constexpr double reason_size = 11;
+constexpr double label_row = 16;  // one row of tier labels
+const char* const tier_colour = "#b35900";
+
+// A tier's name and, after it on the same line, why the job came to it (smaller).
+struct TierLabel {
+    std::string name, reason;
+    double x = 0, y = 0;  // where the text starts
+    // The reason is estimated at the name's size: a little wider than it is drawn.
+    Box box() const {
+        return text_box(x, y, reason.empty() ? name : name + " " + reason, label_size);
+    }
+    double width() const { return box().x1 - box().x0 - 2; }
+};
+
+// Puts `label` beside the vertical line at x, in the first row from the top where it fits: to
+// the right of the line, else to its left. False when no row has room.
+bool place_beside(TierLabel* label, double x, const Panel& p, Occupied* taken) {
+    for (bool right : {true, false})
+        for (double y = p.top + 14; y + 4 <= p.bottom(); y += label_row) {
+            label->x = right ? x + 4 : x - 4 - label->width();
+            label->y = y;
+            if (taken->free(label->box())) {
+                taken->take(label->box());
+                return true;
+            }
+        }
+    return false;
+}
+
+void draw_label(Svg& svg, const TierLabel& label, const std::string& cls) {
+    std::string reason;
+    if (!label.reason.empty())
+        reason = "<tspan dx=\"4\" font-size=\"" + tick_label(reason_size) + "\">" +
+                 xml_escape(label.reason) + "</tspan>";
+    svg.raw("<text x=\"" + num(label.x) + "\" y=\"" + num(label.y) + "\" " +
+            (cls.empty() ? "" : "class=\"" + cls + "\" ") + "fill=\"" + tier_colour + "\">" +
+            xml_escape(label.name) + reason + "</text>");
+}
+
+// The tier moves as vertical lines across a step panel, labelled with the tier moved to and the
+// reason. Each label goes where no other label (and nothing in `taken`) is; a move whose label
+// finds no room keeps its line and its tooltip.
+void draw_tier_moves(Svg& svg, const Panel& p, const ReportData& d, Occupied* taken) {
     // The tier the job started at, even when it left it before a step was done.
     const std::string first = !d.tiers_used.empty() ? d.tiers_used.front()
                               : !d.steps.empty()    ? d.steps.front().tier
                                                     : std::string();
-    if (!first.empty())
-        svg.text(p.left() + 4, p.top + 14, first, "class=\"tier-start\" fill=\"#b35900\"");
-    // Moves close together (a failed promotion comes back at the step it left), or close to the
-    // start label, get their labels one below the other.
-    double last_x = first.empty() ? -1e9 : p.left();
-    int level = 0;
+    if (!first.empty()) {
+        TierLabel start{first, "", 0, 0};
+        if (place_beside(&start, p.left(), p, taken)) draw_label(svg, start, "tier-start");
+    }
     for (const auto& m : d.tier_moves) {
         const double x = p.x(std::clamp<double>(m.step, p.x_lo, p.x_hi));
-        level = x - last_x < 90 ? (level + 1) % 6 : 0;
-        last_x = x;
-        const double label_y = p.top + 14 + level * 32;
         svg.raw("<g class=\"tier-move\" data-step=\"" + std::to_string(m.step) + "\" data-to=\"" +
                 xml_escape(m.to) + "\">");
-        svg.line(x, p.top, x, p.bottom(), "stroke=\"#b35900\" stroke-dasharray=\"5,4\"");
-        svg.text(x + 4, label_y, m.to, "fill=\"#b35900\"");
-        svg.text(x + 4, label_y + 14, "(" + m.reason + ")", "fill=\"#b35900\" font-size=\"11\"");
+        svg.line(x, p.top, x, p.bottom(),
+                 std::string("stroke=\"") + tier_colour + "\" stroke-dasharray=\"5,4\"");
+        TierLabel label{m.to, "(" + m.reason + ")", 0, 0};
+        if (place_beside(&label, x, p, taken)) draw_label(svg, label, "");
         svg.raw("<title>" +
                 xml_escape(m.from + " -> " + m.to + " at step " + std::to_string(m.step) + " (" +
                            m.reason + ")") +
@@ -170,6 +270,7 @@ Panel step_panel(const ReportData& d, double top) {
     p.x_lo = 0;
     p.x_hi = std::max<double>(d.steps.empty() ? 1 : d.steps.back().step, 1);
     for (const auto& m : d.tier_moves) p.x_hi = std::max<double>(p.x_hi, m.step);
+    for (const auto& s : d.tier_stretches) p.x_hi = std::max<double>(p.x_hi, s.to);
     return p;
 }
 
@@ -188,7 +289,8 @@ void draw_loss(Svg& svg, const ReportData& d, double top) {
     std::vector<std::pair<double, double>> points;
     for (const auto* s : finite) points.emplace_back(p.x(s->step), p.y(s->loss));
     svg.polyline(points, "loss", "stroke=\"#1f77b4\" stroke-width=\"1.5\"");
-    draw_tier_moves(svg, p, d);
+    Occupied taken(p);
+    draw_tier_moves(svg, p, d, &taken);
 }
 
 void draw_map(Svg& svg, const ReportData& d, double top) {
@@ -226,13 +328,31 @@ void draw_map(Svg& svg, const ReportData& d, double top) {
     svg.text(lx + 26, p.top + 36, "mAP@0.5:0.95");
 }
 
+// The stretches of steps each tier was in force: from the journal, else (a run directory without
+// launches in its journal) from the tier each step was recorded at.
+std::vector<TierStretch> stretches(const ReportData& d) {
+    if (!d.tier_stretches.empty()) return d.tier_stretches;
+    std::vector<TierStretch> out;
+    for (std::size_t i = 0; i < d.steps.size(); ++i) {
+        if (out.empty() || out.back().tier != d.steps[i].tier)
+            out.push_back({d.steps[i].tier, i == 0 ? 0 : d.steps[i - 1].step, d.steps[i].step});
+        out.back().to = d.steps[i].step;
+    }
+    return out;
+}
+
 void draw_memory(Svg& svg, const ReportData& d, double top) {
     Panel p = step_panel(d, top);
+    const auto spans = stretches(d);
+    auto limit_of = [&](const std::string& tier) -> std::optional<std::uint64_t> {
+        const auto it = d.tier_limits.find(tier);
+        return it == d.tier_limits.end() ? std::nullopt : std::optional<std::uint64_t>(it->second);
+    };
     double max_bytes = 1;
     for (const auto& s : d.steps) max_bytes = std::max(max_bytes, static_cast<double>(s.rss));
-    for (const auto& s : d.steps)
-        if (auto it = d.tier_limits.find(s.tier); it != d.tier_limits.end())
-            max_bytes = std::max(max_bytes, static_cast<double>(it->second));
+    for (const auto& s : spans)
+        if (auto limit = limit_of(s.tier))
+            max_bytes = std::max(max_bytes, static_cast<double>(*limit));
     const bool gib = max_bytes >= 1024.0 * 1024 * 1024;
     const double unit = gib ? 1024.0 * 1024 * 1024 : 1024.0 * 1024;
     p.y_lo = 0;
@@ -240,31 +360,73 @@ void draw_memory(Svg& svg, const ReportData& d, double top) {
     const std::string unit_name = gib ? "GiB" : "MiB";
     draw_axes(svg, p, "Worker memory (RSS) and the tier's limit", "optimizer step",
               "RSS (" + unit_name + ")", tick_label, true);
-    if (d.steps.empty()) return no_data(svg, p, "steps");
-    std::vector<std::pair<double, double>> points;
-    for (const auto& s : d.steps) points.emplace_back(p.x(s.step), p.y(s.rss / unit));
-    // The limit of each stretch of steps at one tier, from where the stretch starts.
-    for (std::size_t i = 0; i < d.steps.size();) {
-        std::size_t j = i;
-        while (j + 1 < d.steps.size() && d.steps[j + 1].tier == d.steps[i].tier) ++j;
-        if (auto it = d.tier_limits.find(d.steps[i].tier); it != d.tier_limits.end()) {
-            const double start = i == 0 ? p.x_lo : d.steps[i - 1].step;
-            const double y = p.y(it->second / unit);
-            const double x0 = p.x(start), x1 = p.x(d.steps[j].step);
-            svg.raw("<g class=\"memory-limit\" data-tier=\"" + xml_escape(d.steps[i].tier) + "\">");
-            svg.line(x0, y, x1, y, "stroke=\"#d62728\" stroke-dasharray=\"8,4\"");
-            const bool wide = x1 - x0 > 160;  // else the label starts at the stretch's start
-            // Below the line near the top, where the tier labels are.
-            const double text_y = y - p.top < 60 ? y + 14 : y - 4;
-            svg.text(wide ? x1 - 4 : x0 + 4, text_y,
-                     d.steps[i].tier + " limit " + format_size(it->second),
-                     std::string(wide ? "text-anchor=\"end\" " : "") + "fill=\"#d62728\"");
-            svg.raw("</g>");
-        }
-        i = j + 1;
+    if (d.steps.empty() && spans.empty()) return no_data(svg, p, "steps");
+
+    // Each tier's limit over each stretch it was in force (at least a few pixels wide, so that a
+    // tier left before its first step still shows its limit). The lines are placed first, so
+    // that no label is drawn across one.
+    struct Segment {
+        const TierStretch* span;
+        std::uint64_t limit;
+        double x0, x1, y;
+        std::string label;  // "" when its tier's label is at another stretch, or finds no room
+        double label_x = 0, label_y = 0;
+    };
+    std::vector<Segment> segments;
+    Occupied taken(p);
+    for (const auto& s : spans) {
+        const auto limit = limit_of(s.tier);
+        if (!limit) continue;
+        const double x0 = p.x(s.from);
+        const double x1 = std::max(p.x(s.to), std::min(x0 + 6, p.right()));
+        segments.push_back({&s, *limit, x0, x1, p.y(*limit / unit), "", 0, 0});
+        taken.take({x0, segments.back().y - 1.5, x1, segments.back().y + 1.5});
     }
-    svg.polyline(points, "rss", "stroke=\"#ff7f0e\" stroke-width=\"1.5\"");
-    draw_tier_moves(svg, p, d);
+    if (!d.steps.empty()) {
+        std::vector<std::pair<double, double>> points;
+        for (const auto& s : d.steps) points.emplace_back(p.x(s.step), p.y(s.rss / unit));
+        svg.polyline(points, "rss", "stroke=\"#ff7f0e\" stroke-width=\"1.5\"");
+    }
+    draw_tier_moves(svg, p, d, &taken);
+
+    // One label per tier, beside the widest of its stretches that has room: above the line or
+    // below it, at the stretch's end or its start.
+    std::vector<Segment*> widest_first;
+    for (auto& g : segments) widest_first.push_back(&g);
+    std::stable_sort(
+        widest_first.begin(), widest_first.end(),
+        [](const Segment* a, const Segment* b) { return a->x1 - a->x0 > b->x1 - b->x0; });
+    std::set<std::string> labelled;
+    for (Segment* g : widest_first) {
+        const std::string& tier = g->span->tier;
+        if (labelled.count(tier)) continue;
+        const std::string text = tier + " limit " + format_size(g->limit);
+        const double w = text_width(text, label_size);
+        for (double y : {g->y - 6, g->y + 13}) {
+            for (double x : {g->x1 - 4 - w, g->x0 + 4}) {
+                const Box b = text_box(x, y, text, label_size);
+                if (!taken.free(b)) continue;
+                taken.take(b);
+                g->label = text;
+                g->label_x = x;
+                g->label_y = y;
+                labelled.insert(tier);
+                break;
+            }
+            if (labelled.count(tier)) break;
+        }
+    }
+    for (const auto& g : segments) {
+        const TierStretch& s = *g.span;
+        svg.raw("<g class=\"memory-limit\" data-tier=\"" + xml_escape(s.tier) + "\" data-from=\"" +
+                std::to_string(s.from) + "\" data-to=\"" + std::to_string(s.to) + "\">");
+        svg.line(g.x0, g.y, g.x1, g.y, "stroke=\"#d62728\" stroke-dasharray=\"8,4\"");
+        if (!g.label.empty()) svg.text(g.label_x, g.label_y, g.label, "fill=\"#d62728\"");
+        svg.raw("<title>" +
+                xml_escape(s.tier + " limit " + format_size(g.limit) + ", steps " +
+                           std::to_string(s.from) + " to " + std::to_string(s.to)) +
+                "</title></g>");
+    }
 }
 
 std::vector<std::string> header_lines(const ReportData& d) {
@@ -301,11 +463,17 @@ std::string svg_element(const ReportData& d) {
     y += 8;
     for (const auto& line : header) body.text(20, y += line_height, line, "class=\"header\"");
     double top = y + 50;
+    body.raw("<g class=\"panel\" data-panel=\"loss\">");
     draw_loss(body, d, top);
+    body.raw("</g>");
     top += panel_height + panel_gap;
+    body.raw("<g class=\"panel\" data-panel=\"map\">");
     draw_map(body, d, top);
+    body.raw("</g>");
     top += panel_height + panel_gap;
+    body.raw("<g class=\"panel\" data-panel=\"memory\">");
     draw_memory(body, d, top);
+    body.raw("</g>");
     const double height = top + panel_height + 50;
     return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) + "\" height=\"" +
            num(height) + "\" viewBox=\"0 0 " + num(width) + " " + num(height) +

@@ -45,6 +45,8 @@ class JournalWalk {
 
     void operator()(const LaunchEvent& e) {
         ++m_data->launches;
+        const std::int64_t from = std::max<std::int64_t>(e.resume_step, 0);
+        m_launches.push_back(Stretch{{e.tier, from, from}, false, false});
         auto& used = m_data->tiers_used;
         if (std::find(used.begin(), used.end(), e.tier) == used.end()) used.push_back(e.tier);
         if (m_pending_move) {
@@ -59,6 +61,12 @@ class JournalWalk {
     }
     void operator()(const HelloEvent& e) {
         if (e.total_steps > 0) m_data->total_steps = e.total_steps;
+        if (!m_launches.empty() && !m_launches.back().hello && e.resumed_step >= 0) {
+            auto& s = m_launches.back();
+            s.hello = true;
+            s.span.from = e.resumed_step;
+            s.span.to = std::max(s.span.to, e.resumed_step);
+        }
         // The worker's own word on where it resumed beats the supervisor's expectation.
         if (m_placed_move && e.resumed_step >= 0)
             m_data->tier_moves[*m_placed_move].step = e.resumed_step;
@@ -67,6 +75,11 @@ class JournalWalk {
     void operator()(const ExitEvent& e) {
         ++m_data->exits_by_class[e.exit_class];
         if (e.step >= 0) m_last_exit_step = e.step;
+        if (!m_launches.empty() && !m_launches.back().ended) {
+            auto& s = m_launches.back();
+            s.ended = true;
+            if (e.step >= 0) s.span.to = std::max(s.span.from, e.step);
+        }
     }
     void operator()(const TierMoveEvent& e) {
         finish_pending();
@@ -94,7 +107,32 @@ class JournalWalk {
         m_pending_move.reset();
     }
 
+    /// Each launch's stretch of steps, once the steps are known: a launch with no exit yet (the
+    /// one training now, or one whose supervisor was killed) runs to the last step recorded at
+    /// its tier. Consecutive launches at one tier make one stretch.
+    void finish_stretches() {
+        auto& out = m_data->tier_stretches;
+        for (auto& launch : m_launches) {
+            TierStretch s = launch.span;
+            if (!launch.ended)
+                for (const auto& step : m_data->steps)
+                    if (step.tier == s.tier && step.step > s.to) s.to = step.step;
+            if (!out.empty() && out.back().tier == s.tier) {
+                out.back().from = std::min(out.back().from, s.from);
+                out.back().to = std::max(out.back().to, s.to);
+            } else {
+                out.push_back(s);
+            }
+        }
+    }
+
   private:
+    struct Stretch {
+        TierStretch span;
+        bool hello = false;  // the worker said where it resumed
+        bool ended = false;  // its exit is in the journal
+    };
+    std::vector<Stretch> m_launches;
     void end(const char* name, const std::string& message) {
         m_data->job_end = name;
         m_data->job_end_message = message;
@@ -164,6 +202,7 @@ ReportData read_report_data(const std::string& run_dir) {
     for (const auto& event : events) std::visit(walk, event);
     walk.finish_pending();
     add_metrics(&data, records);
+    walk.finish_stretches();
     add_tier_limits(&data);
     return data;
 }

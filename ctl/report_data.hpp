@@ -37,11 +37,21 @@ struct TierMark {
     std::string reason;
 };
 
+/// The steps one tier was in force: a launch's tier from the step it resumed at to the last step
+/// it reported (consecutive launches at one tier joined). A tier left before its first step has
+/// from == to. Stretches may overlap when a resume redoes steps.
+struct TierStretch {
+    std::string tier;
+    std::int64_t from = 0;
+    std::int64_t to = 0;
+};
+
 struct ReportData {
     std::string run_dir;
     std::vector<StepPoint> steps;    ///< by step, one per step
     std::vector<EpochPoint> epochs;  ///< evaluated epochs only, by epoch
     std::vector<TierMark> tier_moves;
+    std::vector<TierStretch> tier_stretches;           ///< in launch order, from the journal
     std::vector<std::string> tiers_used;               ///< in order of first launch
     std::map<std::string, int> exits_by_class;         ///< "oom" -> 1, "done" -> 1, ...
     std::map<std::string, std::uint64_t> tier_limits;  ///< memory_limit > 0, where known

@@ -39,7 +39,7 @@ TEST(IntegrationReport, DrawsTheTierMoveOfARealRun) {
                              "\" data-to=\"small\">"),
               2u)
         << svg;
-    EXPECT_NE(svg.find(">(oom)</text>"), std::string::npos);
+    EXPECT_NE(svg.find(">(oom)</tspan></text>"), std::string::npos);
     EXPECT_NE(svg.find("exits by class: done 1, oom 1"), std::string::npos);
 
     std::set<std::int64_t> steps;
