@@ -200,6 +200,8 @@ constexpr double label_size = 12;
 constexpr double reason_size = 11;
 constexpr double label_row = 16;  // one row of tier labels
 const char* const tier_colour = "#b35900";
+// A white outline under a label's letters, so that it reads where a curve passes under it.
+const char* const halo = "stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\"";
 
 // A tier's name and, after it on the same line, why the job came to it (smaller).
 struct TierLabel {
@@ -233,8 +235,8 @@ void draw_label(Svg& svg, const TierLabel& label, const std::string& cls) {
         reason = "<tspan dx=\"4\" font-size=\"" + tick_label(reason_size) + "\">" +
                  xml_escape(label.reason) + "</tspan>";
     svg.raw("<text x=\"" + num(label.x) + "\" y=\"" + num(label.y) + "\" " +
-            (cls.empty() ? "" : "class=\"" + cls + "\" ") + "fill=\"" + tier_colour + "\">" +
-            xml_escape(label.name) + reason + "</text>");
+            (cls.empty() ? "" : "class=\"" + cls + "\" ") + "fill=\"" + tier_colour + "\" " + halo +
+            ">" + xml_escape(label.name) + reason + "</text>");
 }
 
 // The tier moves as vertical lines across a step panel, labelled with the tier moved to and the
@@ -421,7 +423,8 @@ void draw_memory(Svg& svg, const ReportData& d, double top) {
         svg.raw("<g class=\"memory-limit\" data-tier=\"" + xml_escape(s.tier) + "\" data-from=\"" +
                 std::to_string(s.from) + "\" data-to=\"" + std::to_string(s.to) + "\">");
         svg.line(g.x0, g.y, g.x1, g.y, "stroke=\"#d62728\" stroke-dasharray=\"8,4\"");
-        if (!g.label.empty()) svg.text(g.label_x, g.label_y, g.label, "fill=\"#d62728\"");
+        if (!g.label.empty())
+            svg.text(g.label_x, g.label_y, g.label, std::string("fill=\"#d62728\" ") + halo);
         svg.raw("<title>" +
                 xml_escape(s.tier + " limit " + format_size(g.limit) + ", steps " +
                            std::to_string(s.from) + " to " + std::to_string(s.to)) +
