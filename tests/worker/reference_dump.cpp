@@ -3,7 +3,10 @@
 // evaluation written from its definition).
 //
 //   reference_dump ciou      {"a": [[cx, cy, w, h], ...], "b": [...]}
-//                            -> {"ciou": [...]}            (float64, pairwise by row)
+//                            -> {"ciou": [...],            (float64, pairwise by row)
+//                                "grad": [[d/dcx, d/dcy, d/dw, d/dh], ...]}
+//                                                          (of each CIoU w.r.t. its box a, the
+//                                                          predicted box of the loss)
 //   reference_dump nms       {"boxes": [[x1, y1, x2, y2], ...], "scores": [...],
 //                             "classes": [...], "iou": t}
 //                            -> {"keep": [...]}            (indices, highest score first)
@@ -46,11 +49,21 @@ eval::Box box_of(const json& j) {
 }
 
 json ciou(const json& req) {
-    const auto a = rows_f64(req.at("a"));
+    const auto a = rows_f64(req.at("a")).requires_grad_(true);
     const auto b = rows_f64(req.at("b"));
-    const auto out = train::complete_iou(a, b).contiguous();
-    std::vector<double> values(out.data_ptr<double>(), out.data_ptr<double>() + out.numel());
-    return {{"ciou", values}};
+    const auto out = train::complete_iou(a, b);
+    // Each CIoU depends on its own row of a only, so the gradient of their sum holds every
+    // row's gradient.
+    out.sum().backward();
+    const auto value = out.detach().contiguous();
+    const auto grad = a.grad().contiguous();
+    std::vector<double> values(value.data_ptr<double>(), value.data_ptr<double>() + value.numel());
+    json grads = json::array();
+    for (std::int64_t i = 0; i < grad.size(0); ++i) {
+        const double* row = grad.data_ptr<double>() + i * 4;
+        grads.push_back(std::vector<double>(row, row + 4));
+    }
+    return {{"ciou", values}, {"grad", grads}};
 }
 
 json nms(const json& req) {
