@@ -44,16 +44,24 @@ def drop_near_ties(boxes, scores, labels, threshold):
 
 
 def compare_all(tool, checks, problems):
-    """problems: (boxes, scores, labels, threshold, what); all answered by one run of the tool.
-    Returns how many boxes torchvision keeps in each."""
-    ours = run_tool(tool, "nms", [{"boxes": b.tolist(), "scores": s.tolist(), "classes": l.tolist(),
-                                   "iou": t} for b, s, l, t, _ in problems])
+    """problems: (boxes, scores, labels, threshold, what[, max_det]); all answered by one run of
+    the tool. Returns how many boxes torchvision keeps in each, before any max_det."""
+    requests = []
+    for b, s, l, t, _, *max_det in problems:
+        request = {"boxes": b.tolist(), "scores": s.tolist(), "classes": l.tolist(), "iou": t}
+        if max_det:
+            request["max_det"] = max_det[0]
+        requests.append(request)
+    ours = run_tool(tool, "nms", requests)
     kept = []
-    for (boxes, scores, labels, threshold, what), answer in zip(problems, ours):
+    for (boxes, scores, labels, threshold, what, *max_det), answer in zip(problems, ours):
         ref = torchvision.ops.batched_nms(boxes, scores, labels, threshold).tolist()
+        kept.append(len(ref))
+        if max_det:
+            ref = ref[: max_det[0]]
+            what = f"{what}, max_det {max_det[0]}"
         checks.expect(answer["keep"] == ref, f"{what}, threshold {threshold}: ours keeps "
                       f"{answer['keep']}, torchvision keeps {ref}")
-        kept.append(len(ref))
     return kept
 
 
@@ -81,13 +89,32 @@ def main():
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     exact_problems = [(boxes, scores, labels, t, "exact overlaps") for t in [0.25, 0.5, 0.75]]
 
-    kept = compare_all(tool, checks, problems + exact_problems)
+    # max_det below the number of survivors (and once above it).
+    limited = []
+    for (boxes, scores, labels, threshold, what), max_det in zip(problems, [10, 20, 50, 100, 500]):
+        limited.append((boxes, scores, labels, threshold, what, max_det))
+
+    kept = compare_all(tool, checks, problems + exact_problems + limited)
     # The random trials must really exercise suppression (and keep plenty).
     total = sum(len(p[0]) for p in problems)
     kept_random = sum(kept[: len(problems)])
     checks.expect(0.2 * total < kept_random < 0.8 * total, f"kept {kept_random} of {total}")
     # At each threshold the pair at exactly that IoU survives, those above it do not.
-    checks.expect(kept[len(problems):] == [5, 6, 8], f"exact overlaps keep {kept[len(problems):]}")
+    exact_kept = kept[len(problems): len(problems) + len(exact_problems)]
+    checks.expect(exact_kept == [5, 6, 8], f"exact overlaps keep {exact_kept}")
+    # max_det: more survive than it allows (except the 500), and cutting the candidates to max_det
+    # before suppressing would keep something else.
+    for (boxes, scores, labels, threshold, what, max_det), survivors in zip(
+            limited, kept[len(problems) + len(exact_problems):]):
+        checks.expect((survivors > max_det) == (max_det < 500),
+                      f"{what}: {survivors} survive, max_det {max_det}")
+        if max_det < 500:
+            top = torch.argsort(scores, descending=True)[:max_det]
+            cut_first = top[torchvision.ops.batched_nms(boxes[top], scores[top], labels[top],
+                                                        threshold)].tolist()
+            full = torchvision.ops.batched_nms(boxes, scores, labels, threshold)[:max_det].tolist()
+            checks.expect(cut_first != full,
+                          f"{what}: max_det {max_det} does not tell kept from candidates")
     checks.exit()
 
 

@@ -8,7 +8,7 @@
 //                                                          (of each CIoU w.r.t. its box a, the
 //                                                          predicted box of the loss)
 //   reference_dump nms       {"boxes": [[x1, y1, x2, y2], ...], "scores": [...],
-//                             "classes": [...], "iou": t}
+//                             "classes": [...], "iou": t, "max_det": n (optional: no limit)}
 //                            -> {"keep": [...]}            (indices, highest score first)
 //   reference_dump evaluate  {"detections": [{"image", "cls", "score", "box"}], "truths":
 //                             [{"image", "cls", "box"}], "class_names": [...], "layers":
@@ -71,8 +71,8 @@ json nms(const json& req) {
     for (const auto& b : req.at("boxes")) boxes.push_back(box_of(b));
     const auto scores = req.at("scores").get<std::vector<float>>();
     const auto classes = req.at("classes").get<std::vector<int>>();
-    const auto keep = eval::nms(boxes, scores, classes, req.at("iou").get<float>(),
-                                std::numeric_limits<std::size_t>::max());
+    const auto max_det = req.value("max_det", std::numeric_limits<std::size_t>::max());
+    const auto keep = eval::nms(boxes, scores, classes, req.at("iou").get<float>(), max_det);
     return {{"keep", keep}};
 }
 
