@@ -18,15 +18,24 @@ Conventions the test fixes on both sides rather than leaving to chance:
   evaluate keeps the input order, and validation lists detections image by image, so the test
   hands our side the detections in image order. Scores are multiples of 1/64 so that many tie,
   across and within images.
-* Fewer than 100 detections per image, COCO's per-image cap (we apply none).
+* No cap on detections per image (COCO keeps the best 100 of each image; validation keeps all
+  that eval.max_detections lets through, and evaluate scores all it is given).
 * Recall points are exactly k/100. (pycocotools builds them with np.linspace, which puts some,
   e.g. 0.35 and 0.70, one rounding step above k/100; we follow the definition.)
-* A detection never has two unmatched ground truths at the same non-zero IoU (COCO's code would
-  take the last, ours the first; the definition does not say), and no IoU lies within 1e-5 of a
-  threshold without equalling it (ours computes IoU in floating point, the reference exactly).
-  IoUs exactly at a threshold do occur and count as matches on both sides.
+* A detection at the same IoU with two unmatched ground truths takes the first listed (COCO's
+  code would take the last; the definition does not say).
+* No IoU lies within 1e-5 of a threshold without equalling it (ours computes IoU in floating
+  point, the reference exactly). IoUs exactly at a threshold count as matches on both sides.
 
 Box corners are multiples of 1/8 pixel, so both sides see exactly the same numbers.
+
+Six generated data sets of 30 images, and one built by hand. The script fails unless the data
+holds what each rule is tested on, checked by evaluating the reference with the rule changed and
+requiring a different answer:
+
+* the hand-built set has detections at equal IoU with two unmatched truths, where taking the last
+  truth instead of the first changes AP, and an image with 130 detections whose 30 true positives
+  rank below 100 false positives, where COCO's cap of 100 per image changes AP.
 """
 
 import random
@@ -70,8 +79,17 @@ def average_precision(tp_flags, num_gt):
     return total / len(RECALL_POINTS)
 
 
-def reference_evaluation(detections, truths):
-    """Per class (AP@0.5, AP@0.5:0.95) as Fractions, None for a class without ground truth."""
+def reference_evaluation(detections, truths, tie="first", per_image_cap=None):
+    """Per class (AP@0.5, AP@0.5:0.95) as Fractions, None for a class without ground truth.
+
+    The keywords change a rule, to check that the data tells the rule apart: tie="last" gives a
+    detection at equal IoU with two truths the last listed (COCO's code); per_image_cap keeps
+    only the best that many detections of each image (COCO's 100)."""
+    if per_image_cap is not None:
+        by_image = {}
+        for d in sorted(detections, key=lambda d: (-d["score"], d["index"])):
+            by_image.setdefault(d["image"], []).append(d)
+        detections = [d for kept in by_image.values() for d in kept[:per_image_cap]]
     per_class = []
     for c in range(NUM_CLASSES):
         gts = {}
@@ -95,7 +113,9 @@ def reference_evaluation(detections, truths):
                     if matched[d["image"]][g]:
                         continue
                     o = iou(d["box"], box)
-                    if o >= t and (best is None or o > best_iou):
+                    reached = o >= t
+                    better = best is None or o > best_iou or (tie == "last" and o == best_iou)
+                    if reached and better:
                         best, best_iou = g, o
                 if best is not None:
                     matched[d["image"]][best] = True
@@ -207,10 +227,37 @@ def request_for(truths, detections):
     }
 
 
-def check_dataset(checks, seed, truths, detections, with_gt, ours):
-    ref = reference_evaluation(detections, truths)
-    what = f"data set {seed}"
+def hand_built_dataset():
+    """Equal-IoU truths and an image with more than 100 detections (see the module's notes)."""
+    truths, detections = [], []
 
+    def detect(image, cls, score, box):
+        detections.append({"image": image, "cls": cls, "score": score, "box": box,
+                           "index": len(detections)})
+
+    # Images 0 and 1, class 0: truths A = [0, 0, 40, 40] and B = A moved 24 right. The first
+    # detection, A moved 12 right, overlaps each by 28 x 40: IoU 1120 / 2080 with both. The second
+    # is A itself (IoU 1/4 with B). Taking the first listed truth, image 0 (A listed first) gets
+    # one hit and one miss, image 1 (B listed first) two hits; taking the last, the reverse.
+    for image, first, second in [(0, "A", "B"), (1, "B", "A")]:
+        boxes = {"A": [0, 0, 40, 40], "B": [24, 0, 64, 40]}
+        truths += [{"image": image, "cls": 0, "box": boxes[name]} for name in (first, second)]
+        detect(image, 0, 0.9 - 0.2 * image, [12, 0, 52, 40])
+        detect(image, 0, 0.8 - 0.2 * image, boxes["A"])
+    # Image 2, class 8: 30 truths on a grid in the left half; 100 false positives in the right
+    # half scored above 30 exact hits.
+    for k in range(30):
+        x, y = 10 + 50 * (k % 6), 10 + 50 * (k // 6)
+        truths.append({"image": 2, "cls": 8, "box": [x, y, x + 40, y + 40]})
+    for k in range(100):
+        x, y = 340 + 48 * (k % 6), 10 + 36 * (k // 6)
+        detect(2, 8, 0.99 - 0.004 * k, [x, y, x + 40, y + 40])
+    for k in range(30):
+        detect(2, 8, 0.5 - 0.01 * k, truths[-30 + k]["box"])
+    return truths, detections
+
+
+def compare(checks, what, truths, detections, ref, ours):
     for c in range(NUM_CLASSES):
         row = ours["classes"][c]
         if ref[c] is None:
@@ -231,29 +278,49 @@ def check_dataset(checks, seed, truths, detections, with_gt, ours):
         checks.close(layer["map50_95"], None if m50_95 is None else float(m50_95), TOL,
                      f"{what}, {name} mAP@0.5:0.95")
 
+
+def check_dataset(checks, seed, truths, detections, with_gt, ours):
+    ref = reference_evaluation(detections, truths)
+    what = f"data set {seed}"
+    compare(checks, what, truths, detections, ref, ours)
+
     # The data set has what the comparison is about.
-    per_image = {}
-    for d in detections:
-        per_image[d["image"]] = per_image.get(d["image"], 0) + 1
     scores = [d["score"] for d in detections]
-    checks.expect(max(per_image.values()) < 100, f"{what}: over 100 detections in one image")
     checks.expect(len(scores) - len(set(scores)) > 20, f"{what}: too few tied scores")
     checks.expect(any(d["cls"] not in with_gt for d in detections),
                   f"{what}: no detection of a class without ground truth")
-    defined = [float(v) for v in ap50 if v is not None]
+    defined = [float(r[0]) for r in ref if r is not None]
     checks.expect(0.2 < min(defined) and max(defined) < 1 and len(set(defined)) > 5,
                   f"{what}: AP@0.5 per class too uniform to tell rules apart: {defined}")
+
+
+def check_hand_built(checks, truths, detections, ours):
+    ref = reference_evaluation(detections, truths)
+    compare(checks, "hand-built set", truths, detections, ref, ours)
+    per_image = {}
+    for d in detections:
+        per_image[d["image"]] = per_image.get(d["image"], 0) + 1
+    checks.expect(max(per_image.values()) > 100, "hand-built set: no image with over 100 detections")
+    checks.expect(reference_evaluation(detections, truths, tie="last") != ref,
+                  "hand-built set: the last truth at equal IoU gives the same AP as the first")
+    checks.expect(reference_evaluation(detections, truths, per_image_cap=100) != ref,
+                  "hand-built set: keeping 100 detections per image changes nothing")
 
 
 def main():
     tool = tool_from_argv()
     checks = Failures("mAP vs a COCO-style evaluation")
     datasets = [make_dataset(seed) for seed in range(6)]
-    answers = run_tool(tool, "evaluate", [request_for(t, d) for t, d, _ in datasets])
+    hand_truths, hand_detections = hand_built_dataset()
+    answers = run_tool(tool, "evaluate", [request_for(t, d) for t, d, _ in datasets] +
+                       [request_for(hand_truths, hand_detections)])
     for seed, ((truths, detections, with_gt), ours) in enumerate(zip(datasets, answers)):
         check_dataset(checks, seed, truths, detections, with_gt, ours)
         print(f"data set {seed}: 30 images, {len(truths)} ground truths, "
               f"{len(detections)} detections")
+    check_hand_built(checks, hand_truths, hand_detections, answers[-1])
+    print(f"hand-built set: 3 images, {len(hand_truths)} ground truths, "
+          f"{len(hand_detections)} detections")
     checks.exit()
 
 
