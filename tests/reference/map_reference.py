@@ -33,21 +33,48 @@ Six generated data sets of 30 images, and one built by hand. The script fails un
 holds what each rule is tested on, checked by evaluating the reference with the rule changed and
 requiring a different answer:
 
+* every generated set has a detection at IoU exactly 0.65, 0.7, 0.9 and 0.95 with the only truth
+  it overlaps (planted in images 0 to 3). Our IoU is a float: at these four thresholds the float
+  nearest to the exact IoU lies below the threshold (0.95 -> 0.94999999), so without the 1e-6
+  allowance ours would call them misses; the reference evaluated that way must differ.
 * the hand-built set has detections at equal IoU with two unmatched truths, where taking the last
   truth instead of the first changes AP, and an image with 130 detections whose 30 true positives
   rank below 100 false positives, where COCO's cap of 100 per image changes AP.
 """
 
 import random
+import struct
 from fractions import Fraction
 
 from reference_common import Failures, run_tool, tool_from_argv
 
 THRESHOLDS = [Fraction(50 + 5 * i, 100) for i in range(10)]
+# The thresholds as metrics.cpp computes them (0.50 + 0.05 i, in double).
+FLOAT_THRESHOLDS = [0.50 + 0.05 * i for i in range(10)]
 RECALL_POINTS = [Fraction(k, 100) for k in range(101)]
 LAYERS = [("layer_1", 0, 7), ("layer_2", 7, 7), ("layer_3", 14, 3)]
 NUM_CLASSES = 17
 TOL = 1e-6
+
+
+def float32(x):
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def float_iou(a, b):
+    """IoU as eval::iou computes it: in double from the float corners, rounded to float."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float32(inter / union)
+
+
+# The exact thresholds whose nearest float lies below the threshold metrics.cpp compares with: an
+# IoU exactly there needs the allowance. (0.65, 0.7, 0.9 and 0.95.)
+ROUNDED_BELOW = [t for t, f in zip(THRESHOLDS, FLOAT_THRESHOLDS) if float32(float(t)) < f]
 
 
 def iou(a, b):
@@ -79,12 +106,13 @@ def average_precision(tp_flags, num_gt):
     return total / len(RECALL_POINTS)
 
 
-def reference_evaluation(detections, truths, tie="first", per_image_cap=None):
+def reference_evaluation(detections, truths, tie="first", per_image_cap=None, float_iou_only=False):
     """Per class (AP@0.5, AP@0.5:0.95) as Fractions, None for a class without ground truth.
 
     The keywords change a rule, to check that the data tells the rule apart: tie="last" gives a
     detection at equal IoU with two truths the last listed (COCO's code); per_image_cap keeps
-    only the best that many detections of each image (COCO's 100)."""
+    only the best that many detections of each image (COCO's 100); float_iou_only compares the
+    float IoU with the double threshold as ours would without its allowance."""
     if per_image_cap is not None:
         by_image = {}
         for d in sorted(detections, key=lambda d: (-d["score"], d["index"])):
@@ -104,7 +132,7 @@ def reference_evaluation(detections, truths, tie="first", per_image_cap=None):
         ranked = sorted((d for d in detections if d["cls"] == c),
                         key=lambda d: (-d["score"], d["image"], d["index"]))
         aps = []
-        for t in THRESHOLDS:
+        for t, float_t in zip(THRESHOLDS, FLOAT_THRESHOLDS):
             matched = {image: [False] * len(boxes) for image, boxes in gts.items()}
             flags = []
             for d in ranked:
@@ -112,8 +140,12 @@ def reference_evaluation(detections, truths, tie="first", per_image_cap=None):
                 for g, box in enumerate(gts.get(d["image"], [])):
                     if matched[d["image"]][g]:
                         continue
-                    o = iou(d["box"], box)
-                    reached = o >= t
+                    if float_iou_only:
+                        o = float_iou(d["box"], box)
+                        reached = o >= float_t
+                    else:
+                        o = iou(d["box"], box)
+                        reached = o >= t
                     better = best is None or o > best_iou or (tie == "last" and o == best_iou)
                     if reached and better:
                         best, best_iou = g, o
@@ -158,9 +190,23 @@ def jitter(rng, box, amount):
 
 
 def at_exact_iou(box, t):
-    """A box sharing `box`'s left, top and bottom edges whose IoU with it is exactly t."""
+    """A box sharing `box`'s left, top and bottom edges whose IoU with it is exactly t (when w t is
+    a multiple of 1/8)."""
     w = box[2] - box[0]
     return [box[0], box[1], box[0] + w * t, box[3]]
+
+
+def planted_pair(rng, t):
+    """A truth and a detection at IoU exactly t (t a multiple of 1/20): the truth's width is a
+    multiple of 5/2, so that its fraction t is a multiple of 1/8."""
+    w = 2.5 * rng.randint(8, 80)
+    h = grid(rng.uniform(16, 200))
+    x = grid(rng.uniform(0, 640 - w))
+    y = grid(rng.uniform(0, 640 - h))
+    truth = [x, y, x + w, y + h]
+    det = at_exact_iou(truth, float(t))
+    assert iou(det, truth) == t
+    return truth, det
 
 
 def acceptable(det, truths):
@@ -180,6 +226,7 @@ def acceptable(det, truths):
 
 def make_dataset(seed, images=30):
     rng = random.Random(seed)
+    plant_rng = random.Random(1000 + seed)
     classes = list(range(NUM_CLASSES))
     rng.shuffle(classes)
     with_gt = classes[:12]  # the rest have no ground truth
@@ -207,9 +254,18 @@ def make_dataset(seed, images=30):
         for _ in range(rng.randint(0, 4)):  # false positives, some in classes without truths
             candidates.append((rng.choice(with_gt + fp_only), random_box(rng)))
         rng.shuffle(candidates)
-        for c, box in candidates:
-            det = {"image": image, "cls": c, "score": rng.randint(1, 63) / 64, "box": box,
-                   "index": len(detections)}
+        scored = [(c, box, rng.randint(1, 63) / 64) for c, box in candidates]
+        if image < len(ROUNDED_BELOW):
+            # Planted (from a generator of its own, so the rest stays as it was): a truth whose
+            # only detection lies at IoU exactly at a threshold that float rounding puts the IoU
+            # below.
+            c = plant_rng.choice(with_gt)
+            box, det = planted_pair(plant_rng, ROUNDED_BELOW[image])
+            image_truths.append({"image": image, "cls": c, "box": box})
+            truths.append(image_truths[-1])
+            scored.append((c, det, plant_rng.randint(1, 63) / 64))
+        for c, box, score in scored:
+            det = {"image": image, "cls": c, "score": score, "box": box, "index": len(detections)}
             if acceptable(det, image_truths):
                 detections.append(det)
     return truths, detections, set(with_gt)
@@ -292,6 +348,20 @@ def check_dataset(checks, seed, truths, detections, with_gt, ours):
     defined = [float(r[0]) for r in ref if r is not None]
     checks.expect(0.2 < min(defined) and max(defined) < 1 and len(set(defined)) > 5,
                   f"{what}: AP@0.5 per class too uniform to tell rules apart: {defined}")
+    # IoUs exactly at each threshold whose float rounds below it, and they decide: without the
+    # allowance (float IoU >= threshold) the answer differs.
+    at = set()
+    for d in detections:
+        for t in truths:
+            if t["image"] == d["image"] and t["cls"] == d["cls"]:
+                o = iou(d["box"], t["box"])
+                if o in ROUNDED_BELOW:
+                    at.add(o)
+    checks.expect(at == set(ROUNDED_BELOW),
+                  f"{what}: IoUs exactly at {sorted(map(float, at))}, wanted each of "
+                  f"{sorted(map(float, ROUNDED_BELOW))}")
+    checks.expect(reference_evaluation(detections, truths, float_iou_only=True) != ref,
+                  f"{what}: comparing float IoUs without the allowance changes nothing")
 
 
 def check_hand_built(checks, truths, detections, ours):
