@@ -6,7 +6,11 @@ layer computes something non-trivial. Its state dict is written as safetensors (
 8-byte little-endian header length, a JSON header, the raw bytes) and with torch.save, and once
 more under timm's names (a fixed rename table below; timm itself is not needed). torch.save
 writes dict(state_dict): LibTorch 1.13 cannot unpickle the OrderedDict itself, and the worker's
-error for one must say so. For each of the
+error for one must say so.
+
+timm is not installed here, so the timm names are checked against timm's own layout of
+efficientnet_b4 written down from timm's source (timm_efficientnet_b4_layout below): the renamed
+state dict must list exactly those names, in timm's order, with timm's shapes. For each of the
 four files, tests/worker/pretrained_dump loads it with the worker's loader (strict) and writes our
 P3/P4/P5 for one input, in eval mode and in one training-mode forward with stochastic depth off,
 plus the batch-norm running statistics after that forward. They must agree with torchvision's
@@ -17,6 +21,7 @@ Usage: pretrained_reference.py PATH/TO/pretrained_dump
 
 import copy
 import json
+import math
 import os
 import struct
 import subprocess
@@ -96,6 +101,70 @@ def timm_name(key, expands):
     return prefix + (conv + "." if rest[0] == "0" else bn + ".") + ".".join(rest[1:])
 
 
+def timm_efficientnet_b4_layout():
+    """[(name, shape)] of timm's efficientnet_b4 state dict, in its order (module registration
+    order), written down from timm's source, huggingface/pytorch-image-models at commit
+    01419346ca79f2c5612d991d00ec80d9262fadf1; independent of timm_name above:
+
+    * timm/models/efficientnet.py: efficientnet_b4() is _gen_efficientnet(channel_multiplier=1.4,
+      depth_multiplier=1.8) with arch_def ds_r1_k3_s1_e1_c16, ir_r2_k3_s2_e6_c24, ir_r2_k5_s2_e6_c40,
+      ir_r3_k3_s2_e6_c80, ir_r3_k5_s1_e6_c112, ir_r4_k5_s2_e6_c192, ir_r1_k3_s1_e6_c320 (all
+      _se0.25), stem_size 32 and num_features round_chs_fn(1280); EfficientNet.__init__ registers
+      conv_stem, bn1, blocks, conv_head, bn2, classifier (a Linear after global pooling).
+    * timm/models/_efficientnet_builder.py: round_channels = make_divisible(c x multiplier, 8,
+      round_limit 0.9); stage repeats ceil(r x depth_multiplier); each stage an nn.Sequential in
+      blocks; the SE ratio is divided by the block's exp_ratio (se_from_exp False).
+    * timm/models/_efficientnet_blocks.py: DepthwiseSeparableConv registers conv_dw, bn1, se,
+      conv_pw, bn2; InvertedResidual conv_pw, bn1, conv_dw, bn2, se, conv_pwl, bn3, with mid =
+      make_divisible(in x exp_ratio); SqueezeExcite conv_reduce, conv_expand (1x1, with bias), rd =
+      round(in x rd_ratio). Convolutions from create_conv2d have no bias.
+    * timm/layers/norm_act.py: BatchNormAct2d is an nn.BatchNorm2d (its act and drop hold no
+      tensors).
+    """
+    def make_divisible(v, divisor=8, round_limit=0.9):
+        new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+        return new_v + divisor if new_v < round_limit * v else new_v
+
+    def chs(c):
+        return make_divisible(c * 1.4)
+
+    def bn(name, c):
+        return [(f"{name}.weight", (c,)), (f"{name}.bias", (c,)), (f"{name}.running_mean", (c,)),
+                (f"{name}.running_var", (c,)), (f"{name}.num_batches_tracked", ())]
+
+    def se(prefix, c, rd):
+        return [(f"{prefix}se.conv_reduce.weight", (rd, c, 1, 1)), (f"{prefix}se.conv_reduce.bias", (rd,)),
+                (f"{prefix}se.conv_expand.weight", (c, rd, 1, 1)), (f"{prefix}se.conv_expand.bias", (c,))]
+
+    # (block type, repeats, kernel, expansion, channels) per stage; every block has se 0.25.
+    arch = [("ds", 1, 3, 1, 16), ("ir", 2, 3, 6, 24), ("ir", 2, 5, 6, 40), ("ir", 3, 3, 6, 80),
+            ("ir", 3, 5, 6, 112), ("ir", 4, 5, 6, 192), ("ir", 1, 3, 6, 320)]
+    stem = chs(32)
+    layout = [("conv_stem.weight", (stem, 3, 3, 3))] + bn("bn1", stem)
+    c_in = stem
+    for stage, (kind, repeats, k, e, c) in enumerate(arch):
+        c_out = chs(c)
+        for block in range(math.ceil(repeats * 1.8)):
+            p = f"blocks.{stage}.{block}."
+            if kind == "ds":
+                rd = round(c_in * 0.25)
+                layout += [(p + "conv_dw.weight", (c_in, 1, k, k))] + bn(p + "bn1", c_in)
+                layout += se(p, c_in, rd)
+                layout += [(p + "conv_pw.weight", (c_out, c_in, 1, 1))] + bn(p + "bn2", c_out)
+            else:
+                mid = make_divisible(c_in * e)
+                rd = round(mid * 0.25 / e)
+                layout += [(p + "conv_pw.weight", (mid, c_in, 1, 1))] + bn(p + "bn1", mid)
+                layout += [(p + "conv_dw.weight", (mid, 1, k, k))] + bn(p + "bn2", mid)
+                layout += se(p, mid, rd)
+                layout += [(p + "conv_pwl.weight", (c_out, mid, 1, 1))] + bn(p + "bn3", c_out)
+            c_in = c_out
+    head = chs(1280)
+    layout += [("conv_head.weight", (head, c_in, 1, 1))] + bn("bn2", head)
+    layout += [("classifier.weight", (1000, head)), ("classifier.bias", (1000,))]
+    return layout
+
+
 def randomise(model, generator):
     """Random batch-norm affine parameters and SE biases; running statistics from data."""
     with torch.no_grad():
@@ -169,6 +238,16 @@ def main():
 
     failures = Failures("pretrained")
     timm_state = {timm_name(k, expands): v for k, v in state.items()}
+    # The names the files below carry as timm's are timm's: every tensor of timm's layout, in its
+    # order, with its shape.
+    ours_layout = [(k, tuple(v.shape)) for k, v in timm_state.items()]
+    timm_layout = timm_efficientnet_b4_layout()
+    first = next((i for i, (a, b) in enumerate(zip(ours_layout, timm_layout)) if a != b),
+                 min(len(ours_layout), len(timm_layout)))
+    failures.expect(ours_layout == timm_layout,
+                    f"timm names: {len(ours_layout)} tensors for timm's {len(timm_layout)}; first "
+                    f"difference at {first}: ours {ours_layout[first:first + 2]}, timm's "
+                    f"{timm_layout[first:first + 2]}")
     with tempfile.TemporaryDirectory(prefix="smartcash-pretrained-") as tmp:
         input_path = os.path.join(tmp, "input.safetensors")
         save_safetensors(input_path, {"images": images})
