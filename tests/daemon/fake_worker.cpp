@@ -8,6 +8,7 @@
 //   FAKE_CHECKPOINT_EVERY  steps between checkpoints (default 5; 0: none)
 //   FAKE_EPOCH_STEPS     steps per epoch (default 10): epoch_end reports
 //   FAKE_ALLOC_MB        with FAKE_MODE=alloc: megabytes touched per step (default 16)
+//   FAKE_ALLOC_MAX_MB    with FAKE_MODE=alloc: no more growth once this much is held (0: no cap)
 //   FAKE_IGNORE_TERM     1: ignore SIGTERM (a worker that only SIGKILL ends)
 //   FAKE_HELPER          1: start a helper process (in the worker's process group, holding the
 //                        report pipe) that sleeps for a minute; its pid goes to RUN_DIR/helper.pid
@@ -221,7 +222,10 @@ int main(int argc, char** argv) {
             ::signal(SIGSEGV, SIG_DFL);
             ::raise(SIGSEGV);
         }
-        if (mode == "alloc") {
+        const std::size_t held_mb =
+            hoard.size() * static_cast<std::size_t>(env_int("FAKE_ALLOC_MB", 16));
+        const int max_mb = env_int("FAKE_ALLOC_MAX_MB", 0);
+        if (mode == "alloc" && (max_mb <= 0 || held_mb < static_cast<std::size_t>(max_mb))) {
             std::vector<char> block(static_cast<std::size_t>(env_int("FAKE_ALLOC_MB", 16)) << 20);
             for (std::size_t i = 0; i < block.size(); i += 4096) block[i] = 1;
             hoard.push_back(std::move(block));

@@ -174,7 +174,10 @@ std::string dump(const std::vector<Json>& v) {
 TEST(SupervisorShell, SoftLimitMovesDownWithNoStepLostAndFinishes) {
     Dir d("soft");
     const std::string config =
-        d.write_config(tier("big", "96MiB", "FAKE_MODE: alloc, FAKE_STEP_MS: \"30\"") +
+        // The worker's memory grows to a plateau between the soft limit (0.85 x 96 MiB) and the
+        // hard one, and stays there: the soft limit is reached however late a poll comes.
+        d.write_config(tier("big", "96MiB",
+                            "FAKE_MODE: alloc, FAKE_ALLOC_MB: \"12\", FAKE_ALLOC_MAX_MB: \"84\"") +
                        tier("small", "0", "FAKE_MODE: done, FAKE_STEPS: \"20\""));
     const pid_t pid = start_daemon(d, config);
     EXPECT_EQ(exit_code_of(wait_child(pid, 30s)), 0) << slurp(d.file("smartcashd.err"));

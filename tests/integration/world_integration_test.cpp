@@ -223,8 +223,8 @@ TEST(IntegrationWorld, AKilledRankMakesBothRelaunchFromOneCheckpointAndTheWeight
 }
 
 TEST(IntegrationWorld, AMemoryFaultOnOneRankMovesBothDownTogetherWithNoStepLost) {
-    // Rank 1's config: at big, 120 MiB more in its worker's process tree from step 4 (the
-    // ballast helper) crosses the soft limit (0.6 x 420 MiB); rank 0's has no fault at all.
+    // Rank 1's config: at big, 1200 MiB more in its worker's process tree from step 4 (the
+    // ballast helper) crosses the soft limit (0.6 x 2 GiB); rank 0's has no fault at all.
     Scratch config_dir("world-memory-config");
     const std::string config1 = config_dir.file("world-rank1.yaml");
     {
@@ -235,8 +235,8 @@ TEST(IntegrationWorld, AMemoryFaultOnOneRankMovesBothDownTogetherWithNoStepLost)
             text.replace(at, from.size(), to);
         };
         replace("micro_batch: 2, threads: 1, memory_limit: 4GiB}",
-                "micro_batch: 2, threads: 1, memory_limit: 420MiB, "
-                "env: {SMARTCASH_TEST_BALLAST: \"4:120\"}}");
+                "micro_batch: 2, threads: 1, memory_limit: 2GiB, "
+                "env: {SMARTCASH_TEST_BALLAST: \"4:1200\"}}");
         replace("soft_limit_fraction: 0.85", "soft_limit_fraction: 0.6");
         std::ofstream(config1) << text;
     }
