@@ -19,6 +19,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -174,8 +175,9 @@ struct Element {
 };
 
 std::string unescape(std::string text) {
-    for (const auto& [entity, c] : std::vector<std::pair<std::string, std::string>>{
-             {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}})
+    static const std::pair<std::string_view, std::string_view> entities[] = {
+        {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}};
+    for (const auto& [entity, c] : entities)
         for (auto at = text.find(entity); at != std::string::npos; at = text.find(entity, at + 1))
             text.replace(at, entity.size(), c);
     return text;
