@@ -7,8 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -184,18 +186,20 @@ Json state_json(const Scratch& s) {
     return Json::parse(slurp(run_dir::state(s.run())), nullptr, false);
 }
 
-int run_program(const std::vector<std::string>& argv, std::string* out) {
+int run_program(const std::vector<std::string>& argv, std::string* out, bool with_stderr) {
     int fds[2];
     if (::pipe(fds) != 0) return -1;
     const pid_t pid = ::fork();
     if (pid == 0) {
         ::dup2(fds[1], 1);
+        if (with_stderr) ::dup2(fds[1], 2);
         ::close(fds[0]);
         ::close(fds[1]);
         std::vector<char*> args;
         for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
         args.push_back(nullptr);
         ::execv(args[0], args.data());
+        std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
         ::_exit(127);
     }
     ::close(fds[1]);

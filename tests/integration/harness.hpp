@@ -96,8 +96,9 @@ std::string newest_checkpoint(const Scratch& s);
 /// The highest step metrics.jsonl records at a tier (-1: none).
 std::int64_t last_step_at_tier(const Scratch& s, const std::string& tier);
 
-/// Runs a program to its end; returns its exit code, stdout in *out.
-int run_program(const std::vector<std::string>& argv, std::string* out);
+/// Runs a program to its end; returns its exit code (-1 when it did not exit), its stdout in *out
+/// (and its stderr too with `with_stderr`).
+int run_program(const std::vector<std::string>& argv, std::string* out, bool with_stderr = false);
 
 /// Gone, or a zombie nobody has reaped yet.
 bool process_gone(int pid);

@@ -347,38 +347,14 @@ TEST(IntegrationWorld, ARankThatStopsAnsweringIsLostAndTheJobGoesOnWhenItIsBack)
     expect_finished(w.s1, "big");
 }
 
-// Runs argv; its exit status (-1 when it did not exit) and all it printed, stdout and stderr.
+// Runs argv; its exit status (-1 when it did not exit) and all it printed, stdout and stderr,
+// without the trailing blank.
 int run_with_output(const std::vector<std::string>& argv, std::string* output) {
-    int fds[2];
-    if (::pipe(fds) != 0) return -1;
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(fds[1], 1);
-        ::dup2(fds[1], 2);
-        ::close(fds[0]);
-        ::close(fds[1]);
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
-        ::_exit(127);
-    }
-    ::close(fds[1]);
-    char buf[4096];
-    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        output->append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fds[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    output->clear();
+    const int status = run_program(argv, output, /*with_stderr=*/true);
     while (!output->empty() && (output->back() == '\n' || output->back() == ' '))
         output->pop_back();
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return status;
 }
 
 // Two network namespaces joined by a veth pair, made by the test and removed after it: each rank
