@@ -174,10 +174,12 @@ TEST_F(WorldAgent, RoundsFormEndsAreReportedAndALostRankIsNoticed) {
     EXPECT_TRUE(a1->reports_of(world::PeerEnded::name).empty())
         << a1->reports_of(world::PeerEnded::name).front().dump();
 
-    // Rank 1's machine vanishes while round 1 runs: rank 0 hears of it within the timeout.
+    // Rank 1's machine vanishes while round 1 runs: rank 0 hears of it within the timeout. The
+    // clock starts before the kill, so a slow reap on a busy machine cannot shorten the time
+    // measured (the lower bound checks that the agent does not call a rank lost too early).
+    const auto killed = Clock::now();
     a1->signal(SIGKILL);
     a1->wait(30);
-    const auto killed = Clock::now();
     s.live = {a0.get()};
     const auto lost = s.nth(*a0, world::PeerEnded::name, 2, 30);
     const double after = seconds_since(killed);
