@@ -1,4 +1,4 @@
-// How one worker end is classified (DESIGN.md's exit contract) and the names of the supervisor's
+// How one worker end is classified (docs/exit-codes.md's table) and the names of the supervisor's
 // states and classes: the pure rules decide() applies, kept apart from its state machine.
 #include <csignal>
 #include <cstring>

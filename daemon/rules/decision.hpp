@@ -52,7 +52,7 @@ enum class WorkerPhase {
     joining,      ///< several ranks: waiting for every rank to join the next round (JoinWorld)
 };
 
-/// The class of one worker end (DESIGN.md, worker exit contract).
+/// The class of one worker end (docs/exit-codes.md, the table of worker ends).
 /// peer_lost: a collective failed because another rank is gone (several ranks only).
 enum class ExitClass { done, oom, oom_killed, requested, fatal, crash, hang, peer_lost };
 

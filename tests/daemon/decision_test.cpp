@@ -15,7 +15,7 @@ namespace {
 
 using namespace decision_harness;
 
-// ---- one row per row of DESIGN.md's classification table ----
+// ---- one row per row of docs/exit-codes.md's classification table ----
 
 enum class Expect { finish_done, next_tier, same_tier_backoff, finish_failed, as_asked_next_tier };
 
